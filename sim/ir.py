@@ -1,0 +1,320 @@
+"""The AER graph IR: populations, CSR projections with delays, and a readout.
+
+The single contract between training and every backend (DESIGN.md). Each node
+kind is a small frozen dataclass validated on construction; a violation raises
+:class:`IRError` naming the object and field.
+
+Semantics (tick ``t``, integer):
+
+* ``Population(kind="input")`` — a spike source; its spikes are given.
+* ``Population(kind="lif")`` — CUBA LIF (``sim.numerics``) with ``du, dv, vth``.
+* ``Projection`` — synapses ``pre[i] → post[indices[k]]`` for
+  ``k ∈ [indptr[i], indptr[i+1])`` with weight ``weights[k]``; a spike of
+  ``pre[i]`` at tick ``t`` adds ``weights[k] << weight_exp`` to the input of
+  ``post[indices[k]]`` at tick ``t + delay`` (``delay ≥ 1``).
+* ``Readout`` — ``logits[c] = Σ_{t ∈ window} Σ_i weights[c, i] · s_pre[t, i]``;
+  the prediction is ``argmax_c logits`` (first index on ties). Computed off-chip.
+* ``depth`` of a population — ticks by which it lags the zero-delay model:
+  its spikes at tick ``t + depth`` equal the model's at ``t``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import networkx as nx
+import numpy as np
+
+from sim import numerics as nm
+
+POPULATION_KINDS = ("input", "lif")
+
+
+class IRError(ValueError):
+    """An IR object is inconsistent; the message names the object and field."""
+
+    def __init__(self, where: str, field_name: str, problem: str) -> None:
+        self.where, self.field, self.problem = where, field_name, problem
+        super().__init__(f"{where}: field '{field_name}': {problem}")
+
+
+def _finite(where: str, name: str, x: np.ndarray) -> None:
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        raise IRError(where, name, "contains NaN or infinity")
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """A group of neurons sharing parameters; maps to one or more cores.
+
+    For ``numerics="loihi"`` ``du, dv ∈ [0, 4095]`` and ``vth ∈ [0, 2¹⁷−1]`` are
+    integers; for ``"float"`` ``du, dv ∈ [0, 1]`` and ``vth ≥ 0`` are reals.
+    ``shape`` is the logical layout (e.g. tokens × channels), ``prod == size``.
+    """
+
+    name: str
+    size: int
+    kind: str = "lif"
+    du: float = 0
+    dv: float = 0
+    vth: float = 0
+    shape: tuple[int, ...] = ()
+    depth: int = 0
+    role: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"population '{self.name}'"
+        if not self.name or not isinstance(self.name, str):
+            raise IRError("population", "name", f"must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.size, (int, np.integer)) or self.size < 1:
+            raise IRError(where, "size", f"must be a positive integer, got {self.size!r}")
+        if self.kind not in POPULATION_KINDS:
+            raise IRError(where, "kind", f"must be one of {POPULATION_KINDS}, got {self.kind!r}")
+        shape = tuple(int(s) for s in self.shape) or (int(self.size),)
+        object.__setattr__(self, "shape", shape)
+        if int(np.prod(shape)) != self.size:
+            raise IRError(where, "shape", f"{shape} has {int(np.prod(shape))} elements, size is {self.size}")
+        if not isinstance(self.depth, (int, np.integer)) or self.depth < 0:
+            raise IRError(where, "depth", f"must be an integer ≥ 0, got {self.depth!r}")
+        for name in ("du", "dv", "vth"):
+            x = getattr(self, name)
+            if not np.isfinite(x):
+                raise IRError(where, name, f"is {x}")
+            if x < 0:
+                raise IRError(where, name, f"must be ≥ 0, got {x}")
+
+    def check_numerics(self, numerics: str) -> None:
+        """Raise IRError unless du/dv/vth fit the numeric mode's fields."""
+        if self.kind == "input":
+            return
+        where = f"population '{self.name}'"
+        if numerics == "loihi":
+            for name, hi in (("du", nm.DU_MAX), ("dv", nm.DV_MAX), ("vth", nm.VTH_MAX)):
+                x = getattr(self, name)
+                if float(x) != int(x) or not 0 <= int(x) <= hi:
+                    raise IRError(where, name, f"must be an integer in [0, {hi}] for loihi numerics, got {x}")
+        else:
+            for name in ("du", "dv"):
+                if not 0.0 <= getattr(self, name) <= 1.0:
+                    raise IRError(where, name, f"must be in [0, 1] for float numerics, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """Static synapses pre → post in CSR form, one integer delay (ticks ≥ 1)."""
+
+    name: str
+    pre: str
+    post: str
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+    delay: int = 1
+    weight_exp: int = 0
+
+    def __post_init__(self) -> None:
+        where = f"projection '{self.name}'"
+        indptr = np.asarray(self.indptr)
+        indices = np.asarray(self.indices)
+        weights = np.asarray(self.weights)
+        for fname, arr in (("indptr", indptr), ("indices", indices)):
+            if arr.ndim != 1:
+                raise IRError(where, fname, f"must be 1-D, got shape {arr.shape}")
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise IRError(where, fname, f"must have an integer dtype, got {arr.dtype}")
+        if weights.ndim != 1:
+            raise IRError(where, "weights", f"must be 1-D, got shape {weights.shape}")
+        if not (np.issubdtype(weights.dtype, np.integer) or np.issubdtype(weights.dtype, np.floating)):
+            raise IRError(where, "weights", f"must be integer or float, got {weights.dtype}")
+        _finite(where, "weights", weights)
+        if len(indptr) < 2 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise IRError(where, "indptr", "must start at 0 and be non-decreasing with ≥ 2 entries")
+        if indptr[-1] != len(indices):
+            raise IRError(where, "indptr", f"last entry {indptr[-1]} ≠ number of synapses {len(indices)}")
+        if len(weights) != len(indices):
+            raise IRError(where, "weights", f"length {len(weights)} ≠ number of synapses {len(indices)}")
+        if not isinstance(self.delay, (int, np.integer)) or not 1 <= self.delay <= nm.MAX_DELAY:
+            raise IRError(where, "delay", f"must be an integer in [1, {nm.MAX_DELAY}], got {self.delay!r}")
+        if not isinstance(self.weight_exp, (int, np.integer)) or not -8 <= self.weight_exp <= 7:
+            raise IRError(where, "weight_exp", f"must be an integer in [-8, 7], got {self.weight_exp!r}")
+        object.__setattr__(self, "indptr", indptr.astype(np.int64, copy=False))
+        object.__setattr__(self, "indices", indices.astype(np.int32, copy=False))
+        object.__setattr__(self, "weights", weights)
+
+    @property
+    def n_synapses(self) -> int:
+        return int(len(self.indices))
+
+    @property
+    def n_pre(self) -> int:
+        return int(len(self.indptr) - 1)
+
+    def to_dense(self, n_post: int) -> np.ndarray:
+        """Weight matrix of shape (n_post, n_pre), Lava's orientation."""
+        w = np.zeros((n_post, self.n_pre), dtype=self.weights.dtype)
+        rows = np.repeat(np.arange(self.n_pre), np.diff(self.indptr))
+        w[self.indices, rows] = self.weights
+        return w
+
+    @classmethod
+    def from_dense(cls, name: str, pre: str, post: str, w: np.ndarray, **kw) -> "Projection":
+        """Build from a (n_post, n_pre) matrix; only non-zero weights become synapses."""
+        w = np.asarray(w)
+        wt = w.T                                     # rows = pre
+        mask = wt != 0
+        indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
+        pre_idx, post_idx = np.nonzero(mask)
+        return cls(name, pre, post, indptr, post_idx, wt[pre_idx, post_idx], **kw)
+
+    def check_against(self, pre: Population, post: Population, numerics: str) -> None:
+        where = f"projection '{self.name}'"
+        if self.n_pre != pre.size:
+            raise IRError(where, "indptr", f"has {self.n_pre} rows, pre population '{pre.name}' has {pre.size} neurons")
+        if self.n_synapses and (self.indices.min() < 0 or self.indices.max() >= post.size):
+            bad = int(self.indices.max() if self.indices.max() >= post.size else self.indices.min())
+            raise IRError(where, "indices", f"index {bad} out of range for post population '{post.name}' of size {post.size}")
+        if post.kind == "input":
+            raise IRError(where, "post", f"'{post.name}' is an input population; it cannot receive synapses")
+        if numerics == "loihi":
+            if not np.issubdtype(self.weights.dtype, np.integer):
+                raise IRError(where, "weights", f"must be integers for loihi numerics, got {self.weights.dtype}")
+            if self.n_synapses and (self.weights.min() < nm.W_MIN or self.weights.max() > nm.W_MAX
+                                    or np.any(self.weights % 2)):
+                raise IRError(where, "weights", f"must be even integers in [{nm.W_MIN}, {nm.W_MAX}] (8-bit Loihi mantissa ×2)")
+
+
+@dataclass(frozen=True, eq=False)
+class Readout:
+    """Off-chip linear readout: logits = Σ_{t∈[start, stop)} W · s_pre[t]."""
+
+    pre: str
+    weights: np.ndarray
+    start: int
+    stop: int
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.weights)
+        if w.ndim != 2:
+            raise IRError("readout", "weights", f"must be 2-D (classes, neurons), got shape {w.shape}")
+        _finite("readout", "weights", w)
+        if not 0 <= self.start < self.stop:
+            raise IRError("readout", "start", f"window [{self.start}, {self.stop}) is empty or negative")
+        object.__setattr__(self, "weights", w)
+
+    def logits(self, spikes: np.ndarray) -> np.ndarray:
+        """spikes: (batch, ticks, n_pre) → logits (batch, classes)."""
+        counts = spikes[:, self.start:self.stop].sum(axis=1).astype(np.int64 if np.issubdtype(self.weights.dtype, np.integer) else np.float64)
+        return counts @ self.weights.T.astype(counts.dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class AerGraph:
+    """Populations (topological order) + projections + readout, one numeric mode.
+
+    ``timesteps`` is the length of the input (model ticks); ``ticks`` is how long
+    a backend must run so every population sees all of it: timesteps + max depth.
+    """
+
+    numerics: str
+    populations: tuple[Population, ...]
+    projections: tuple[Projection, ...]
+    readout: Readout | None
+    timesteps: int
+    metadata: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.numerics not in nm.NUMERICS:
+            raise IRError("graph", "numerics", f"must be one of {nm.NUMERICS}, got {self.numerics!r}")
+        if not isinstance(self.timesteps, (int, np.integer)) or self.timesteps < 1:
+            raise IRError("graph", "timesteps", f"must be a positive integer, got {self.timesteps!r}")
+        object.__setattr__(self, "populations", tuple(self.populations))
+        object.__setattr__(self, "projections", tuple(self.projections))
+        pops: dict[str, Population] = {}
+        for p in self.populations:
+            if p.name in pops:
+                raise IRError(f"population '{p.name}'", "name", "is used twice")
+            p.check_numerics(self.numerics)
+            pops[p.name] = p
+        seen: set[str] = set()
+        for pr in self.projections:
+            if pr.name in seen:
+                raise IRError(f"projection '{pr.name}'", "name", "is used twice")
+            seen.add(pr.name)
+            for end in ("pre", "post"):
+                if getattr(pr, end) not in pops:
+                    raise IRError(f"projection '{pr.name}'", end, f"names unknown population '{getattr(pr, end)}'")
+            pr.check_against(pops[pr.pre], pops[pr.post], self.numerics)
+        if self.readout is not None:
+            if self.readout.pre not in pops:
+                raise IRError("readout", "pre", f"names unknown population '{self.readout.pre}'")
+            if self.readout.weights.shape[1] != pops[self.readout.pre].size:
+                raise IRError("readout", "weights", f"has {self.readout.weights.shape[1]} columns, "
+                              f"population '{self.readout.pre}' has {pops[self.readout.pre].size} neurons")
+            if self.readout.stop > self.ticks:
+                raise IRError("readout", "stop", f"{self.readout.stop} is past the last tick {self.ticks}")
+
+    # -- views -----------------------------------------------------------------
+    @property
+    def ticks(self) -> int:
+        return int(self.timesteps + max((p.depth for p in self.populations), default=0))
+
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(f"no population named {name!r}; have {[p.name for p in self.populations]}")
+
+    @property
+    def inputs(self) -> tuple[Population, ...]:
+        return tuple(p for p in self.populations if p.kind == "input")
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(p.size for p in self.populations)
+
+    @property
+    def n_synapses(self) -> int:
+        return sum(pr.n_synapses for pr in self.projections)
+
+    def offsets(self) -> dict[str, int]:
+        """Start index of each population in the concatenated neuron space."""
+        out, k = {}, 0
+        for p in self.populations:
+            out[p.name] = k
+            k += p.size
+        return out
+
+    def to_networkx(self) -> nx.MultiDiGraph:
+        """Population graph: nodes carry Population fields, edges carry projections."""
+        g = nx.MultiDiGraph(numerics=self.numerics, timesteps=self.timesteps)
+        for p in self.populations:
+            g.add_node(p.name, population=p, size=p.size, kind=p.kind, depth=p.depth)
+        for pr in self.projections:
+            g.add_edge(pr.pre, pr.post, key=pr.name, projection=pr, delay=pr.delay, synapses=pr.n_synapses)
+        return g
+
+    def check_delays(self) -> None:
+        """Raise IRError unless every projection's delay equals post.depth − pre.depth."""
+        pops = {p.name: p for p in self.populations}
+        for pr in self.projections:
+            lag = pops[pr.post].depth - pops[pr.pre].depth
+            if pr.delay != lag:
+                raise IRError(f"projection '{pr.name}'", "delay",
+                              f"is {pr.delay} but the depths of '{pr.pre}' and '{pr.post}' differ by {lag}")
+
+
+def balance_delays(populations: Iterable[Population], edges: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """Depth of each population = longest path from the inputs, one tick per hop.
+
+    A projection's delay is then depth(post) − depth(pre) ≥ 1, so every
+    population lags the zero-delay model by exactly its depth.
+    """
+    g = nx.DiGraph()
+    g.add_nodes_from(p.name for p in populations)
+    g.add_edges_from(edges)
+    if not nx.is_directed_acyclic_graph(g):
+        raise IRError("graph", "projections", f"contain a cycle: {nx.find_cycle(g)}")
+    depth: dict[str, int] = {}
+    for n in nx.topological_sort(g):
+        depth[n] = max((depth[p] + 1 for p in g.predecessors(n)), default=0)
+    return depth
