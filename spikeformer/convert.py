@@ -1,0 +1,111 @@
+"""Lower a trained model to the AER graph IR (one population per PopSpec, one projection per ProjSpec).
+
+CSR synapse tables, population index = token·C + channel (C-order of the shape):
+
+* ``linear`` (token-shared W, shape (out, in)): pre (n, i) → post (n, j), weight W[j, i],
+  only for W[j, i] ≠ 0 — block-diagonal over tokens.
+* ``identity``: pre k → post k, weight 2.
+* ``token_sum``: pre (n, c) → post c, weight 2.
+* ``broadcast``: pre c → post (n, c) for every token n, weight 2.
+
+Delays: depth(p) = longest path from the input (``sim.ir.balance_delays``);
+delay = depth(post) − depth(pre), so a population at depth d sees the
+zero-delay model's inputs shifted by exactly d ticks. The readout window is
+[depth(out), depth(out) + T).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sim.ir import AerGraph, Population, Projection, Readout, balance_delays
+from spikeformer.model import FIXED_WEIGHT, ProjSpec, SpikingTransformer
+
+
+def token_shared_csr(w: np.ndarray, tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR of kron(I_tokens, w) with pre as rows; w has shape (out, in). Zeros are dropped."""
+    n_out, n_in = w.shape
+    wt = w.T                                                    # (in, out)
+    row_len = (wt != 0).sum(axis=1)                             # synapses per pre channel
+    pre_ch, post_ch = np.nonzero(wt)
+    vals = wt[pre_ch, post_ch]
+    indptr = np.concatenate([[0], np.cumsum(np.tile(row_len, tokens))]).astype(np.int64)
+    offsets = np.repeat(np.arange(tokens) * n_out, len(post_ch))
+    indices = (np.tile(post_ch, tokens) + offsets).astype(np.int32)
+    return indptr, indices, np.tile(vals, tokens)
+
+
+def _fixed_csr(op: str, pre_shape: tuple[int, ...], post_shape: tuple[int, ...]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if op == "identity":
+        n = int(np.prod(pre_shape))
+        idx = np.arange(n)
+        return np.arange(n + 1), idx, np.full(n, FIXED_WEIGHT)
+    if op == "token_sum":                                        # (N, D) → (D,)
+        n_tok, d = pre_shape
+        return np.arange(n_tok * d + 1), np.tile(np.arange(d), n_tok), np.full(n_tok * d, FIXED_WEIGHT)
+    if op == "broadcast":                                        # (D,) → (N, D)
+        n_tok, d = post_shape
+        idx = (np.arange(d)[:, None] + d * np.arange(n_tok)[None, :]).ravel()
+        return np.arange(0, d * n_tok + 1, n_tok), idx, np.full(d * n_tok, FIXED_WEIGHT)
+    raise ValueError(f"cannot lower projection op {op!r}")
+
+
+@torch.no_grad()
+def to_graph(model: SpikingTransformer) -> AerGraph:
+    """The AER graph of ``model`` in its numeric mode (see module docstring)."""
+    cfg, spec = model.cfg, model.spec
+    loihi = cfg.numerics == "loihi"
+    depth = balance_delays(spec.populations, [(p.pre, p.post) for p in spec.projections])
+    shapes = {p.name: p.shape for p in spec.populations}
+    pops = []
+    for p in spec.populations:
+        if p.kind == "input":
+            pops.append(Population(p.name, int(np.prod(p.shape)), "input", shape=p.shape, depth=depth[p.name], role=p.role))
+            continue
+        du, dv, vth = (p.params.du, p.params.dv, p.params.vth) if loihi else p.params.as_float()
+        pops.append(Population(p.name, int(np.prod(p.shape)), "lif", du, dv, vth, p.shape, depth[p.name], p.role))
+    wdtype = np.int16 if loihi else np.float32
+
+    def csr(pr: ProjSpec):
+        if pr.op == "linear":
+            w = model.weight(pr.param).cpu().numpy()
+            return token_shared_csr(w.astype(np.int64) if loihi else w.astype(np.float32), cfg.tokens)
+        return _fixed_csr(pr.op, shapes[pr.pre], shapes[pr.post])
+
+    projs = []
+    for pr in spec.projections:
+        indptr, indices, weights = csr(pr)
+        projs.append(Projection(pr.name, pr.pre, pr.post, indptr, indices, np.asarray(weights).astype(wdtype),
+                                delay=depth[pr.post] - depth[pr.pre]))
+    ro_w = model.readout_weight().cpu().numpy()
+    z = spec.readout_pre
+    n_tok, d = shapes[z]
+    readout = Readout(z, np.tile(ro_w, (1, n_tok)).astype(np.int32 if loihi else np.float32),
+                      depth[z], depth[z] + cfg.timesteps)
+    graph = AerGraph(cfg.numerics, tuple(pops), tuple(projs), readout, cfg.timesteps,
+                     {"model": cfg.to_dict(), "attention": cfg.attention})
+    graph.check_delays()
+    return graph
+
+
+def compare_to_model(graph: AerGraph, model_spikes: dict[str, np.ndarray], spikes: dict[str, np.ndarray]
+                     ) -> tuple[np.ndarray, int]:
+    """Compare backend spikes with the zero-delay model's, population by population.
+
+    ``model_spikes[name]``: (B, T, *shape); ``spikes[name]``: (B, ticks, size). Ticks
+    [0, depth + T) of each population must equal the model's spikes shifted by
+    depth (silent before). Returns (per-sample "every spike equal" flags, number
+    of mismatched (sample, tick, neuron) entries).
+    """
+    equal, mismatched = None, 0
+    for p in graph.populations:
+        m = np.asarray(model_spikes[p.name]).reshape(-1, graph.timesteps, p.size)
+        window = np.asarray(spikes[p.name])[:, :p.depth + graph.timesteps]
+        expect = np.zeros_like(window)
+        expect[:, p.depth:] = m
+        diff = window != expect
+        mismatched += int(diff.sum())
+        ok = ~diff.reshape(len(diff), -1).any(axis=1)
+        equal = ok if equal is None else equal & ok
+    return equal, mismatched

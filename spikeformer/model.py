@@ -1,0 +1,221 @@
+"""Spike-driven transformer (SDSA attention, spiking MLP, membrane-potential residuals).
+
+The whole model is a list of populations and projections (:class:`Spec`) that
+the forward pass executes tick by tick and that ``spikeformer.convert`` lowers
+one-to-one to the AER graph — one definition, so names and wiring can't drift.
+
+Per tick t, with tokens n = 1…N, channels D, spikes X ∈ {0,1}^{N×D}::
+
+    R_0   = W_emb·in                                  (residual stream: synaptic current)
+    block l:  X = LIF(R)
+              Q, K, V = LIF(W_q X), LIF(W_k X), LIF(W_v X)
+              KV_nc  = K_nc ∧ V_nc                     (coincidence neurons)
+              M_c    = [Σ_n KV_nc ≥ mask_count]          (SDSA: mask = SN(Σ_tokens K⊙V))
+              A_nc   = Q_nc ∧ M_c                        (out = Q ⊙ mask)
+              R += W_o·A;   Y = LIF(R)
+              H = LIF(W_1 Y);   R += W_2·H
+    Z = LIF(R);   logits = Σ_t Σ_n W_out·Z
+
+"Membrane-potential residual": R is a sum of synaptic currents, so a later
+stream population receives a copy of every earlier stream projection (exact
+on hardware: currents add in the dendrite). Linear layers are shared across
+tokens. A ∧ B is a memoryless LIF with inputs of weight 2 and vth = 2
+(v = 128 per input, spike iff v > 128). Heads partition channels; SDSA is
+channel-wise, so they do not change its lowering.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
+from sim import numerics as nm
+
+AND = LifParams(du=nm.DU_MAX, dv=nm.DV_MAX, vth=2)      # coincidence: v = 128·#inputs, spike iff both
+FIXED_WEIGHT = 2                                          # mantissa 1
+
+
+@dataclass
+class ModelConfig:
+    """Everything that defines a model; saved as JSON next to the weights."""
+
+    tokens: int = 8
+    features: int = 40
+    dim: int = 64
+    depth: int = 1
+    heads: int = 4
+    mlp_ratio: int = 2
+    timesteps: int = 8
+    classes: int = 10
+    numerics: str = "loihi"
+    attention: str = "sdsa"
+    dv: int = 1024            # voltage decay: v ← v·(1 − dv/4096)
+    vth: int = 128            # threshold mantissa (v > 64·vth)
+    mask_count: int = 1       # SDSA mask fires when ≥ this many tokens have K∧V
+    levels: int = 4           # input thermometer levels (data.encode_digits)
+    init_gain: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("tokens", "features", "dim", "depth", "heads", "mlp_ratio", "timesteps", "classes", "levels"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"config.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.numerics not in nm.NUMERICS:
+            raise ValueError(f"config.numerics must be one of {nm.NUMERICS}, got {self.numerics!r}")
+        if self.attention != "sdsa":
+            raise ValueError(f"config.attention must be 'sdsa', got {self.attention!r}")
+        if self.dim % self.heads:
+            raise ValueError(f"config.dim ({self.dim}) must be divisible by config.heads ({self.heads})")
+        if not 1 <= self.mask_count <= self.tokens:
+            raise ValueError(f"config.mask_count must be in [1, tokens={self.tokens}], got {self.mask_count}")
+        LifParams(du=nm.DU_MAX, dv=self.dv, vth=self.vth)   # validates dv, vth
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PopSpec:
+    name: str
+    shape: tuple[int, ...]
+    kind: str                 # "input" | "lif"
+    params: LifParams | None
+    role: str
+
+
+@dataclass(frozen=True)
+class ProjSpec:
+    """op: 'linear' (token-shared W, param name) | 'identity' | 'token_sum' | 'broadcast' (weight 2)."""
+
+    name: str
+    pre: str
+    post: str
+    op: str
+    param: str = ""
+
+
+@dataclass(frozen=True)
+class Spec:
+    populations: tuple[PopSpec, ...]
+    projections: tuple[ProjSpec, ...]
+    readout_pre: str
+
+    def incoming(self, post: str) -> Iterator[ProjSpec]:
+        return (p for p in self.projections if p.post == post)
+
+
+def build_spec(cfg: ModelConfig) -> Spec:
+    """Populations (in execution order) and projections of the model (see module doc)."""
+    N, D, H = cfg.tokens, cfg.dim, cfg.dim * cfg.mlp_ratio
+    lif = LifParams(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
+    mask = LifParams(du=nm.DU_MAX, dv=nm.DV_MAX, vth=2 * cfg.mask_count - 1)
+    pops = [PopSpec("input", (N, cfg.features), "input", None, "input")]
+    projs: list[ProjSpec] = []
+    stream: list[tuple[str, str]] = [("input", "emb")]        # (pre population, weight) summed into R
+
+    def stream_pop(name: str, role: str) -> None:
+        pops.append(PopSpec(name, (N, D), "lif", lif, role))
+        for pre, w in stream:
+            projs.append(ProjSpec(f"{w}->{name}", pre, name, "linear", w))
+
+    for l in range(cfg.depth):
+        b = f"b{l}"
+        stream_pop(f"{b}.x", "stream")
+        for z in "qkv":
+            pops.append(PopSpec(f"{b}.{z}", (N, D), "lif", lif, z))
+            projs.append(ProjSpec(f"{b}.w{z}", f"{b}.x", f"{b}.{z}", "linear", f"{b}.w{z}"))
+        pops.append(PopSpec(f"{b}.kv", (N, D), "lif", AND, "and"))
+        projs += [ProjSpec(f"{b}.k->kv", f"{b}.k", f"{b}.kv", "identity"),
+                  ProjSpec(f"{b}.v->kv", f"{b}.v", f"{b}.kv", "identity")]
+        pops.append(PopSpec(f"{b}.mask", (D,), "lif", mask, "mask"))
+        projs.append(ProjSpec(f"{b}.kv->mask", f"{b}.kv", f"{b}.mask", "token_sum"))
+        pops.append(PopSpec(f"{b}.attn", (N, D), "lif", AND, "and"))
+        projs += [ProjSpec(f"{b}.q->attn", f"{b}.q", f"{b}.attn", "identity"),
+                  ProjSpec(f"{b}.mask->attn", f"{b}.mask", f"{b}.attn", "broadcast")]
+        stream.append((f"{b}.attn", f"{b}.wo"))
+        stream_pop(f"{b}.y", "stream")
+        pops.append(PopSpec(f"{b}.h", (N, H), "lif", lif, "hidden"))
+        projs.append(ProjSpec(f"{b}.w1", f"{b}.y", f"{b}.h", "linear", f"{b}.w1"))
+        stream.append((f"{b}.h", f"{b}.w2"))
+    stream_pop("out", "stream")
+    return Spec(tuple(pops), tuple(projs), "out")
+
+
+class SpikingTransformer(nn.Module):
+    """The model of ``build_spec(cfg)``; ``forward`` runs T ticks, all layers inside one tick."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.spec = build_spec(cfg)
+        shapes = {p.name: p.shape for p in self.spec.populations}
+        self.weights = nn.ParameterDict()
+        for pr in self.spec.projections:
+            if pr.op == "linear" and pr.param.replace(".", "_") not in self.weights:
+                fan_in, fan_out = shapes[pr.pre][-1], shapes[pr.post][-1]
+                std = cfg.init_gain * cfg.vth / (2 * math.sqrt(fan_in))
+                self.weights[pr.param.replace(".", "_")] = nn.Parameter(torch.randn(fan_out, fan_in) * std)
+        z = shapes[self.spec.readout_pre][-1]
+        self.readout = nn.Parameter(torch.randn(cfg.classes, z) * 16 / math.sqrt(z))
+        self.log_temperature = nn.Parameter(torch.tensor(-math.log(cfg.timesteps * cfg.tokens * 8.0)))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float64 if self.cfg.numerics == "loihi" else torch.float32
+
+    def weight(self, param: str) -> torch.Tensor:
+        """Effective weight matrix (out, in): 2·mantissa in loihi mode, 2·w in float mode."""
+        w = self.weights[param.replace(".", "_")].to(self.dtype)
+        return quantize_mantissa(w) if self.cfg.numerics == "loihi" else 2.0 * w
+
+    def readout_weight(self) -> torch.Tensor:
+        w = self.readout.to(self.dtype)
+        return quantize_mantissa(w) if self.cfg.numerics == "loihi" else 2.0 * w
+
+    def _current(self, pr: ProjSpec, s: torch.Tensor, w: dict[str, torch.Tensor]) -> torch.Tensor:
+        if pr.op == "linear":
+            return s @ w[pr.param].T
+        if pr.op == "identity":
+            return FIXED_WEIGHT * s
+        if pr.op == "token_sum":
+            return FIXED_WEIGHT * s.sum(dim=1)
+        if pr.op == "broadcast":
+            return FIXED_WEIGHT * s[:, None, :]
+        raise ValueError(f"unknown projection op {pr.op!r}")
+
+    def forward(self, x: torch.Tensor, record: bool = False
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x: spikes (B, T, N, F) → (logits (B, classes) of the integer readout, recorded spikes).
+
+        With ``record`` the second value maps every population name to its spikes
+        (B, T, *shape) as bool; otherwise it is empty.
+        """
+        B, T = x.shape[:2]
+        dt = self.dtype
+        step = lif_step_loihi if self.cfg.numerics == "loihi" else lif_step_float
+        w = {pr.param: self.weight(pr.param) for pr in self.spec.projections if pr.op == "linear"}
+        state: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        counts = None
+        rec: dict[str, list[torch.Tensor]] = {p.name: [] for p in self.spec.populations} if record else {}
+        for t in range(T):
+            s: dict[str, torch.Tensor] = {"input": x[:, t].to(dt)}
+            for p in self.spec.populations[1:]:
+                a = sum(self._current(pr, s[pr.pre], w) for pr in self.spec.incoming(p.name))
+                u, v = state.get(p.name, (torch.zeros_like(a), torch.zeros_like(a)))
+                u, v, s[p.name] = step(u, v, a, p.params)
+                state[p.name] = (u, v)
+            z = s[self.spec.readout_pre].sum(dim=1)                 # Σ over tokens
+            counts = z if counts is None else counts + z
+            for name in rec:
+                rec[name].append(s[name].detach() > 0)
+        logits = counts @ self.readout_weight().T
+        spikes = {k: torch.stack(v, dim=1) for k, v in rec.items()}
+        return logits, spikes
+
+    def loss_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits scaled by a learned temperature for the cross-entropy (argmax unchanged)."""
+        return logits.float() * self.log_temperature.exp()

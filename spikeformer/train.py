@@ -1,0 +1,195 @@
+"""Training: seeded, resumable, with atomic checkpoints.
+
+A run directory holds::
+
+    config.json        {"model": ModelConfig, "train": TrainConfig}
+    model.pt           state_dict (tensors only: loads with torch.load(weights_only=True))
+    train_state.pt     optimizer + scheduler state, epoch, RNG state (weights_only too)
+    metrics.json       per-epoch loss / accuracy, final test accuracy
+
+Every file is written to a temporary name and renamed, so a crash leaves the
+previous checkpoint intact; ``train`` resumes from ``train_state.pt``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from spikeformer.data import Split, encode_digits, load_digits_split
+from spikeformer.model import ModelConfig, SpikingTransformer
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.5
+    weight_decay: float = 0.0
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "threads"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr!r}")
+
+
+class CheckpointError(ValueError):
+    """A run directory or checkpoint file is missing or unreadable; names the file."""
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` then rename tmp → path (same directory, so atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: dict) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+
+
+def torch_load(path: Path) -> dict:
+    """torch.load(weights_only=True): refuses pickled code; errors name the file."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError/RuntimeError/EOFError/... for bad files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a loadable weights-only checkpoint ({type(e).__name__}: {first})") from None
+
+
+def load_config(run_dir: Path) -> tuple[ModelConfig, TrainConfig]:
+    cfg = read_json(Path(run_dir) / "config.json")
+    try:
+        return ModelConfig(**cfg["model"]), TrainConfig(**cfg.get("train", {}))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{Path(run_dir) / 'config.json'}: invalid config ({e})") from None
+
+
+def load_model(run_dir: str | os.PathLike) -> SpikingTransformer:
+    """The trained model of a run directory (weights-only load)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir}: run directory not found")
+    cfg, _ = load_config(run_dir)
+    model = SpikingTransformer(cfg)
+    state = torch_load(run_dir / "model.pt")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{run_dir / 'model.pt'}: does not match config.json ({str(e).splitlines()[0]})") from None
+    model.eval()
+    return model
+
+
+def encode(model_cfg: ModelConfig, images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(encode_digits(images, model_cfg.timesteps, model_cfg.levels))
+
+
+@torch.no_grad()
+def evaluate(model: SpikingTransformer, x: torch.Tensor, y: np.ndarray, batch_size: int = 128) -> float:
+    model.eval()
+    pred = torch.cat([model(x[i:i + batch_size])[0].argmax(dim=1) for i in range(0, len(x), batch_size)])
+    return float((pred.numpy() == y).mean())
+
+
+@dataclass
+class TrainResult:
+    test_accuracy: float
+    train_accuracy: float
+    epochs: int
+    seconds: float
+
+
+def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike,
+          data: Split | None = None, progress: bool = True) -> TrainResult:
+    """Train (or resume) into ``out_dir``; return final accuracies. Deterministic for a seed."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(train_cfg.threads)
+    torch.manual_seed(train_cfg.seed)
+    data = data or load_digits_split()
+    x_tr, x_te = encode(model_cfg, data.x_train), encode(model_cfg, data.x_test)
+    y_tr = torch.from_numpy(data.y_train)
+    model = SpikingTransformer(model_cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    steps = train_cfg.epochs * ((len(x_tr) + train_cfg.batch_size - 1) // train_cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train_cfg.lr, total_steps=steps, pct_start=0.15)
+    config = {"model": model_cfg.to_dict(), "train": asdict(train_cfg)}
+    start_epoch, history, seconds = 0, [], 0.0
+    state_path = out / "train_state.pt"
+    if state_path.exists():
+        if read_json(out / "config.json") != json.loads(json.dumps(config)):
+            raise CheckpointError(f"{out / 'config.json'}: differs from the requested config; use a new --out directory")
+        st = torch_load(state_path)
+        model.load_state_dict(torch_load(out / "model.pt"))
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        torch.set_rng_state(st["rng"])
+        start_epoch, seconds = int(st["epoch"]), float(st["seconds"])
+        history = read_json(out / "metrics.json").get("history", [])
+    write_json(out / "config.json", config)
+    gen = torch.Generator().manual_seed(train_cfg.seed)
+    for epoch in range(start_epoch, train_cfg.epochs):
+        t0 = time.perf_counter()
+        gen.manual_seed(train_cfg.seed * 1000 + epoch)
+        order = torch.randperm(len(x_tr), generator=gen)
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        bar = tqdm(range(0, len(order), train_cfg.batch_size), desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
+                   disable=not progress, leave=False, unit="batch")
+        for i in bar:
+            idx = order[i:i + train_cfg.batch_size]
+            logits, _ = model(x_tr[idx])
+            loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == y_tr[idx]).sum())
+            total += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+        seconds += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy": correct / total})
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}/{train_cfg.epochs}  loss {loss_sum / total:.4f}  "
+                       f"train acc {correct / total:.4f}  ({seconds:.0f} s)")
+        atomic_write(out / "model.pt", lambda p: torch.save(model.state_dict(), p))
+        atomic_write(state_path, lambda p: torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                                       "rng": torch.get_rng_state(), "epoch": epoch + 1,
+                                                       "seconds": seconds}, p))
+        write_json(out / "metrics.json", {"history": history})
+    test_acc = evaluate(model, x_te, data.y_test)
+    train_acc = history[-1]["train_accuracy"] if history else float("nan")
+    write_json(out / "metrics.json", {"history": history, "test_accuracy": test_acc,
+                                      "epochs": train_cfg.epochs, "seconds": seconds})
+    return TrainResult(test_acc, train_acc, train_cfg.epochs, seconds)
