@@ -120,7 +120,7 @@ class Projection:
         for fname, arr in (("indptr", indptr), ("indices", indices)):
             if arr.ndim != 1:
                 raise IRError(where, fname, f"must be 1-D, got shape {arr.shape}")
-            if not np.issubdtype(arr.dtype, np.integer):
+            if arr.size and not np.issubdtype(arr.dtype, np.integer):
                 raise IRError(where, fname, f"must have an integer dtype, got {arr.dtype}")
         if weights.ndim != 1:
             raise IRError(where, "weights", f"must be 1-D, got shape {weights.shape}")

@@ -15,7 +15,7 @@ clip24(x) = clip(x, −(2²³−1), 2²³−1). Weights: 8-bit; Lava clips to
 [−256, 255] and, when a matrix mixes signs, truncates the LSB — so the
 representable weights are the even integers in [−256, 254] (any sign mix) and
 every integer in [0, 255] / [−255, 0] for single-sign matrices. We use the
-even grid everywhere: ``w = 2·m`` with mantissa ``m ∈ [−128, 127]``.
+even grid that survives every sign mode: ``w = 2·m``, ``m ∈ [−127, 127]``.
 
 ``float`` — the same dynamics in float32 with du_f = (du+1)/4096,
 dv_f = dv/4096, vth_f = vth (a unit of ``a`` is a unit of ``v``)::
@@ -44,8 +44,8 @@ VTH_SHIFT = 6               # so is the threshold
 UV_MAX = 1 << 23            # u, v are 24-bit signed
 DU_MAX = DV_MAX = 4095      # 12-bit unsigned
 VTH_MAX = (1 << 17) - 1     # 17-bit unsigned threshold mantissa
-W_MIN, W_MAX = -256, 254    # even grid, valid for any sign mix
-W_MANT_MIN, W_MANT_MAX = -128, 127
+W_MIN, W_MAX = -254, 254    # even grid, valid for any sign mix (−256 is not: inhibitory mode clips to −255)
+W_MANT_MIN, W_MANT_MAX = -127, 127
 MAX_DELAY = 64              # Lava DelaySparse: 0..63 extra ticks (6 bits) + 1
 
 

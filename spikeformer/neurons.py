@@ -77,5 +77,5 @@ def lif_step_float(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: LifPara
 
 
 def quantize_mantissa(w: torch.Tensor) -> torch.Tensor:
-    """Loihi weight 2·clamp(round(w), −128, 127): even integers in [−256, 254], STE gradient."""
+    """Loihi weight 2·clamp(round(w), −127, 127): even integers in [−254, 254], STE gradient."""
     return 2.0 * ste(w, torch.clamp(torch.round(w), nm.W_MANT_MIN, nm.W_MANT_MAX))

@@ -36,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     threads: int = 2
+    shift: int = 1            # augmentation: random translation by up to ±shift pixels (0 = off)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "threads"):
@@ -114,6 +115,16 @@ def encode(model_cfg: ModelConfig, images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(encode_digits(images, model_cfg.timesteps, model_cfg.levels))
 
 
+def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Translate each image by (dy, dx) ∈ [−max_shift, max_shift]², zero fill."""
+    out = np.zeros_like(images)
+    h, w = images.shape[1:]
+    for i, (dy, dx) in enumerate(rng.integers(-max_shift, max_shift + 1, size=(len(images), 2))):
+        out[i, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+            images[i, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
 @torch.no_grad()
 def evaluate(model: SpikingTransformer, x: torch.Tensor, y: np.ndarray, batch_size: int = 128) -> float:
     model.eval()
@@ -162,13 +173,16 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
         t0 = time.perf_counter()
         gen.manual_seed(train_cfg.seed * 1000 + epoch)
         order = torch.randperm(len(x_tr), generator=gen)
+        rng = np.random.default_rng([train_cfg.seed, epoch])
         model.train()
         total, correct, loss_sum = 0, 0, 0.0
         bar = tqdm(range(0, len(order), train_cfg.batch_size), desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
                    disable=not progress, leave=False, unit="batch")
         for i in bar:
             idx = order[i:i + train_cfg.batch_size]
-            logits, _ = model(x_tr[idx])
+            xb = (encode(model_cfg, random_shift(data.x_train[idx.numpy()], train_cfg.shift, rng))
+                  if train_cfg.shift else x_tr[idx])
+            logits, _ = model(xb)
             loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,147 @@
+"""``spikeformer`` command line: train, convert, simulate, export lava, demo.
+
+Every command that prints figures takes ``--json`` (one JSON object on stdout).
+Bad input (missing/corrupt files, invalid configs) prints one line
+``error: <file or option>: <problem>`` on stderr and exits with code 2.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train sparse spiking transformers, simulate them event by event, run them in Lava.")
+export_app = typer.Typer(no_args_is_help=True, help="Export a converted model to another runtime.")
+app.add_typer(export_app, name="export")
+err = Console(stderr=True)
+JsonOpt = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout.")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from loihi_export.errors import LavaRunError
+    from sim.ir import IRError
+    from spikeformer.train import CheckpointError
+    return (CheckpointError, IRError, LavaRunError, ValueError, FileNotFoundError)
+
+
+def friendly(fn: Callable) -> Callable:
+    """Turn user-facing errors into one line on stderr and exit code 2."""
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _user_errors() as e:
+            msg = " ".join(str(e).split())
+            print(f"error: {msg}", file=sys.stderr)
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+def emit(figures: dict, as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(figures))
+        return
+    table = Table(title=title, show_header=False)
+    for k, v in figures.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    Console().print(table)
+
+
+@app.command()
+@friendly
+def train(out: Path = typer.Option(..., "--out", help="Run directory (created; resumed if it holds a checkpoint)."),
+          config: Optional[Path] = typer.Option(None, "--config", help="JSON file {\"model\": {...}, \"train\": {...}}."),
+          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: demo | tiny."),
+          epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of epochs."),
+          as_json: bool = JsonOpt) -> None:
+    """Train a spiking transformer on the digits; write a checkpoint to OUT."""
+    from spikeformer import presets
+    from spikeformer.train import train as run_train
+
+    if (config is None) == (preset is None):
+        raise ValueError("give exactly one of --config FILE or --preset NAME")
+    model_cfg, train_cfg = presets.from_file(config) if config else presets.preset(preset)
+    if epochs is not None:
+        train_cfg.epochs = epochs
+        train_cfg.__post_init__()
+    res = run_train(model_cfg, train_cfg, out, progress=not as_json)
+    emit({"test_accuracy": res.test_accuracy, "train_accuracy": res.train_accuracy,
+          "epochs": res.epochs, "seconds": res.seconds, "out": str(out)}, as_json, "train")
+
+
+@app.command()
+@friendly
+def convert(run_dir: Path = typer.Argument(..., help="Run directory written by `spikeformer train`."),
+            as_json: bool = JsonOpt) -> None:
+    """Lower the trained model to an AER graph file (RUN_DIR/graph.aer.npz)."""
+    from spikeformer.pipeline import convert_run
+    emit(convert_run(run_dir), as_json, "convert")
+
+
+@app.command()
+@friendly
+def simulate(run_dir: Path = typer.Argument(..., help="Converted run directory."),
+             samples: Optional[int] = typer.Option(None, "--samples", help="First N test digits (default: all 360)."),
+             as_json: bool = JsonOpt) -> None:
+    """Run test digits through the event-driven simulator; compare with the torch model."""
+    from spikeformer.pipeline import simulate_run
+    emit(simulate_run(run_dir, samples, progress=not as_json), as_json, "simulate")
+
+
+@export_app.command("lava")
+@friendly
+def export_lava(run_dir: Path = typer.Argument(..., help="Converted run directory (loihi numerics)."),
+                samples: int = typer.Option(20, "--samples", help="First N test digits."),
+                timeout: float = typer.Option(600.0, "--timeout", help="Seconds before the Lava run is killed."),
+                as_json: bool = JsonOpt) -> None:
+    """Build Lava processes from the graph, run them on Loihi2SimCfg (fixed point), compare spikes."""
+    from spikeformer.pipeline import lava_run
+    emit(lava_run(run_dir, samples, timeout), as_json, "export lava")
+
+
+@app.command()
+@friendly
+def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory."),
+         lava_samples: int = typer.Option(40, "--lava-samples", help="Test digits to run through Lava."),
+         as_json: bool = JsonOpt) -> None:
+    """Train the demo preset, convert, simulate all test digits, run a subset in Lava; print the figures."""
+    from spikeformer import presets
+    from spikeformer.pipeline import convert_run, lava_run, simulate_run
+    from spikeformer.train import train as run_train
+
+    say = (lambda *a: None) if as_json else err.print
+    model_cfg, train_cfg = presets.preset("demo")
+    say(f"[bold]1/4 train[/] preset 'demo' → {out}")
+    tr = run_train(model_cfg, train_cfg, out, progress=not as_json)
+    say("[bold]2/4 convert[/] → AER graph")
+    cv = convert_run(out)
+    say("[bold]3/4 simulate[/] all test digits in the event-driven engine")
+    sm = simulate_run(out, None)
+    say(f"[bold]4/4 lava[/] {lava_samples} test digits on Loihi2SimCfg(fixed_pt)")
+    lv = lava_run(out, lava_samples)
+    figures = {
+        "test_accuracy_model": tr.test_accuracy, "test_accuracy_simulator": sm["accuracy"],
+        "test_accuracy_lava": lv["accuracy"], "lava_samples": lv["samples"],
+        "agreement_sim_vs_model": sm["agreement_with_model"], "agreement_lava_vs_model": lv["agreement_with_model"],
+        "lava_identical_to_simulator": lv["identical_to_simulator"], "lava_mismatched_spikes": lv["mismatched_spikes"],
+        "synaptic_ops_per_inference": sm["synaptic_ops_per_inference"],
+        "spikes_per_inference": sm["spikes_per_inference"],
+        "neurons": cv["neurons"], "synapses": cv["synapses"],
+        "train_seconds": tr.seconds, "simulate_seconds": sm["seconds"], "lava_seconds": lv["seconds"],
+    }
+    emit(figures, as_json, "spikeformer demo (loihi numerics)")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The steps the CLI runs on a run directory: convert, simulate, run in Lava.
+
+Each returns the figures it prints (a dict), and writes them next to the
+checkpoint (``graph.aer.npz``, ``simulation.json``, ``lava.json``).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sim.io import load_graph, save_graph
+from sim.ir import AerGraph, IRError
+from spikeformer.convert import compare_to_model, to_graph
+from spikeformer.data import load_digits_split
+from spikeformer.train import CheckpointError, encode, load_model, write_json
+
+GRAPH_FILE = "graph.aer.npz"
+
+
+def graph_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / GRAPH_FILE
+
+
+def convert_run(run_dir: str | Path) -> dict:
+    """Checkpoint → AER graph file; returns its size figures."""
+    model = load_model(run_dir)
+    graph = to_graph(model)
+    path = save_graph(graph, graph_path(run_dir))
+    return {"graph": str(path), "numerics": graph.numerics, "populations": len(graph.populations),
+            "projections": len(graph.projections), "neurons": graph.n_neurons, "synapses": graph.n_synapses,
+            "ticks": graph.ticks, "max_depth": graph.ticks - graph.timesteps}
+
+
+def load_run_graph(run_dir: str | Path) -> AerGraph:
+    path = graph_path(run_dir)
+    if not path.exists():
+        raise IRError(str(path), "file", f"does not exist; run `spikeformer convert {run_dir}` first")
+    return load_graph(path)
+
+
+def test_batch(run_dir: str | Path, samples: int | None):
+    """(model, graph, encoded inputs (B, T, N, F), labels) for the first ``samples`` test digits."""
+    graph = load_run_graph(run_dir)
+    model = load_model(run_dir)
+    data = load_digits_split()
+    n = len(data.y_test) if samples is None else samples
+    if not 1 <= n <= len(data.y_test):
+        raise ValueError(f"--samples must be in [1, {len(data.y_test)}], got {n}")
+    return model, graph, encode(model.cfg, data.x_test[:n]), data.y_test[:n]
+
+
+@torch.no_grad()
+def model_spikes(model, x: torch.Tensor, batch_size: int = 128) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Torch model logits and recorded spikes for a batch, chunked."""
+    logits, rec = [], {}
+    for i in range(0, len(x), batch_size):
+        lg, r = model(x[i:i + batch_size], record=True)
+        logits.append(lg.numpy())
+        for k, v in r.items():
+            rec.setdefault(k, []).append(v.numpy())
+    return np.concatenate(logits), {k: np.concatenate(v) for k, v in rec.items()}
+
+
+def graph_inputs(graph: AerGraph, x: torch.Tensor) -> dict[str, np.ndarray]:
+    return {"input": x.numpy().reshape(len(x), graph.timesteps, -1)}
+
+
+def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool = False) -> dict:
+    """Simulate test digits in the event-driven engine and compare with the torch model."""
+    from sim.engine import simulate
+
+    model, graph, x, y = test_batch(run_dir, samples)
+    logits, rec = model_spikes(model, x)
+    t0 = time.perf_counter()
+    res = simulate(graph, graph_inputs(graph, x), progress=progress)
+    seconds = time.perf_counter() - t0
+    equal, mismatched = compare_to_model(graph, rec, res.spikes)
+    pred = graph.readout.logits(res.spikes[graph.readout.pre]).argmax(axis=1)
+    figures = {
+        "samples": int(len(y)),
+        "accuracy": float((pred == y).mean()),
+        "model_accuracy": float((logits.argmax(axis=1) == y).mean()),
+        "agreement_with_model": float(equal.mean()),
+        "mismatched_spikes": mismatched,
+        "predictions_equal_model": bool((pred == logits.argmax(axis=1)).all()),
+        "synaptic_ops_per_inference": float(res.synaptic_ops_per_inference),
+        "spikes_per_inference": float(res.spikes_per_inference),
+        "neurons": graph.n_neurons, "synapses": graph.n_synapses, "ticks": graph.ticks,
+        "seconds": seconds,
+    }
+    write_json(Path(run_dir) / "simulation.json", figures)
+    return figures
+
+
+def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600.0) -> dict:
+    """Run test digits through Lava (Loihi2SimCfg fixed point); compare with the simulator and the model."""
+    from loihi_export.run import run_lava
+    from sim.engine import simulate
+
+    model, graph, x, y = test_batch(run_dir, samples)
+    if graph.numerics != "loihi":
+        raise CheckpointError(f"{graph_path(run_dir)}: Lava export needs numerics='loihi', graph has '{graph.numerics}'")
+    _, rec = model_spikes(model, x)
+    inputs = graph_inputs(graph, x)
+    sim_spikes = simulate(graph, inputs).spikes
+    t0 = time.perf_counter()
+    lava_spikes = run_lava(graph, inputs, timeout=timeout)
+    seconds = time.perf_counter() - t0
+    mismatched = sum(int((lava_spikes[p.name] != sim_spikes[p.name]).sum()) for p in graph.populations)
+    equal_model, _ = compare_to_model(graph, rec, lava_spikes)
+    pred = graph.readout.logits(lava_spikes[graph.readout.pre]).argmax(axis=1)
+    figures = {
+        "samples": int(len(y)),
+        "identical_to_simulator": mismatched == 0,
+        "mismatched_spikes": mismatched,
+        "agreement_with_model": float(equal_model.mean()),
+        "accuracy": float((pred == y).mean()),
+        "lava_spikes": int(sum(int(s.sum()) for s in lava_spikes.values())),
+        "seconds": seconds,
+    }
+    write_json(Path(run_dir) / "lava.json", figures)
+    return figures

@@ -1,0 +1,50 @@
+"""Named configurations: ``spikeformer train --preset NAME``.
+
+``demo`` is what ``make demo`` trains: 1 block, D = 64, T = 8, loihi numerics.
+``tiny`` is a seconds-long run for tests (accuracy is not its point).
+A config file has the same shape: ``{"model": {...}, "train": {...}}``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from spikeformer.data import token_features
+from spikeformer.model import ModelConfig
+from spikeformer.train import CheckpointError, TrainConfig
+
+PRESETS: dict[str, dict] = {
+    "demo": {"model": {"dim": 64, "depth": 1, "timesteps": 8, "init_gain": 2.0},
+             "train": {"epochs": 30, "lr": 0.5}},
+    "tiny": {"model": {"dim": 16, "depth": 1, "timesteps": 4, "heads": 2, "init_gain": 2.0},
+             "train": {"epochs": 2, "lr": 0.5}},
+}
+
+
+def configs_from_dict(d: dict, source: str) -> tuple[ModelConfig, TrainConfig]:
+    """Build configs from ``{"model": ..., "train": ...}``; errors name ``source``."""
+    if not isinstance(d, dict) or not set(d) <= {"model", "train"}:
+        raise CheckpointError(f"{source}: expected an object with keys 'model' and 'train'")
+    model = dict(d.get("model", {}))
+    model.setdefault("features", token_features(model.get("levels", 4)))
+    try:
+        return ModelConfig(**model), TrainConfig(**d.get("train", {}))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: {e}") from None
+
+
+def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
+    if name not in PRESETS:
+        raise CheckpointError(f"--preset: unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return configs_from_dict(PRESETS[name], f"preset {name!r}")
+
+
+def from_file(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: config file not found")
+    try:
+        d = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    return configs_from_dict(d, str(path))
