@@ -16,8 +16,8 @@ from spikeformer.train import CheckpointError, TrainConfig
 PRESETS: dict[str, dict] = {
     "demo": {"model": {"dim": 64, "depth": 1, "timesteps": 8, "init_gain": 2.0},
              "train": {"epochs": 30, "lr": 0.5}},
-    "tiny": {"model": {"dim": 16, "depth": 1, "timesteps": 4, "heads": 2, "init_gain": 2.0},
-             "train": {"epochs": 2, "lr": 0.5}},
+    "tiny": {"model": {"dim": 32, "depth": 1, "timesteps": 4, "heads": 2, "init_gain": 2.0},
+             "train": {"epochs": 3, "lr": 1.0}},
 }
 
 

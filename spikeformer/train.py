@@ -46,6 +46,9 @@ class TrainConfig:
             raise ValueError(f"train.lr must be > 0, got {self.lr!r}")
 
 
+TEMPERATURE_LR_RATIO = 0.02
+
+
 class CheckpointError(ValueError):
     """A run directory or checkpoint file is missing or unreadable; names the file."""
 
@@ -151,9 +154,13 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
     x_tr, x_te = encode(model_cfg, data.x_train), encode(model_cfg, data.x_test)
     y_tr = torch.from_numpy(data.y_train)
     model = SpikingTransformer(model_cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    # weights live in integer mantissa units (lr ~ 0.5); the log-temperature wants a small step
+    groups = [{"params": [p for n, p in model.named_parameters() if n != "log_temperature"]},
+              {"params": [model.log_temperature], "lr": train_cfg.lr * TEMPERATURE_LR_RATIO}]
+    opt = torch.optim.Adam(groups, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     steps = train_cfg.epochs * ((len(x_tr) + train_cfg.batch_size - 1) // train_cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train_cfg.lr, total_steps=steps, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[train_cfg.lr, train_cfg.lr * TEMPERATURE_LR_RATIO],
+                                                total_steps=steps, pct_start=0.15)
     config = {"model": model_cfg.to_dict(), "train": asdict(train_cfg)}
     start_epoch, history, seconds = 0, [], 0.0
     state_path = out / "train_state.pt"

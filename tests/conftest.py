@@ -17,7 +17,6 @@ def tiny_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny_run")
     model_cfg, train_cfg = presets.preset("tiny")
-    train_cfg.epochs = 3
     train(model_cfg, train_cfg, out, progress=False)
     convert_run(out)
     return out

@@ -1,0 +1,149 @@
+"""Training: determinism, resumption, atomic weights-only checkpoints, refusal of bad files."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from spikeformer import presets
+from spikeformer.convert import compare_to_model, to_graph
+from spikeformer.data import encode_digits, load_digits_split, token_features
+from spikeformer.model import ModelConfig, SpikingTransformer
+from spikeformer.train import CheckpointError, load_model, random_shift, train
+from sim.reference import simulate_dense
+
+
+def test_split_is_fixed_and_stratified():
+    a, b = load_digits_split(), load_digits_split()
+    assert len(a.y_train) == 1437 and len(a.y_test) == 360
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+    assert np.bincount(a.y_test).min() >= 35          # every class ~36 times
+
+
+def test_encoder_is_thermometer_plus_position():
+    img = np.zeros((1, 8, 8), np.uint8)
+    img[0, 2, 3] = 16
+    x = encode_digits(img, timesteps=3, levels=4)
+    assert x.shape == (1, 3, 8, token_features(4))
+    assert x[0, 0, 2, 12:16].all() and x[0, 0, 2, :32].sum() == 4       # pixel 3 → 4 levels on
+    np.testing.assert_array_equal(x[0, 0, :, 32:], np.eye(8, dtype=bool))
+    assert (x[:, 0] == x[:, 2]).all()
+    with pytest.raises(ValueError, match="images"):
+        encode_digits(np.zeros((2, 8)), 3)
+
+
+def test_random_shift_translates():
+    img = np.zeros((1, 8, 8), np.uint8); img[0, 4, 4] = 9
+    out = random_shift(np.repeat(img, 50, 0), 1, np.random.default_rng(0))
+    assert (out.sum(axis=(1, 2)) == 9).all() and len({tuple(np.argwhere(o)[0]) for o in out}) > 1
+
+
+def test_training_is_deterministic_and_resumable(tmp_path, monkeypatch):
+    m, t = presets.preset("tiny")
+    t.epochs = 2
+    r1 = train(m, t, tmp_path / "a", progress=False)
+    r2 = train(m, t, tmp_path / "b", progress=False)
+    assert r1.test_accuracy == r2.test_accuracy
+    a, b = load_model(tmp_path / "a"), load_model(tmp_path / "b")
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(v, b.state_dict()[k], rtol=0, atol=0)
+    # a crash while writing epoch 2 keeps epoch 1; resuming then equals training straight through
+    import spikeformer.train as tr
+    real, calls = tr.atomic_write, []
+
+    def crashing_write(path, write):
+        calls.append(path.name)
+        if calls.count("model.pt") == 2:
+            raise KeyboardInterrupt("simulated crash")
+        real(path, write)
+
+    monkeypatch.setattr(tr, "atomic_write", crashing_write)
+    with pytest.raises(KeyboardInterrupt):
+        train(m, t, tmp_path / "c", progress=False)
+    monkeypatch.setattr(tr, "atomic_write", real)
+    assert torch.load(tmp_path / "c" / "train_state.pt", weights_only=True)["epoch"] == 1
+    r3 = train(m, t, tmp_path / "c", progress=False)
+    assert r3.test_accuracy == r1.test_accuracy
+    c = load_model(tmp_path / "c")
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(v, c.state_dict()[k], rtol=0, atol=0)
+    assert not list(tmp_path.glob("*/*.tmp"))
+    assert r1.test_accuracy > 0.25          # two epochs on a tiny model already learn (chance: 0.1)
+
+
+def test_truncated_checkpoint_is_refused_with_file_name(tiny_run, tmp_path):
+    import shutil
+    bad = tmp_path / "run"
+    shutil.copytree(tiny_run, bad)
+    data = (bad / "model.pt").read_bytes()
+    (bad / "model.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="model.pt.*not a loadable"):
+        load_model(bad)
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch EVIL_RAN",))
+
+
+def test_checkpoint_with_code_is_refused_and_not_run(tiny_run, tmp_path, monkeypatch):
+    import shutil
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "run"
+    shutil.copytree(tiny_run, bad)
+    with open(bad / "model.pt", "wb") as f:
+        pickle.dump({"weights.emb": _Evil()}, f)
+    with pytest.raises(CheckpointError, match="model.pt"):
+        load_model(bad)
+    assert not (tmp_path / "EVIL_RAN").exists()
+
+
+def test_one_lsb_weight_change_breaks_equality(tiny_run):
+    """The model-vs-graph comparison can fail: +1 LSB on one synapse changes spikes."""
+    model = load_model(tiny_run)
+    data = load_digits_split()
+    x = torch.from_numpy(encode_digits(data.x_test[:20], model.cfg.timesteps, model.cfg.levels))
+    with torch.no_grad():
+        _, rec = model(x, record=True)
+    rec = {k: v.numpy() for k, v in rec.items()}
+    graph = to_graph(model)
+    inputs = {"input": x.numpy().reshape(20, graph.timesteps, -1)}
+    equal, mism = compare_to_model(graph, rec, simulate_dense(graph, inputs))
+    assert equal.all() and mism == 0
+    # find a synapse whose +2 (one mantissa LSB) flips a spike
+    from dataclasses import replace
+    for k, pr in enumerate(graph.projections):
+        if pr.pre != "input":
+            continue
+        for syn in np.argsort(-np.abs(pr.weights))[:40]:
+            w = pr.weights.copy()
+            w[syn] = w[syn] + (2 if w[syn] < 254 else -2)
+            projs = list(graph.projections); projs[k] = replace(pr, weights=w)
+            g2 = replace(graph, projections=tuple(projs))
+            equal2, mism2 = compare_to_model(g2, rec, simulate_dense(g2, inputs))
+            if mism2:
+                assert not equal2.all()
+                return
+    pytest.fail("no single-LSB change altered a spike")
+
+
+def test_float_mode_trains_and_converts(tmp_path):
+    m, t = presets.preset("tiny")
+    m.numerics = "float"
+    t.epochs = 1
+    train(m, t, tmp_path, progress=False)
+    g = to_graph(load_model(tmp_path))
+    assert g.numerics == "float" and g.projections[0].weights.dtype == np.float32
+
+
+def test_bad_config_values_name_the_field():
+    with pytest.raises(ValueError, match="config.dim"):
+        ModelConfig(dim=0)
+    with pytest.raises(ValueError, match="numerics"):
+        ModelConfig(numerics="double")
+    with pytest.raises(CheckpointError, match="unknown preset"):
+        presets.preset("nope")
+    SpikingTransformer(ModelConfig(dim=8, heads=2))
