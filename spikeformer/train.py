@@ -36,7 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     threads: int = 2
-    shift: int = 1            # augmentation: random translation by up to ±shift pixels (0 = off)
+    shift: int = 0            # augmentation: random translation by up to ±shift pixels (0 = off)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "threads"):

@@ -1,0 +1,300 @@
+"""Discrete-event simulation of an AER graph; numba kernels, batches in parallel.
+
+Algorithm, per sample, tick t = 0 … ticks−1 (slot = t mod R, R = max delay + 1):
+
+1. input neurons spiking at t emit events;
+2. the neurons to update are those that received input for tick t (the
+   ``touched`` list of the slot) plus those whose current u ≠ 0 (``active``,
+   they evolve without input); nobody else is touched;
+3. a touched neuron first catches up its voltage leak over the ticks it was
+   skipped — exact, because it was skipped only with u = 0 and no input, where
+   the Loihi update reduces to v ← trunc(v·(4096−dv)/4096) and |v| only shrinks
+   (after an update v ≤ vth·64, so no spike can be missed) — then takes one
+   LIF step (``sim.numerics``) with its accumulated input;
+4. a spike of neuron i at t adds w to the accumulator of each target j in slot
+   (t + delay) mod R and marks j touched there.
+
+For a projection with weight_exp < 0, Lava shifts the *sum* (floor), so its
+synapses accumulate into a private slot per post neuron and the shift is applied
+at update time. Cost: O(events + synaptic events + updates), independent of the
+number of silent neurons. Synaptic ops per projection are computed exactly after
+the run from per-neuron spike counts × CSR row lengths.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numba
+import numpy as np
+
+from sim import numerics as nm
+from sim.ir import AerGraph
+from sim.reference import check_inputs
+
+
+@dataclass(frozen=True)
+class FlatGraph:
+    """The graph flattened over one global neuron index space (built once per run)."""
+
+    n: int                    # neurons
+    n_acc: int                # accumulators: n + private slots of negative-exponent projections
+    pop_of: np.ndarray        # (n,) int32 population index
+    du: np.ndarray            # (pops,) params (int64 loihi | float64 float)
+    dv: np.ndarray
+    vth: np.ndarray
+    is_input: np.ndarray      # (pops,) bool
+    indptr: np.ndarray        # (n+1,) int64: outgoing synapses of neuron i
+    target: np.ndarray        # (S,) int32 neuron receiving the event
+    acc_index: np.ndarray     # (S,) int32 accumulator receiving the weight
+    weight: np.ndarray        # (S,) int32 (loihi, already << exp ≥ 0) | float64
+    delay: np.ndarray         # (S,) int32
+    neg_ptr: np.ndarray       # (pops+1,) negative-exponent projections into each population
+    neg_base: np.ndarray      # accumulator base of that projection (index = base + local neuron)
+    neg_shift: np.ndarray     # −weight_exp
+    pop_start: np.ndarray     # (pops,) first global index
+    max_delay: int
+
+
+def flatten(graph: AerGraph) -> FlatGraph:
+    """Merge all projections into one CSR over global neuron indices."""
+    loihi = graph.numerics == "loihi"
+    pops = graph.populations
+    index = {p.name: k for k, p in enumerate(pops)}
+    offsets = graph.offsets()
+    n = graph.n_neurons
+    pop_of = np.repeat(np.arange(len(pops), dtype=np.int32), [p.size for p in pops])
+    srcs, tgts, accs, ws, ds = [], [], [], [], []
+    neg: dict[int, list[tuple[int, int]]] = {}
+    n_acc = n
+    for pr in graph.projections:
+        rows = np.repeat(np.arange(pr.n_pre, dtype=np.int64), np.diff(pr.indptr)) + offsets[pr.pre]
+        tgt = pr.indices.astype(np.int64) + offsets[pr.post]
+        if loihi:
+            w = pr.weights.astype(np.int64)
+            if pr.weight_exp >= 0:
+                w, acc = w << pr.weight_exp, tgt
+            else:
+                acc = pr.indices.astype(np.int64) + n_acc
+                neg.setdefault(index[pr.post], []).append((n_acc, -pr.weight_exp))
+                n_acc += graph.population(pr.post).size
+        else:
+            w, acc = pr.weights.astype(np.float64) * 2.0 ** pr.weight_exp, tgt
+        srcs.append(rows); tgts.append(tgt); accs.append(acc); ws.append(w)
+        ds.append(np.full(pr.n_synapses, pr.delay, np.int32))
+    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+    src = cat(srcs, np.int64)
+    order = np.argsort(src, kind="stable")
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    neg_ptr = np.zeros(len(pops) + 1, np.int64)
+    neg_base, neg_shift = [], []
+    for k in range(len(pops)):
+        for base, shift in neg.get(k, []):
+            neg_base.append(base); neg_shift.append(shift)
+        neg_ptr[k + 1] = len(neg_base)
+    pdt = np.int64 if loihi else np.float64
+    return FlatGraph(
+        n=n, n_acc=n_acc, pop_of=pop_of,
+        du=np.array([p.du for p in pops], pdt), dv=np.array([p.dv for p in pops], pdt),
+        vth=np.array([p.vth for p in pops], pdt), is_input=np.array([p.kind == "input" for p in pops]),
+        indptr=indptr, target=cat(tgts, np.int32)[order], acc_index=cat(accs, np.int32)[order],
+        weight=cat(ws, np.int32 if loihi else np.float64)[order], delay=cat(ds, np.int32)[order],
+        neg_ptr=neg_ptr, neg_base=np.array(neg_base, np.int64), neg_shift=np.array(neg_shift, np.int64),
+        pop_start=np.array([offsets[p.name] for p in pops], np.int64),
+        max_delay=int(max((pr.delay for pr in graph.projections), default=1)))
+
+
+@numba.njit(cache=True)
+def _decay_loihi(v, dv, ticks):
+    for _ in range(ticks):
+        if v == 0 or dv == 0:
+            break
+        _, v, _ = nm.lif_step_loihi(0, v, 0, nm.DU_MAX, dv, nm.VTH_MAX)
+    return v
+
+
+@numba.njit(cache=True)
+def _decay_float(v, dv, ticks):
+    for _ in range(ticks):
+        if v == 0.0 or dv == 0.0:
+            break
+        v = np.float32(np.float32(v) * (np.float32(1.0) - np.float32(dv)) + np.float32(0.0))
+    return v
+
+
+@numba.njit(cache=True)
+def _shift_loihi(x, s):
+    return x >> s
+
+
+@numba.njit(cache=True)
+def _shift_float(x, s):
+    return x
+
+
+@numba.njit(cache=True)
+def _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
+                neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks, x_idx, x_ptr,
+                u, v, spikes, counts, acc_zero, step, decay, shift, record):
+    """One sample. x_idx/x_ptr: input spikes as CSR over ticks (global neuron ids)."""
+    n = len(f_pop_of)
+    acc = np.full((R, n_acc), acc_zero)
+    mark = np.zeros((R, n), np.bool_)
+    touched = np.empty((R, n), np.int32)
+    n_touched = np.zeros(R, np.int64)
+    last = np.full(n, -1, np.int64)
+    done = np.full(n, -1, np.int64)
+    active = np.empty(n, np.int32)
+    n_active = 0
+    nxt = np.empty(n, np.int32)
+    updates = 0
+    for t in range(ticks):
+        slot = t % R
+        # 1. input spikes at t
+        if t < len(x_ptr) - 1:
+            for k in range(x_ptr[t], x_ptr[t + 1]):
+                i = x_idx[k]
+                counts[i] += 1
+                if record:
+                    spikes[t, i] = True
+                for s in range(indptr[i], indptr[i + 1]):
+                    sl = (t + delay[s]) % R
+                    acc[sl, acc_index[s]] += weight[s]
+                    j = target[s]
+                    if not mark[sl, j]:
+                        mark[sl, j] = True
+                        touched[sl, n_touched[sl]] = j
+                        n_touched[sl] += 1
+        # 2. update touched ∪ active
+        n_next = 0
+        total = n_touched[slot] + n_active
+        for q in range(total):
+            i = touched[slot, q] if q < n_touched[slot] else active[q - n_touched[slot]]
+            if done[i] == t:
+                continue
+            done[i] = t
+            p = f_pop_of[i]
+            if is_input[p]:
+                continue
+            mark[slot, i] = False
+            gap = t - last[i] - 1
+            if gap > 0 and v[i] != 0:
+                v[i] = decay(v[i], dv[p], gap)
+            a = acc[slot, i]
+            acc[slot, i] = 0
+            for m in range(neg_ptr[p], neg_ptr[p + 1]):
+                k = neg_base[m] + i - pop_start[p]
+                a += shift(acc[slot, k], neg_shift[m])
+                acc[slot, k] = 0
+            un, vn, fired = step(u[i], v[i], a, du[p], dv[p], vth[p])
+            u[i] = un
+            v[i] = vn
+            last[i] = t
+            updates += 1
+            if un != 0:
+                nxt[n_next] = i
+                n_next += 1
+            if fired:
+                counts[i] += 1
+                if record:
+                    spikes[t, i] = True
+                for s in range(indptr[i], indptr[i + 1]):
+                    sl = (t + delay[s]) % R
+                    acc[sl, acc_index[s]] += weight[s]
+                    j = target[s]
+                    if not mark[sl, j]:
+                        mark[sl, j] = True
+                        touched[sl, n_touched[sl]] = j
+                        n_touched[sl] += 1
+        n_touched[slot] = 0
+        active[:n_next] = nxt[:n_next]
+        n_active = n_next
+    return updates
+
+
+@numba.njit(cache=True, parallel=True)
+def _run_batch(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
+               neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks, x_idx, x_ptr, x_off,
+               u, v, spikes, counts, updates, acc_zero, step, decay, shift, record):
+    for b in numba.prange(len(updates)):
+        updates[b] = _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
+                                 neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks,
+                                 x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], u[b], v[b],
+                                 spikes[b], counts[b], acc_zero, step, decay, shift, record)
+
+
+@dataclass
+class SimResult:
+    """Spikes and event counts of a batch run.
+
+    ``spikes[name]``: bool (batch, ticks, size) (empty dict unless recorded);
+    ``spike_counts[name]``, ``synaptic_ops[projection]``: (batch,) int64;
+    ``neuron_updates``: (batch,) LIF updates the engine performed.
+    """
+
+    spikes: dict[str, np.ndarray]
+    spike_counts: dict[str, np.ndarray]
+    synaptic_ops: dict[str, np.ndarray]
+    neuron_updates: np.ndarray
+    ticks: int
+
+    @property
+    def events(self) -> int:
+        return int(sum(c.sum() for c in self.spike_counts.values()))
+
+    @property
+    def synaptic_ops_per_inference(self) -> float:
+        return float(sum(o for o in self.synaptic_ops.values()).mean()) if self.synaptic_ops else 0.0
+
+    @property
+    def spikes_per_inference(self) -> float:
+        return float(sum(c for c in self.spike_counts.values()).mean())
+
+
+def _input_events(graph: AerGraph, inputs: Mapping[str, np.ndarray], batch: int):
+    """Input spikes as per-sample CSR over ticks of global neuron ids."""
+    offsets = graph.offsets()
+    ptr = np.zeros((batch, graph.ticks + 1), np.int64)
+    per_sample = []
+    for b in range(batch):
+        ts, ids = [], []
+        for p in graph.inputs:
+            t, i = np.nonzero(np.asarray(inputs[p.name][b], bool))
+            ts.append(t); ids.append(i + offsets[p.name])
+        t = np.concatenate(ts); i = np.concatenate(ids)
+        order = np.argsort(t, kind="stable")
+        ptr[b, 1:] = np.cumsum(np.bincount(t, minlength=graph.ticks)[:graph.ticks])
+        per_sample.append(i[order].astype(np.int32))
+    off = np.zeros((batch, 2), np.int64)
+    lens = np.array([len(x) for x in per_sample], np.int64)
+    off[:, 1] = np.cumsum(lens)
+    off[:, 0] = off[:, 1] - lens
+    return (np.concatenate(per_sample) if per_sample else np.zeros(0, np.int32)), ptr, off
+
+
+def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool = True,
+             progress: bool = False, flat: FlatGraph | None = None) -> SimResult:
+    """Run every sample of ``inputs`` ({input name: (batch, ≤timesteps, size)}) for graph.ticks ticks."""
+    batch = check_inputs(graph, inputs)
+    flat = flat or flatten(graph)
+    loihi = graph.numerics == "loihi"
+    x_idx, x_ptr, x_off = _input_events(graph, inputs, batch)
+    sdt = np.int32 if loihi else np.float32
+    u = np.zeros((batch, flat.n), sdt)
+    v = np.zeros((batch, flat.n), sdt)
+    spikes = np.zeros((batch, graph.ticks, flat.n) if record else (batch, 1, 1), np.bool_)
+    counts = np.zeros((batch, flat.n), np.int64)
+    updates = np.zeros(batch, np.int64)
+    _run_batch(flat.pop_of, flat.du, flat.dv, flat.vth, flat.is_input, flat.indptr, flat.target,
+               flat.acc_index, flat.weight, flat.delay, flat.neg_ptr, flat.neg_base, flat.neg_shift,
+               flat.pop_start, flat.n_acc, flat.max_delay + 1, graph.ticks, x_idx, x_ptr, x_off,
+               u, v, spikes, counts, updates,
+               *((np.int64(0), nm.lif_step_loihi, _decay_loihi, _shift_loihi) if loihi else
+                 (np.float64(0), nm.lif_step_float, _decay_float, _shift_float)), record)
+    offsets = graph.offsets()
+    sl = {p.name: slice(offsets[p.name], offsets[p.name] + p.size) for p in graph.populations}
+    out_spikes = {p.name: spikes[:, :, sl[p.name]] for p in graph.populations} if record else {}
+    spike_counts = {p.name: counts[:, sl[p.name]].sum(axis=1) for p in graph.populations}
+    ops = {pr.name: counts[:, sl[pr.pre]] @ np.diff(pr.indptr) for pr in graph.projections}
+    return SimResult(out_spikes, spike_counts, ops, updates, graph.ticks)

@@ -1,0 +1,51 @@
+"""The central promise: torch model (loihi mode) = event-driven simulator = Lava, bit for bit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spikeformer.convert import compare_to_model
+from spikeformer.pipeline import graph_inputs, model_spikes, test_batch
+
+
+def three_way(run_dir, samples):
+    from loihi_export.run import run_lava
+    from sim.engine import simulate
+
+    model, graph, x, y = test_batch(run_dir, samples)
+    logits, rec = model_spikes(model, x)
+    inputs = graph_inputs(graph, x)
+    sim = simulate(graph, inputs).spikes
+    lava = run_lava(graph, inputs, timeout=900)
+    return graph, logits, rec, sim, lava
+
+
+def assert_identical(graph, logits, rec, sim, lava):
+    eq_sim, mism_sim = compare_to_model(graph, rec, sim)
+    eq_lava, mism_lava = compare_to_model(graph, rec, lava)
+    assert mism_sim == 0 and eq_sim.all()
+    assert mism_lava == 0 and eq_lava.all()
+    for p in graph.populations:                     # every tick, including after the model's window
+        np.testing.assert_array_equal(lava[p.name], sim[p.name], err_msg=p.name)
+    total = sum(int(s.sum()) for s in sim.values())
+    assert total > 0 and all(sim[p.name].any() for p in graph.populations), "populations must spike"
+    pred = graph.readout.logits(sim[graph.readout.pre])
+    np.testing.assert_array_equal(pred, logits)      # integer readout identical too
+
+
+def test_three_way_bit_exact_20_test_digits(tiny_run):
+    assert_identical(*three_way(tiny_run, 20))
+
+
+@pytest.mark.slow
+def test_three_way_bit_exact_all_360_test_digits_demo_preset(tmp_path_factory):
+    from spikeformer import presets
+    from spikeformer.pipeline import convert_run
+    from spikeformer.train import train
+
+    out = tmp_path_factory.mktemp("demo")
+    model_cfg, train_cfg = presets.preset("demo")
+    res = train(model_cfg, train_cfg, out, progress=False)
+    assert res.test_accuracy >= 0.95 and model_cfg.timesteps <= 8
+    convert_run(out)
+    assert_identical(*three_way(out, None))
