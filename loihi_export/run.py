@@ -71,7 +71,7 @@ def _run_chunk(graph_file: Path, inputs: Mapping[str, np.ndarray], workdir: Path
         while proc.poll() is None:
             now = time.monotonic()
             if now - start > timeout:
-                reason = f"timed out after {timeout:.0f} s"
+                reason = f"timed out after {timeout:g} s"
                 break
             if failed_at is None and "Traceback" in err_file.read_text(errors="replace"):
                 failed_at = now

@@ -13,6 +13,30 @@ import tempfile
 import numpy as np
 
 
+def report_child_failures() -> None:
+    """Make every Lava OS process print its traceback to stderr when it fails.
+
+    Lava's ``SystemProcess`` sends a child's exception through a pipe the runtime
+    only reads on join; when the runtime hangs waiting for the others, the
+    message is lost. Printing it lets the parent (``run.py``) see it and stop.
+    """
+    import multiprocessing as mp
+    import traceback
+
+    from lava.magma.runtime.message_infrastructure.multiprocessing import SystemProcess
+
+    def run(self) -> None:
+        try:
+            mp.Process.run(self)
+            self._cconn.send(None)
+        except Exception as e:  # noqa: BLE001 (re-reported, as Lava does)
+            tb = traceback.format_exc()
+            print(f"Lava process failed:\n{tb}", file=sys.stderr, flush=True)
+            self._cconn.send((e, tb))
+
+    SystemProcess.run = run
+
+
 def main(argv: list[str]) -> int:
     graph_file, inputs_file, out_file, *flags = argv
     from loihi_export.build import read_spikes, to_lava
@@ -20,6 +44,7 @@ def main(argv: list[str]) -> int:
     from sim.io import load_graph
 
     import_lava()
+    report_child_failures()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
