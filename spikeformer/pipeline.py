@@ -41,7 +41,7 @@ def load_run_graph(run_dir: str | Path) -> AerGraph:
     return load_graph(path)
 
 
-def test_batch(run_dir: str | Path, samples: int | None):
+def load_test_batch(run_dir: str | Path, samples: int | None):
     """(model, graph, encoded inputs (B, T, N, F), labels) for the first ``samples`` test digits."""
     graph = load_run_graph(run_dir)
     model = load_model(run_dir)
@@ -72,7 +72,7 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
     """Simulate test digits in the event-driven engine and compare with the torch model."""
     from sim.engine import simulate
 
-    model, graph, x, y = test_batch(run_dir, samples)
+    model, graph, x, y = load_test_batch(run_dir, samples)
     logits, rec = model_spikes(model, x)
     t0 = time.perf_counter()
     res = simulate(graph, graph_inputs(graph, x), progress=progress)
@@ -100,7 +100,7 @@ def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600
     from loihi_export.run import run_lava
     from sim.engine import simulate
 
-    model, graph, x, y = test_batch(run_dir, samples)
+    model, graph, x, y = load_test_batch(run_dir, samples)
     if graph.numerics != "loihi":
         raise CheckpointError(f"{graph_path(run_dir)}: Lava export needs numerics='loihi', graph has '{graph.numerics}'")
     _, rec = model_spikes(model, x)

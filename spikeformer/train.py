@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -84,8 +86,14 @@ def torch_load(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError/RuntimeError/EOFError/... for bad files
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        culprit = next((l.strip() for l in str(e).splitlines() if "Unsupported global" in l), "")
+        raise CheckpointError(f"{path}: refused by weights-only loading: it holds pickled objects that are not "
+                              f"tensors (possibly code){': ' + culprit if culprit else ''}") from None
+    except Exception as e:  # torch raises RuntimeError/EOFError/... for truncated or foreign files
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a loadable weights-only checkpoint ({type(e).__name__}: {first})") from None
 

@@ -90,7 +90,7 @@ def test_checkpoint_with_code_is_refused(tiny_run, tmp_path):
     shutil.copytree(tiny_run, d)
     with open(d / "model.pt", "wb") as f:
         pickle.dump(Payload(), f)
-    assert_user_error(run("convert", str(d), cwd=tmp_path), "model.pt", "weights-only")
+    assert_user_error(run("convert", str(d), cwd=tmp_path), "model.pt", "refused by weights-only loading")
     assert not (tmp_path / "PWNED").exists()
 
 

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from spikeformer.convert import compare_to_model
-from spikeformer.pipeline import graph_inputs, model_spikes, test_batch
+from spikeformer.pipeline import graph_inputs, model_spikes, load_test_batch
 
 
 def three_way(run_dir, samples):
     from loihi_export.run import run_lava
     from sim.engine import simulate
 
-    model, graph, x, y = test_batch(run_dir, samples)
+    model, graph, x, y = load_test_batch(run_dir, samples)
     logits, rec = model_spikes(model, x)
     inputs = graph_inputs(graph, x)
     sim = simulate(graph, inputs).spikes
