@@ -27,6 +27,8 @@ from typing import Mapping
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from sim import numerics as nm
 from sim.ir import AerGraph
@@ -105,38 +107,56 @@ def flatten(graph: AerGraph) -> FlatGraph:
         max_delay=int(max((pr.delay for pr in graph.projections), default=1)))
 
 
-@numba.njit(cache=True)
-def _decay_loihi(v, dv, ticks):
-    for _ in range(ticks):
-        if v == 0 or dv == 0:
-            break
-        _, v, _ = nm.lif_step_loihi(0, v, 0, nm.DU_MAX, dv, nm.VTH_MAX)
-    return v
+def _step(u, v, a, du, dv, vth):
+    """LIF step dispatched on the state's type at compile time: integer → loihi, float → float."""
 
 
-@numba.njit(cache=True)
-def _decay_float(v, dv, ticks):
-    for _ in range(ticks):
-        if v == 0.0 or dv == 0.0:
-            break
-        v = np.float32(np.float32(v) * (np.float32(1.0) - np.float32(dv)) + np.float32(0.0))
-    return v
+def _decay(v, dv, ticks):
+    """Leak over ``ticks`` input-free ticks of a neuron with u = 0 (stops at v = 0)."""
 
 
-@numba.njit(cache=True)
-def _shift_loihi(x, s):
-    return x >> s
+def _shift(x, s):
+    """Negative weight exponent applied to an accumulated sum: floor(x / 2^s) (loihi only)."""
 
 
-@numba.njit(cache=True)
-def _shift_float(x, s):
-    return x
+@overload(_step)
+def _step_impl(u, v, a, du, dv, vth):
+    if isinstance(u, types.Integer):
+        return lambda u, v, a, du, dv, vth: nm.lif_step_loihi(u, v, a, du, dv, vth)
+    return lambda u, v, a, du, dv, vth: nm.lif_step_float(u, v, a, du, dv, vth)
+
+
+@overload(_decay)
+def _decay_impl(v, dv, ticks):
+    if isinstance(v, types.Integer):
+        def loihi(v, dv, ticks):
+            for _ in range(ticks):
+                if v == 0 or dv == 0:
+                    break
+                _, v, _ = nm.lif_step_loihi(0, v, 0, nm.DU_MAX, dv, nm.VTH_MAX)
+            return v
+        return loihi
+
+    def flt(v, dv, ticks):
+        for _ in range(ticks):
+            if v == 0.0 or dv == 0.0:
+                break
+            v = np.float32(np.float32(v) * (np.float32(1.0) - np.float32(dv)) + np.float32(0.0))
+        return v
+    return flt
+
+
+@overload(_shift)
+def _shift_impl(x, s):
+    if isinstance(x, types.Integer):
+        return lambda x, s: x >> s
+    return lambda x, s: x
 
 
 @numba.njit(cache=True)
 def _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
                 neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks, x_idx, x_ptr,
-                u, v, spikes, counts, acc_zero, step, decay, shift, record):
+                u, v, spikes, counts, acc_zero, record):
     """One sample. x_idx/x_ptr: input spikes as CSR over ticks (global neuron ids)."""
     n = len(f_pop_of)
     acc = np.full((R, n_acc), acc_zero)
@@ -180,14 +200,14 @@ def _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weig
             mark[slot, i] = False
             gap = t - last[i] - 1
             if gap > 0 and v[i] != 0:
-                v[i] = decay(v[i], dv[p], gap)
+                v[i] = _decay(v[i], dv[p], gap)
             a = acc[slot, i]
             acc[slot, i] = 0
             for m in range(neg_ptr[p], neg_ptr[p + 1]):
                 k = neg_base[m] + i - pop_start[p]
-                a += shift(acc[slot, k], neg_shift[m])
+                a += _shift(acc[slot, k], neg_shift[m])
                 acc[slot, k] = 0
-            un, vn, fired = step(u[i], v[i], a, du[p], dv[p], vth[p])
+            un, vn, fired = _step(u[i], v[i], a, du[p], dv[p], vth[p])
             u[i] = un
             v[i] = vn
             last[i] = t
@@ -216,12 +236,12 @@ def _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weig
 @numba.njit(cache=True, parallel=True)
 def _run_batch(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
                neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks, x_idx, x_ptr, x_off,
-               u, v, spikes, counts, updates, acc_zero, step, decay, shift, record):
+               u, v, spikes, counts, updates, acc_zero, record):
     for b in numba.prange(len(updates)):
         updates[b] = _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
                                  neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks,
                                  x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], u[b], v[b],
-                                 spikes[b], counts[b], acc_zero, step, decay, shift, record)
+                                 spikes[b], counts[b], acc_zero, record)
 
 
 @dataclass
@@ -289,9 +309,7 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     _run_batch(flat.pop_of, flat.du, flat.dv, flat.vth, flat.is_input, flat.indptr, flat.target,
                flat.acc_index, flat.weight, flat.delay, flat.neg_ptr, flat.neg_base, flat.neg_shift,
                flat.pop_start, flat.n_acc, flat.max_delay + 1, graph.ticks, x_idx, x_ptr, x_off,
-               u, v, spikes, counts, updates,
-               *((np.int64(0), nm.lif_step_loihi, _decay_loihi, _shift_loihi) if loihi else
-                 (np.float64(0), nm.lif_step_float, _decay_float, _shift_float)), record)
+               u, v, spikes, counts, updates, np.int64(0) if loihi else np.float64(0), record)
     offsets = graph.offsets()
     sl = {p.name: slice(offsets[p.name], offsets[p.name] + p.size) for p in graph.populations}
     out_spikes = {p.name: spikes[:, :, sl[p.name]] for p in graph.populations} if record else {}
