@@ -122,3 +122,56 @@ def load_graph(path: str | os.PathLike) -> AerGraph:
             raise IRError(f"{where}: {e.where}", e.field, e.problem) from None
         except (KeyError, TypeError) as e:
             raise IRError(where, "header", f"is malformed ({type(e).__name__}: {e})") from None
+
+
+RESULT_SCHEMA = "spikeformer.simulation"
+
+
+def save_result(path: str | os.PathLike, graph: AerGraph, result) -> Path:
+    """Write a recorded ``SimResult`` (compressed npz, atomic): spikes, counts, synaptic ops."""
+    path = Path(path)
+    arrays = {"header": np.frombuffer(json.dumps({"schema": RESULT_SCHEMA, "version": VERSION,
+                                                  "ticks": int(result.ticks)}).encode(), np.uint8),
+              "neuron_updates": result.neuron_updates}
+    for k, p in enumerate(graph.populations):
+        if result.spikes:
+            arrays[f"s{k}.spikes"] = np.packbits(result.spikes[p.name], axis=-1)
+        arrays[f"s{k}.counts"] = result.spike_counts[p.name]
+    for k, pr in enumerate(graph.projections):
+        arrays[f"p{k}.ops"] = result.synaptic_ops[pr.name]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_result(path: str | os.PathLike, graph: AerGraph):
+    """Read what ``save_result`` wrote, for ``graph``; IRError naming the file if it does not fit."""
+    from sim.engine import SimResult
+
+    path = Path(path)
+    if not path.is_file():
+        raise IRError(str(path), "file", "does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(bytes(z["header"]).decode())
+            if header.get("schema") != RESULT_SCHEMA:
+                raise IRError(str(path), "header.schema", f"expected {RESULT_SCHEMA!r}")
+            ticks = int(header["ticks"])
+            spikes, counts, ops = {}, {}, {}
+            for k, p in enumerate(graph.populations):
+                if f"s{k}.spikes" in z.files:
+                    spikes[p.name] = np.unpackbits(z[f"s{k}.spikes"], axis=-1, count=p.size).astype(bool)
+                counts[p.name] = z[f"s{k}.counts"]
+            for k, pr in enumerate(graph.projections):
+                ops[pr.name] = z[f"p{k}.ops"]
+            return SimResult(spikes, counts, ops, z["neuron_updates"], ticks)
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        if isinstance(e, IRError):
+            raise
+        raise IRError(str(path), "file", f"is not a simulation result for this graph ({e})") from None

@@ -26,9 +26,10 @@ JsonOpt = typer.Option(False, "--json", help="Print the figures as one JSON obje
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from loihi_export.errors import LavaRunError
+    from sim.hardware import MappingError
     from sim.ir import IRError
     from spikeformer.train import CheckpointError
-    return (CheckpointError, IRError, LavaRunError, ValueError, FileNotFoundError)
+    return (CheckpointError, IRError, LavaRunError, MappingError, ValueError, FileNotFoundError)
 
 
 def friendly(fn: Callable) -> Callable:
@@ -50,7 +51,7 @@ def emit(figures: dict, as_json: bool, title: str) -> None:
         return
     table = Table(title=title, show_header=False)
     for k, v in figures.items():
-        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     Console().print(table)
 
 
@@ -104,6 +105,21 @@ def export_lava(run_dir: Path = typer.Argument(..., help="Converted run director
     """Build Lava processes from the graph, run them on Loihi2SimCfg (fixed point), compare spikes."""
     from spikeformer.pipeline import lava_run
     emit(lava_run(run_dir, samples, timeout), as_json, "export lava")
+
+
+@app.command()
+@friendly
+def report(run_dir: Path = typer.Argument(..., help="Run directory with a simulation (`spikeformer simulate`)."),
+           chips: int = typer.Option(1, "--chips", help="Loihi 2 chips available to the mapper."),
+           cores_per_chip: int = typer.Option(128, "--cores-per-chip", help="Neuro-cores per chip (Loihi 2: 128)."),
+           as_json: bool = JsonOpt) -> None:
+    """Map onto Loihi 2 cores/chips and estimate energy and latency per inference (table, JSON, PNG)."""
+    from sim.plots import report_figure
+    from spikeformer.pipeline import report_run
+
+    figures, mapping, result, graph = report_run(run_dir, chips, cores_per_chip)
+    figures["png"] = str(report_figure(graph, mapping, result, figures, Path(run_dir) / "report.png"))
+    emit(figures, as_json, "report (per inference)")
 
 
 @app.command()

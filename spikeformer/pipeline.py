@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sim.io import load_graph, save_graph
+from sim.io import load_graph, load_result, save_graph, save_result
 from sim.ir import AerGraph, IRError
 from spikeformer.convert import compare_to_model, to_graph
 from spikeformer.data import load_digits_split
 from spikeformer.train import CheckpointError, encode, load_model, write_json
 
 GRAPH_FILE = "graph.aer.npz"
+RESULT_FILE = "simulation.npz"
 
 
 def graph_path(run_dir: str | Path) -> Path:
@@ -92,7 +93,25 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
         "seconds": seconds,
     }
     write_json(Path(run_dir) / "simulation.json", figures)
+    save_result(Path(run_dir) / RESULT_FILE, graph, res)
     return figures
+
+
+def report_run(run_dir: str | Path, chips: int = 1, cores_per_chip: int = 128) -> tuple[dict, "Mapping", "SimResult", AerGraph]:
+    """Map the graph onto Loihi 2 and cost the last simulation of this run directory."""
+    from sim.cost import cost_report
+    from sim.hardware import Loihi2, map_graph
+
+    graph = load_run_graph(run_dir)
+    path = Path(run_dir) / RESULT_FILE
+    if not path.exists():
+        raise IRError(str(path), "file", f"does not exist; run `spikeformer simulate {run_dir}` first")
+    result = load_result(path, graph)
+    mapping = map_graph(graph, Loihi2(chips=chips, cores_per_chip=cores_per_chip))
+    figures = cost_report(graph, mapping, result).to_dict()
+    figures["samples"] = int(len(result.neuron_updates))
+    write_json(Path(run_dir) / "report.json", figures)
+    return figures, mapping, result, graph
 
 
 def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600.0) -> dict:

@@ -1,0 +1,155 @@
+"""Plots of events and hardware cost, shared by ``spikeformer report`` and the notebooks.
+
+Every function takes IR objects and arrays (no torch), draws on a given or new
+matplotlib Axes/Figure and returns it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg") if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline") else None
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sim import cost as cost_model  # noqa: E402
+from sim.hardware import Mapping  # noqa: E402
+from sim.ir import AerGraph  # noqa: E402
+
+
+def raster(graph: AerGraph, spikes: dict[str, np.ndarray], sample: int = 0, ax=None):
+    """Spike raster of one sample: every population stacked, time on x."""
+    ax = ax or plt.subplots(figsize=(10, 6))[1]
+    base, ticks, labels = 0, [], []
+    for p in graph.populations:
+        t, i = np.nonzero(spikes[p.name][sample])
+        ax.scatter(t, i + base, s=1, marker="|", color=f"C{len(labels) % 10}")
+        ax.axhline(base, color="0.85", lw=0.5)
+        ticks.append(base + p.size / 2)
+        labels.append(f"{p.name} (d={p.depth})")
+        base += p.size
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_xlabel("tick")
+    ax.set_xlim(-0.5, graph.ticks - 0.5)
+    ax.set_ylim(0, base)
+    ax.set_title(f"sample {sample}: {sum(int(spikes[p.name][sample].sum()) for p in graph.populations)} spikes")
+    return ax
+
+
+def firing_rates(graph: AerGraph, spikes: dict[str, np.ndarray], axes=None):
+    """Mean firing rate (spikes per neuron per model tick) per population, and per token for token-shaped ones."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 4))
+    names = [p.name for p in graph.populations]
+    rates = [spikes[p.name].sum(axis=1).mean() / (p.size * graph.timesteps) for p in graph.populations]
+    axes[0].bar(range(len(names)), rates, color="C0")
+    axes[0].set_xticks(range(len(names)), names, rotation=60, fontsize=7)
+    axes[0].set_ylabel("spikes / neuron / tick")
+    axes[0].set_title("firing rate per population")
+    for p in graph.populations:
+        if len(p.shape) == 2 and p.kind == "lif":
+            per_token = spikes[p.name].reshape(*spikes[p.name].shape[:2], *p.shape).sum(axis=(1, 3)).mean(axis=0)
+            axes[1].plot(per_token / (p.shape[1] * graph.timesteps), marker="o", ms=3, label=p.name)
+    axes[1].set_xlabel("token")
+    axes[1].set_ylabel("spikes / neuron / tick")
+    axes[1].set_title("firing rate per token")
+    axes[1].legend(fontsize=6, ncol=2)
+    return axes
+
+
+def attention_maps(graph: AerGraph, spikes: dict[str, np.ndarray], block: int = 0, sample: int = 0, fig=None):
+    """Q, K, V, K∧V and the SDSA output as token × channel spike counts over the sample's window."""
+    roles = [r for r in ("q", "k", "v", "kv", "attn") if f"b{block}.{r}" in {p.name for p in graph.populations}]
+    fig = fig or plt.figure(figsize=(3 * len(roles) + 3, 3), layout="constrained")
+    axes = fig.subplots(1, len(roles) + 1)
+    for ax, r in zip(axes, roles):
+        p = graph.population(f"b{block}.{r}")
+        counts = spikes[p.name][sample].sum(axis=0).reshape(p.shape)
+        ax.imshow(counts, aspect="auto", cmap="magma", interpolation="nearest")
+        ax.set_title(f"{r.upper()} (spikes)")
+        ax.set_xlabel("channel")
+        ax.set_ylabel("token")
+    mask = graph.population(f"b{block}.mask")
+    axes[-1].imshow(spikes[mask.name][sample].T, aspect="auto", cmap="Greys", interpolation="nearest")
+    axes[-1].set_title("SDSA mask per tick")
+    axes[-1].set_xlabel("tick")
+    axes[-1].set_ylabel("channel")
+    return fig
+
+
+def cost_per_layer(graph: AerGraph, synaptic_ops: dict[str, np.ndarray], axes=None):
+    """Synaptic ops per inference and Loihi synaptic energy per projection."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 4))
+    names = [pr.name for pr in graph.projections]
+    ops = np.array([synaptic_ops[n].mean() for n in names])
+    axes[0].barh(range(len(names)), ops, color="C1")
+    axes[0].set_yticks(range(len(names)), names, fontsize=7)
+    axes[0].set_xlabel("synaptic ops / inference")
+    axes[1].barh(range(len(names)), ops * cost_model.E_SYNOP * 1e6, color="C3")
+    axes[1].set_yticks(range(len(names)), [""] * len(names))
+    axes[1].set_xlabel("Loihi synaptic energy / inference (µJ)")
+    for ax in axes:
+        ax.invert_yaxis()
+    return axes
+
+
+def core_map(mapping: Mapping, ops_per_core: np.ndarray, messages_per_core: np.ndarray, fig=None):
+    """Heat maps over the cores: utilisation of each limit, synaptic ops and messages received."""
+    fig = fig or plt.figure(figsize=(12, 3.5), layout="constrained")
+    util = mapping.utilisation()
+    rows = np.vstack([util[k] for k in ("neurons", "synapses", "fan_in", "fan_out")])
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    im = ax1.imshow(rows, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax1.set_yticks(range(4), ["neurons", "synapses", "fan-in", "fan-out"])
+    ax1.set_xticks(range(mapping.cores), [f"{c}\n{mapping.core_population[c]}" for c in range(mapping.cores)],
+                   fontsize=6)
+    ax1.set_title(f"utilisation of each core ({mapping.cores} cores, {mapping.chips} chip)")
+    fig.colorbar(im, ax=ax1, fraction=0.03)
+    traffic = np.vstack([ops_per_core / max(ops_per_core.max(), 1), messages_per_core / max(messages_per_core.max(), 1)])
+    ax2.imshow(traffic, aspect="auto", cmap="inferno", interpolation="nearest")
+    ax2.set_yticks([0, 1], ["syn ops", "messages in"])
+    ax2.set_xticks(range(mapping.cores))
+    ax2.set_title("spike traffic per core (normalised)")
+    return fig
+
+
+def report_figure(graph: AerGraph, mapping: Mapping, result, figures: dict, path: str | Path) -> Path:
+    """The PNG of ``spikeformer report``: cost per layer, core map, energy comparison."""
+    from sim.cost import per_tick_core_load
+
+    fig = plt.figure(figsize=(14, 11), layout="constrained")
+    top, mid, bottom = fig.subfigures(3, 1, height_ratios=[1.2, 1, 1])
+    cost_per_layer(graph, result.synaptic_ops, axes=top.subplots(1, 2))
+    ops, msgs = per_tick_core_load(graph, mapping, result.spikes)
+    core_map(mapping, ops.sum(axis=1).mean(axis=0), msgs.sum(axis=1).mean(axis=0), fig=mid)
+    ax = bottom.subplots(1, 1)
+    labels = ["Loihi 2\n(Davies 2018 consts)", "45 nm AC\n(paper convention)", "45 nm dense MAC\n(paper convention)",
+              "SNN 45 nm\n+ memory", "int8 ANN 45 nm\n+ memory"]
+    keys = ["energy_loihi2_joules", "energy_45nm_joules", "energy_45nm_dense_joules",
+            "energy_snn_memory_joules", "energy_ann_int8_memory_joules"]
+    ax.bar(labels, [figures[k] * 1e6 for k in keys], color=["C0", "C2", "C2", "C1", "C3"])
+    ax.set_ylabel("µJ / inference")
+    ax.set_yscale("log")
+    ax.set_title(f"energy per inference — with memory, {figures['winner']} wins at spike rate "
+                 f"{figures['spike_rate']:.3f} (crossover {figures['crossover_rate']:.3f})")
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def sweep_plot(csv_path: str | Path, ax=None):
+    """Accuracy, synaptic ops and parameters against width D from a sweep CSV."""
+    import csv
+
+    rows = list(csv.DictReader(open(csv_path)))
+    dims = [float(r["dim"]) for r in rows]
+    axes = ax if ax is not None else plt.subplots(1, 3, figsize=(12, 3.5))[1]
+    for a, key in zip(axes, ("accuracy", "synaptic_ops_per_inference", "parameters")):
+        a.plot(dims, [float(r[key]) for r in rows], marker="o")
+        a.set_xscale("log")
+        a.set_xlabel("D")
+        a.set_title(key)
+    return axes
