@@ -107,6 +107,31 @@ def export_lava(run_dir: Path = typer.Argument(..., help="Converted run director
     emit(lava_run(run_dir, samples, timeout), as_json, "export lava")
 
 
+@export_app.command("nir")
+@friendly
+def export_nir(run_dir: Path = typer.Argument(..., help="Converted run directory."),
+               as_json: bool = JsonOpt) -> None:
+    """Write the graph as a NIR file (RUN_DIR/model.nir), readable by nir.read and snnTorch."""
+    from loihi_export.nir_export import write_nir
+    from spikeformer.pipeline import load_run_graph
+    graph = load_run_graph(run_dir)
+    path = write_nir(graph, Path(run_dir) / "model.nir")
+    emit({"nir": str(path), "bytes": path.stat().st_size, "populations": len(graph.populations),
+          "projections": len(graph.projections)}, as_json, "export nir")
+
+
+@export_app.command("netx")
+@friendly
+def export_netx(run_dir: Path = typer.Argument(..., help="Converted run directory."),
+                as_json: bool = JsonOpt) -> None:
+    """Write a lava-dl netx-style HDF5 description (RUN_DIR/model.net.h5)."""
+    from loihi_export.nir_export import write_netx
+    from spikeformer.pipeline import load_run_graph
+    graph = load_run_graph(run_dir)
+    path = write_netx(graph, Path(run_dir) / "model.net.h5")
+    emit({"netx": str(path), "bytes": path.stat().st_size}, as_json, "export netx")
+
+
 @app.command()
 @friendly
 def report(run_dir: Path = typer.Argument(..., help="Run directory with a simulation (`spikeformer simulate`)."),
