@@ -24,7 +24,7 @@ def raster(graph: AerGraph, spikes: dict[str, np.ndarray], sample: int = 0, ax=N
     base, ticks, labels = 0, [], []
     for p in graph.populations:
         t, i = np.nonzero(spikes[p.name][sample])
-        ax.scatter(t, i + base, s=1, marker="|", color=f"C{len(labels) % 10}")
+        ax.plot(t, i + base, "|", ms=2, mew=0.6, color=f"C{len(labels) % 10}")
         ax.axhline(base, color="0.85", lw=0.5)
         ticks.append(base + p.size / 2)
         labels.append(f"{p.name} (d={p.depth})")

@@ -142,3 +142,29 @@ def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600
     }
     write_json(Path(run_dir) / "lava.json", figures)
     return figures
+
+
+def notebook_run(run_dir: str | Path | None = None, samples: int = 16):
+    """(run_dir, graph, recorded SimResult) for the notebooks.
+
+    Uses ``run_dir`` (or $SPIKEFORMER_RUN); if neither is given, trains the
+    ``tiny`` preset into a temporary directory. Simulates when no result exists.
+    """
+    import os
+    import tempfile
+
+    from spikeformer import presets
+    from spikeformer.train import train
+
+    run_dir = run_dir or os.environ.get("SPIKEFORMER_RUN")
+    if run_dir is None:
+        run_dir = tempfile.mkdtemp(prefix="spikeformer-nb-")
+        model_cfg, train_cfg = presets.preset("tiny")
+        train(model_cfg, train_cfg, run_dir, progress=False)
+    run_dir = Path(run_dir)
+    if not graph_path(run_dir).exists():
+        convert_run(run_dir)
+    if not (run_dir / RESULT_FILE).exists():
+        simulate_run(run_dir, samples)
+    graph = load_run_graph(run_dir)
+    return run_dir, graph, load_result(run_dir / RESULT_FILE, graph)

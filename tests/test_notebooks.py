@@ -1,0 +1,33 @@
+"""The event-trace notebooks run top to bottom on a small model and each writes figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_notebooks_are_committed_without_outputs():
+    assert len(NOTEBOOKS) == 3
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_executes_and_draws(path, tiny_run, tmp_path, monkeypatch):
+    from spikeformer.pipeline import simulate_run
+    if not (tiny_run / "simulation.npz").exists():
+        simulate_run(tiny_run, 8)
+    monkeypatch.setenv("SPIKEFORMER_RUN", str(tiny_run))
+    monkeypatch.setenv("SPIKEFORMER_FIGURES", str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    pngs = list(tmp_path.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 5000 for p in pngs), pngs
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert images, "a person running the notebook sees at least one plot"
