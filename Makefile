@@ -32,7 +32,7 @@ test-all: install
 	$(PY) -m pytest -q -m "not bench"
 
 bench: install
-	$(PY) -m pytest -q -m bench -s
+	$(PY) -m pytest -q -m bench -s benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

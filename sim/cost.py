@@ -1,6 +1,6 @@
 """What an inference costs: counts from a simulation → energy and latency estimates.
 
-Counts (per inference, from the engine's recorded spikes and a core mapping):
+Counts (per inference, and per tick, from the engine's recorded spikes and a core mapping):
 synaptic ops (synapse events delivered), spikes, neuron updates (active = the
 engine's updates; the hardware also ticks idle neurons), spike messages (one per
 spike per destination core; inter-chip when that core is on another chip).
@@ -78,6 +78,9 @@ class CostReport:
     spike_rate: float
     latency_s: float
     winner: str
+    synaptic_ops_per_tick: list[float]
+    spikes_per_tick: list[float]
+    messages_per_tick: list[float]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +92,11 @@ def _hops(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def per_tick_core_load(graph: AerGraph, mapping: Mapping, spikes: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(synaptic ops, messages) per (sample, tick, core): ops land on the core of the target neuron."""
+    """(synaptic ops, messages received) per (sample, tick, core).
+
+    Ops land on the core of the target neuron; a spike sends one message to each
+    distinct destination core of its neuron (``mapping.dest_cores``).
+    """
     offsets = graph.offsets()
     batch, ticks = next(iter(spikes.values())).shape[:2]
     ops = np.zeros((batch, ticks, mapping.cores))
@@ -101,7 +108,12 @@ def per_tick_core_load(graph: AerGraph, mapping: Mapping, spikes: dict[str, np.n
         np.add.at(per_pre_core, (rows, tgt_core), 1)
         s = spikes[pr.pre].reshape(batch * ticks, pr.n_pre).astype(np.float64)
         ops += (s @ per_pre_core).reshape(batch, ticks, -1)
-        msgs += (s @ (per_pre_core > 0)).reshape(batch, ticks, -1)
+    for p in graph.populations:
+        dest = np.zeros((p.size, mapping.cores))
+        for i in range(p.size):
+            dest[i, mapping.dest_cores[offsets[p.name] + i]] = 1
+        if dest.any():
+            msgs += (spikes[p.name].reshape(batch * ticks, p.size).astype(np.float64) @ dest).reshape(batch, ticks, -1)
     return ops, msgs
 
 
@@ -134,7 +146,8 @@ def cost_report(graph: AerGraph, mapping: Mapping, result: SimResult) -> CostRep
         else:                                   # host → chip: counted at one hop each
             e_msg += c * len(dest) * E_SPIKE_HOP
     e_loihi = synops * E_SYNOP + active * E_UPDATE_ACTIVE + idle * E_UPDATE_IDLE + e_msg
-    ops, _ = per_tick_core_load(graph, mapping, result.spikes)
+    ops, msgs_core = per_tick_core_load(graph, mapping, result.spikes)
+    spikes_tick = sum(result.spikes[p.name].sum(axis=2) for p in graph.populations).mean(axis=0)
     updates_per_core = np.bincount(mapping.core_of[mapping.core_of >= 0], minlength=mapping.cores)
     tick_time = (ops * T_SYNOP + updates_per_core[None, None, :] * T_UPDATE).max(axis=2) + T_BARRIER
     latency = float(tick_time.sum(axis=1).mean())
@@ -155,4 +168,6 @@ def cost_report(graph: AerGraph, mapping: Mapping, result: SimResult) -> CostRep
         energy_loihi2_joules=e_loihi, energy_45nm_joules=e_45_snn, energy_45nm_dense_joules=e_45_ann,
         energy_snn_memory_joules=e_snn, energy_ann_int8_memory_joules=e_ann8,
         crossover_rate=crossover, spike_rate=rate, latency_s=latency,
-        winner="spiking" if e_snn < e_ann8 else "int8 dense (ANN)")
+        winner="spiking" if e_snn < e_ann8 else "int8 dense (ANN)",
+        synaptic_ops_per_tick=ops.sum(axis=2).mean(axis=0).tolist(), spikes_per_tick=spikes_tick.tolist(),
+        messages_per_tick=msgs_core.sum(axis=2).mean(axis=0).tolist())

@@ -51,6 +51,8 @@ def emit(figures: dict, as_json: bool, title: str) -> None:
         return
     table = Table(title=title, show_header=False)
     for k, v in figures.items():
+        if isinstance(v, list):
+            v = " ".join(f"{x:.3g}" for x in v)
         table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     Console().print(table)
 

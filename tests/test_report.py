@@ -44,6 +44,9 @@ def test_report_counts_equal_simulator_counters(simulated):
     ops, msgs = per_tick_core_load(graph, m, res.spikes)
     assert ops.sum(axis=(1, 2)).mean() == pytest.approx(res.synaptic_ops_per_inference)
     assert msgs.sum(axis=(1, 2)).mean() == pytest.approx(rep.messages)
+    assert sum(rep.synaptic_ops_per_tick) == pytest.approx(rep.synaptic_ops)
+    assert sum(rep.spikes_per_tick) == pytest.approx(rep.spikes) and len(rep.spikes_per_tick) == graph.ticks
+    assert sum(rep.messages_per_tick) == pytest.approx(rep.messages)
     for key in ("energy_loihi2_joules", "energy_45nm_joules", "energy_ann_int8_memory_joules", "latency_s"):
         assert getattr(rep, key) > 0
     # the winner and the crossover say the same thing
