@@ -28,8 +28,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from loihi_export.errors import LavaRunError
     from sim.hardware import MappingError
     from sim.ir import IRError
+    from sim.trace import TraceError
     from spikeformer.train import CheckpointError
-    return (CheckpointError, IRError, LavaRunError, MappingError, ValueError, FileNotFoundError)
+    return (CheckpointError, IRError, LavaRunError, MappingError, TraceError, ValueError, FileNotFoundError)
 
 
 def friendly(fn: Callable) -> Callable:
@@ -92,10 +93,11 @@ def convert(run_dir: Path = typer.Argument(..., help="Run directory written by `
 @friendly
 def simulate(run_dir: Path = typer.Argument(..., help="Converted run directory."),
              samples: Optional[int] = typer.Option(None, "--samples", help="First N test digits (default: all 360)."),
+             trace: Optional[Path] = typer.Option(None, "--trace", help="Write AER events to FILE (.h5, or .json for Perfetto)."),
              as_json: bool = JsonOpt) -> None:
     """Run test digits through the event-driven simulator; compare with the torch model."""
     from spikeformer.pipeline import simulate_run
-    emit(simulate_run(run_dir, samples, progress=not as_json), as_json, "simulate")
+    emit(simulate_run(run_dir, samples, progress=not as_json, trace=trace), as_json, "simulate")
 
 
 @export_app.command("lava")

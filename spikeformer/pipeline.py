@@ -69,9 +69,17 @@ def graph_inputs(graph: AerGraph, x: torch.Tensor) -> dict[str, np.ndarray]:
     return {"input": x.numpy().reshape(len(x), graph.timesteps, -1)}
 
 
-def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool = False) -> dict:
-    """Simulate test digits in the event-driven engine and compare with the torch model."""
+def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool = False,
+                 trace: str | Path | None = None) -> dict:
+    """Simulate test digits in the event-driven engine and compare with the torch model.
+
+    With ``trace``, also write every spike as an AER event trace (.h5 or Perfetto .json).
+    """
     from sim.engine import simulate
+    from sim.trace import check_writable, write_trace
+
+    if trace is not None:
+        check_writable(trace)                       # fail before any work
 
     model, graph, x, y = load_test_batch(run_dir, samples)
     logits, rec = model_spikes(model, x)
@@ -92,6 +100,9 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
         "neurons": graph.n_neurons, "synapses": graph.n_synapses, "ticks": graph.ticks,
         "seconds": seconds,
     }
+    if trace is not None:
+        figures["trace"], figures["trace_events"] = (str(x) if i == 0 else x for i, x in
+                                                     enumerate(write_trace(trace, graph, res.spikes)))
     write_json(Path(run_dir) / "simulation.json", figures)
     save_result(Path(run_dir) / RESULT_FILE, graph, res)
     return figures
