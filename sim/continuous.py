@@ -1,0 +1,193 @@
+"""Continuous-time mode: events with real timestamps, a real latency per projection.
+
+A spike of neuron i at time τ is delivered through projection p at τ + L_p
+(L_p > 0, finite; default L_p = its integer delay). Events are processed in
+timestamp order from a heap; tie-breaking is deterministic: every delivery
+carrying the same timestamp is accumulated first, then the neurons it touched
+are updated in index order. A neuron updated at τ after its previous update at
+τ' takes ⌈τ − τ'⌉ − 1 input-free steps (its leak) and then one LIF step with the
+accumulated input (``sim.numerics``); a neuron left with u ≠ 0 wakes itself at
+τ + 1 (the clocked engine steps it every tick). With integer latencies every
+time is an integer and this is exactly the clocked engine (tested).
+
+Input spikes of tick t happen at time t. The result lists every spike as an
+event (``sim.trace.EVENT_DTYPE``, real ``time``) and, per sample, the latency
+from the first input spike to the first spike of the readout population.
+Limitation: weight_exp < 0 (Lava's floor of a shifted sum) is refused here.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Mapping
+
+import numba
+import numpy as np
+from numba import types
+from numba.typed import List
+
+from sim.engine import _decay, _step, flatten
+from sim.ir import AerGraph
+from sim.reference import check_inputs
+from sim.trace import EVENT_DTYPE
+
+
+def check_latencies(graph: AerGraph, latencies: Mapping[str, float] | None) -> np.ndarray:
+    """Latency per projection (graph order); ValueError naming a bad projection or value."""
+    latencies = dict(latencies or {})
+    names = {pr.name for pr in graph.projections}
+    unknown = set(latencies) - names
+    if unknown:
+        raise ValueError(f"latencies: unknown projection(s) {sorted(unknown)}")
+    out = np.empty(len(graph.projections))
+    for k, pr in enumerate(graph.projections):
+        lat = float(latencies.get(pr.name, pr.delay))
+        if not np.isfinite(lat) or lat <= 0:
+            raise ValueError(f"latencies['{pr.name}']: must be a finite number > 0, got {lat}")
+        if pr.weight_exp < 0:
+            raise ValueError(f"projection '{pr.name}': weight_exp < 0 is not supported in continuous time")
+        out[k] = lat
+    return out
+
+
+@numba.njit(cache=True)
+def _run_sample(pop_of, du, dv, vth, is_input, row_ptr, row_base, pre_start, target, weight, lat,
+                src_ptr, src_proj, in_t, in_i, acc_zero, state_zero, t_end):
+    """One sample; returns (spike times, spike neurons).
+
+    Heap entries (time, kind, a, b): kind 0 = neuron b is due (input spike or
+    self wake-up), kind 1 = delivery of presynaptic neuron b through projection a.
+    Projection a's row for local presynaptic index r is
+    ``target/weight[row_ptr[row_base[a] + r] : row_ptr[row_base[a] + r + 1]]``.
+    """
+    n = len(pop_of)
+    heap = [(0.0, 0, 0, 0)]
+    heap.pop()
+    for k in range(len(in_t)):
+        heapq.heappush(heap, (float(in_t[k]), 0, 0, int(in_i[k])))
+    acc = np.full(n, acc_zero)
+    u = np.full(n, state_zero)
+    v = np.full(n, state_zero)
+    last = np.full(n, -1.0)
+    mark = np.zeros(n, np.bool_)
+    touched = np.empty(n, np.int64)
+    out_t = List.empty_list(types.float64)
+    out_i = List.empty_list(types.int64)
+    while len(heap) > 0 and heap[0][0] <= t_end:
+        now = heap[0][0]
+        n_touched = 0
+        spikers = List.empty_list(types.int64)
+        while len(heap) > 0 and heap[0][0] == now:          # everything carrying this timestamp
+            _, kind, a, b = heapq.heappop(heap)
+            if kind == 0:
+                if is_input[pop_of[b]]:
+                    spikers.append(b)
+                elif not mark[b]:
+                    mark[b] = True
+                    touched[n_touched] = b
+                    n_touched += 1
+            else:
+                r = row_base[a] + b - pre_start[a]
+                for s in range(row_ptr[r], row_ptr[r + 1]):
+                    j = target[s]
+                    acc[j] += weight[s]
+                    if not mark[j]:
+                        mark[j] = True
+                        touched[n_touched] = j
+                        n_touched += 1
+        for i in np.sort(touched[:n_touched]):               # deterministic: index order
+            mark[i] = False
+            p = pop_of[i]
+            gap = 1 if last[i] < 0 else int(np.ceil(now - last[i]))
+            if gap > 1 and v[i] != 0:
+                v[i] = _decay(v[i], dv[p], gap - 1)
+            un, vn, fired = _step(u[i], v[i], acc[i], du[p], dv[p], vth[p])
+            acc[i] = acc_zero
+            u[i] = un
+            v[i] = vn
+            last[i] = now
+            if un != 0:
+                heapq.heappush(heap, (now + 1.0, 0, 0, i))
+            if fired:
+                spikers.append(i)
+        for i in spikers:
+            out_t.append(now)
+            out_i.append(i)
+            for q in range(src_ptr[i], src_ptr[i + 1]):
+                k = src_proj[q]
+                heapq.heappush(heap, (now + lat[k], 1, k, i))
+    return out_t, out_i
+
+
+@dataclass
+class ContinuousResult:
+    """Spike events per sample (time real) and input→first-output latency per sample (NaN if none)."""
+
+    events: np.ndarray
+    first_output_latency: np.ndarray
+
+    def to_spikes(self, graph: AerGraph, batch: int) -> dict[str, np.ndarray]:
+        """Dense (batch, ticks, size) arrays; valid when every time is an integer tick."""
+        if not np.all(self.events["time"] == np.round(self.events["time"])):
+            raise ValueError("to_spikes needs integer event times (integer latencies)")
+        out = {p.name: np.zeros((batch, graph.ticks, p.size), bool) for p in graph.populations}
+        for k, p in enumerate(graph.populations):
+            e = self.events[(self.events["population"] == k) & (self.events["time"] < graph.ticks)]
+            out[p.name][e["sample"], e["time"].astype(np.int64), e["neuron"]] = True
+        return out
+
+
+def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
+                        latencies: Mapping[str, float] | None = None, t_end: float | None = None) -> ContinuousResult:
+    """Run every sample in continuous time (see module docstring) until ``t_end`` (default graph.ticks − 1)."""
+    batch = check_inputs(graph, inputs)
+    lat = check_latencies(graph, latencies)
+    loihi = graph.numerics == "loihi"
+    flat = flatten(graph)
+    offsets = graph.offsets()
+    row_ptrs, targets, weights, row_base, pre_start = [], [], [], [], []
+    base = syn = 0
+    for pr in graph.projections:
+        row_base.append(base)
+        pre_start.append(offsets[pr.pre])
+        row_ptrs.append(pr.indptr[:-1] + syn)
+        base += pr.n_pre
+        syn += pr.n_synapses
+        targets.append(pr.indices.astype(np.int64) + offsets[pr.post])
+        w = pr.weights.astype(np.int64) << pr.weight_exp if loihi else pr.weights.astype(np.float64) * 2.0 ** pr.weight_exp
+        weights.append(w)
+    row_ptr = np.concatenate(row_ptrs + [np.array([syn])]).astype(np.int64)
+    src = np.concatenate([np.arange(graph.population(pr.pre).size) + offsets[pr.pre] for pr in graph.projections]
+                         or [np.zeros(0, np.int64)])
+    proj_of = np.concatenate([np.full(graph.population(pr.pre).size, k) for k, pr in enumerate(graph.projections)]
+                             or [np.zeros(0, np.int64)])
+    order = np.argsort(src, kind="stable")
+    src_ptr = np.zeros(graph.n_neurons + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=graph.n_neurons), out=src_ptr[1:])
+    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+    args = (flat.pop_of, flat.du, flat.dv, flat.vth, flat.is_input, row_ptr, np.array(row_base, np.int64),
+            np.array(pre_start, np.int64), cat(targets, np.int64), cat(weights, np.int64 if loihi else np.float64),
+            lat, src_ptr, proj_of[order].astype(np.int64))
+    zero = (np.int64(0), np.int32(0)) if loihi else (np.float64(0), np.float32(0))
+    t_end = float(graph.ticks - 1 if t_end is None else t_end)
+    parts, first = [], np.full(batch, np.nan)
+    pop_index = np.searchsorted(np.array(list(offsets.values())), np.arange(graph.n_neurons), side="right") - 1
+    readout = graph.readout.pre if graph.readout is not None else graph.populations[-1].name
+    r_lo, r_hi = offsets[readout], offsets[readout] + graph.population(readout).size
+    for b in range(batch):
+        in_t, in_i = [], []
+        for p in graph.inputs:
+            t, i = np.nonzero(np.asarray(inputs[p.name][b], bool))
+            in_t.append(t); in_i.append(i + offsets[p.name])
+        ts, ids = _run_sample(*args, np.concatenate(in_t).astype(np.float64), np.concatenate(in_i).astype(np.int64),
+                              zero[0], zero[1], t_end)
+        ts, ids = np.asarray(ts, np.float64), np.asarray(ids, np.int64)
+        ev = np.empty(len(ts), EVENT_DTYPE)
+        ev["time"], ev["sample"], ev["population"] = ts, b, pop_index[ids]
+        ev["neuron"], ev["payload"] = ids - np.array(list(offsets.values()))[pop_index[ids]], 1
+        parts.append(ev)
+        out = (ids >= r_lo) & (ids < r_hi)
+        inp = np.isin(pop_index[ids], [k for k, p in enumerate(graph.populations) if p.kind == "input"])
+        if out.any() and inp.any():
+            first[b] = ts[out].min() - ts[inp].min()
+    return ContinuousResult(np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE), first)
