@@ -153,6 +153,21 @@ def _shift_impl(x, s):
     return lambda x, s: x
 
 
+@numba.njit(cache=True, inline="always")
+def _emit(i, slot, R, indptr, target, acc_index, weight, delay, acc, mark, touched, n_touched):
+    """Deliver a spike of neuron i: acc[(slot + delay) mod R, target] += w, mark targets touched."""
+    for s in range(indptr[i], indptr[i + 1]):
+        sl = slot + delay[s]
+        if sl >= R:
+            sl -= R
+        acc[sl, acc_index[s]] += weight[s]
+        j = target[s]
+        if not mark[sl, j]:
+            mark[sl, j] = True
+            touched[sl, n_touched[sl]] = j
+            n_touched[sl] += 1
+
+
 @numba.njit(cache=True)
 def _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
                 neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks, x_idx, x_ptr,
@@ -178,14 +193,7 @@ def _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weig
                 counts[i] += 1
                 if record:
                     spikes[t, i] = True
-                for s in range(indptr[i], indptr[i + 1]):
-                    sl = (t + delay[s]) % R
-                    acc[sl, acc_index[s]] += weight[s]
-                    j = target[s]
-                    if not mark[sl, j]:
-                        mark[sl, j] = True
-                        touched[sl, n_touched[sl]] = j
-                        n_touched[sl] += 1
+                _emit(i, slot, R, indptr, target, acc_index, weight, delay, acc, mark, touched, n_touched)
         # 2. update touched ∪ active
         n_next = 0
         total = n_touched[slot] + n_active
@@ -219,14 +227,7 @@ def _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weig
                 counts[i] += 1
                 if record:
                     spikes[t, i] = True
-                for s in range(indptr[i], indptr[i + 1]):
-                    sl = (t + delay[s]) % R
-                    acc[sl, acc_index[s]] += weight[s]
-                    j = target[s]
-                    if not mark[sl, j]:
-                        mark[sl, j] = True
-                        touched[sl, n_touched[sl]] = j
-                        n_touched[sl] += 1
+                _emit(i, slot, R, indptr, target, acc_index, weight, delay, acc, mark, touched, n_touched)
         n_touched[slot] = 0
         active[:n_next] = nxt[:n_next]
         n_active = n_next
