@@ -49,8 +49,8 @@ class FlatGraph:
     indptr: np.ndarray        # (n+1,) int64: outgoing synapses of neuron i
     target: np.ndarray        # (S,) int32 neuron receiving the event
     acc_index: np.ndarray     # (S,) int32 accumulator receiving the weight
-    weight: np.ndarray        # (S,) int32 (loihi, already << exp ≥ 0) | float64
-    delay: np.ndarray         # (S,) int32
+    weight: np.ndarray        # (S,) int16 (loihi, already << exp ≥ 0) | float32
+    delay: np.ndarray         # (S,) int8
     neg_ptr: np.ndarray       # (pops+1,) negative-exponent projections into each population
     neg_base: np.ndarray      # accumulator base of that projection (index = base + local neuron)
     neg_shift: np.ndarray     # −weight_exp
@@ -58,53 +58,114 @@ class FlatGraph:
     max_delay: int
 
 
+@numba.njit(cache=True)
+def _fill_rows(cursor, pr_indptr, pr_indices, pr_weights, pre_off, post_off, delay, scale, acc_base,
+               target, acc_index, weight, delays, separate_acc):
+    """Copy one projection's rows into the merged CSR at each source neuron's cursor."""
+    for r in range(len(pr_indptr) - 1):
+        c = cursor[pre_off + r]
+        for s in range(pr_indptr[r], pr_indptr[r + 1]):
+            target[c] = pr_indices[s] + post_off
+            if separate_acc:
+                acc_index[c] = pr_indices[s] + acc_base
+            weight[c] = pr_weights[s] * scale
+            delays[c] = delay
+            c += 1
+        cursor[pre_off + r] = c
+
+
 def flatten(graph: AerGraph) -> FlatGraph:
-    """Merge all projections into one CSR over global neuron indices."""
+    """Merge all projections into one CSR over global neuron indices, in compact dtypes.
+
+    target int32, weight int16 (loihi: w << exp ≤ 254·2⁷ fits) | float32, delay int8;
+    a separate accumulator index only exists when some projection has weight_exp < 0.
+    """
     loihi = graph.numerics == "loihi"
     pops = graph.populations
     index = {p.name: k for k, p in enumerate(pops)}
     offsets = graph.offsets()
     n = graph.n_neurons
     pop_of = np.repeat(np.arange(len(pops), dtype=np.int32), [p.size for p in pops])
-    srcs, tgts, accs, ws, ds = [], [], [], [], []
+    row_len = np.zeros(n, np.int64)
+    for pr in graph.projections:
+        row_len[offsets[pr.pre]:offsets[pr.pre] + pr.n_pre] += np.diff(pr.indptr)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(row_len, out=indptr[1:])
+    total = int(indptr[-1])
+    separate = loihi and any(pr.weight_exp < 0 for pr in graph.projections)
+    target = np.empty(total, np.int32)
+    acc_index = np.empty(total, np.int32) if separate else target
+    weight = np.empty(total, np.int16 if loihi else np.float32)
+    delays = np.empty(total, np.int8)
+    cursor = indptr[:-1].copy()
     neg: dict[int, list[tuple[int, int]]] = {}
     n_acc = n
     for pr in graph.projections:
-        rows = np.repeat(np.arange(pr.n_pre, dtype=np.int64), np.diff(pr.indptr)) + offsets[pr.pre]
-        tgt = pr.indices.astype(np.int64) + offsets[pr.post]
-        if loihi:
-            w = pr.weights.astype(np.int64)
-            if pr.weight_exp >= 0:
-                w, acc = w << pr.weight_exp, tgt
-            else:
-                acc = pr.indices.astype(np.int64) + n_acc
-                neg.setdefault(index[pr.post], []).append((n_acc, -pr.weight_exp))
-                n_acc += graph.population(pr.post).size
-        else:
-            w, acc = pr.weights.astype(np.float64) * 2.0 ** pr.weight_exp, tgt
-        srcs.append(rows); tgts.append(tgt); accs.append(acc); ws.append(w)
-        ds.append(np.full(pr.n_synapses, pr.delay, np.int32))
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
-    src = cat(srcs, np.int64)
-    order = np.argsort(src, kind="stable")
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+        acc_base, shift = offsets[pr.post], 0
+        if loihi and pr.weight_exp >= 0:
+            shift = pr.weight_exp
+        elif loihi:
+            acc_base = n_acc
+            neg.setdefault(index[pr.post], []).append((n_acc, -pr.weight_exp))
+            n_acc += graph.population(pr.post).size
+        w = pr.weights if loihi else (pr.weights.astype(np.float32) * np.float32(2.0 ** pr.weight_exp))
+        _fill_rows(cursor, pr.indptr, pr.indices, w.astype(weight.dtype, copy=False), offsets[pr.pre],
+                   offsets[pr.post], pr.delay, (1 << shift) if loihi else 1.0, acc_base, target, acc_index, weight,
+                   delays, separate)
     neg_ptr = np.zeros(len(pops) + 1, np.int64)
     neg_base, neg_shift = [], []
     for k in range(len(pops)):
-        for base, shift in neg.get(k, []):
-            neg_base.append(base); neg_shift.append(shift)
+        for base, sh in neg.get(k, []):
+            neg_base.append(base); neg_shift.append(sh)
         neg_ptr[k + 1] = len(neg_base)
     pdt = np.int64 if loihi else np.float64
     return FlatGraph(
         n=n, n_acc=n_acc, pop_of=pop_of,
         du=np.array([p.du for p in pops], pdt), dv=np.array([p.dv for p in pops], pdt),
         vth=np.array([p.vth for p in pops], pdt), is_input=np.array([p.kind == "input" for p in pops]),
-        indptr=indptr, target=cat(tgts, np.int32)[order], acc_index=cat(accs, np.int32)[order],
-        weight=cat(ws, np.int32 if loihi else np.float64)[order], delay=cat(ds, np.int32)[order],
+        indptr=indptr, target=target, acc_index=acc_index, weight=weight, delay=delays,
         neg_ptr=neg_ptr, neg_base=np.array(neg_base, np.int64), neg_shift=np.array(neg_shift, np.int64),
         pop_start=np.array([offsets[p.name] for p in pops], np.int64),
         max_delay=int(max((pr.delay for pr in graph.projections), default=1)))
+
+
+def estimate_bytes(graph: AerGraph, batch: int, record: bool, threads: int | None = None) -> dict[str, int]:
+    """Memory a run needs: the flattened graph, per-thread working state, and the outputs."""
+    n, S = graph.n_neurons, graph.n_synapses
+    loihi = graph.numerics == "loihi"
+    R = max((pr.delay for pr in graph.projections), default=1) + 1
+    separate = loihi and any(pr.weight_exp < 0 for pr in graph.projections)
+    n_acc = n + sum(graph.population(pr.post).size for pr in graph.projections if loihi and pr.weight_exp < 0)
+    threads = min(batch, threads or numba.get_num_threads())
+    return {
+        "graph": S * (4 + 2 + 1 + (4 if separate else 0) + (0 if loihi else 2)) + n * (8 + 4),
+        "working_state": threads * (R * n_acc * 8 + R * n * 5 + n * 24),
+        "outputs": batch * n * 16 + (batch * graph.ticks * n if record else 0),
+    }
+
+
+def available_bytes() -> int:
+    """MemAvailable from /proc/meminfo (Linux), else psutil."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import psutil
+    return int(psutil.virtual_memory().available)
+
+
+def check_memory(graph: AerGraph, batch: int, record: bool) -> None:
+    """Refuse, before allocating, a run that would not fit in available memory."""
+    need = estimate_bytes(graph, batch, record)
+    have = available_bytes()
+    if sum(need.values()) > have:
+        parts = ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in need.items())
+        raise MemoryError(f"simulating {batch} sample(s) of a graph with {graph.n_neurons:,} neurons and "
+                          f"{graph.n_synapses:,} synapses needs ~{sum(need.values()) / 2**30:.2f} GiB ({parts}); "
+                          f"{have / 2**30:.2f} GiB available — use record=False, fewer samples per call, or a larger machine")
 
 
 def _step(u, v, a, du, dv, vth):
@@ -298,6 +359,7 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
              progress: bool = False, flat: FlatGraph | None = None) -> SimResult:
     """Run every sample of ``inputs`` ({input name: (batch, ≤timesteps, size)}) for graph.ticks ticks."""
     batch = check_inputs(graph, inputs)
+    check_memory(graph, batch, record)
     flat = flat or flatten(graph)
     loihi = graph.numerics == "loihi"
     x_idx, x_ptr, x_off = _input_events(graph, inputs, batch)

@@ -106,3 +106,11 @@ def test_bad_inputs_are_named():
         simulate(g, {})
     with pytest.raises(ValueError, match=r"inputs\['in'\].*shape"):
         simulate(g, {"in": np.zeros((2, 4, 5), bool)})
+
+
+def test_run_that_cannot_fit_in_memory_is_refused_before_allocating():
+    huge = 10**10                                            # 10 G neurons: the spike record alone is > 100 GB
+    g = AerGraph("loihi", (Population("in", 4, "input"), Population("big", huge, "lif", 0, 0, 1, depth=1)),
+                 (Projection("w", "in", "big", np.arange(5), np.arange(4), np.full(4, 2, np.int16)),), None, 10)
+    with pytest.raises(MemoryError, match=r"needs ~\d+.*GiB.*available"):
+        simulate(g, {"in": np.ones((1, 10, 4), bool)})
