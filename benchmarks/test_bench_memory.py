@@ -15,7 +15,7 @@ from sim.engine import simulate
 rng = np.random.default_rng(0)
 n_in, n_out, fan = 100_000, 900_000, 1000                   # 1 M neurons, 100 M synapses
 indptr = np.arange(0, n_in * fan + 1, fan, dtype=np.int64)
-indices = rng.integers(0, n_out, n_in * fan, dtype=np.int32)
+indices = (np.arange(fan, dtype=np.int32) * (n_out // fan) + rng.integers(0, n_out // fan, (n_in, fan), dtype=np.int32)).ravel()
 weights = (rng.integers(-60, 128, n_in * fan, dtype=np.int16) * 2).astype(np.int16)
 g = AerGraph("loihi", (Population("in", n_in, "input"), Population("out", n_out, "lif", 4095, 256, 400, depth=1)),
              (Projection("w", "in", "out", indptr, indices, weights),), None, 10)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import networkx as nx
+import numba
 import numpy as np
 
 from sim import numerics as nm
@@ -36,6 +37,16 @@ class IRError(ValueError):
     def __init__(self, where: str, field_name: str, problem: str) -> None:
         self.where, self.field, self.problem = where, field_name, problem
         super().__init__(f"{where}: field '{field_name}': {problem}")
+
+
+@numba.njit(cache=True)
+def _first_non_canonical_row(indptr: np.ndarray, indices: np.ndarray) -> int:
+    """First row whose post indices are not strictly increasing (duplicate or unsorted), else −1."""
+    for r in range(len(indptr) - 1):
+        for s in range(indptr[r] + 1, indptr[r + 1]):
+            if indices[s] <= indices[s - 1]:
+                return r
+    return -1
 
 
 def _finite(where: str, name: str, x: np.ndarray) -> None:
@@ -173,6 +184,10 @@ class Projection:
         if self.n_synapses and (self.indices.min() < 0 or self.indices.max() >= post.size):
             bad = int(self.indices.max() if self.indices.max() >= post.size else self.indices.min())
             raise IRError(where, "indices", f"index {bad} out of range for post population '{post.name}' of size {post.size}")
+        bad = _first_non_canonical_row(self.indptr, self.indices)
+        if bad >= 0:      # duplicates would be summed before Lava's 8-bit clip but after ours
+            raise IRError(where, "indices", f"row {bad} is not strictly increasing: each row must list distinct "
+                          f"post neurons in ascending order (canonical CSR)")
         if post.kind == "input":
             raise IRError(where, "post", f"'{post.name}' is an input population; it cannot receive synapses")
         if numerics == "loihi":

@@ -77,7 +77,7 @@ def test_cost_follows_events_not_size():
     n_in, n_out = 1000, 20000
     pre = np.arange(n_in)
     indptr = np.arange(0, 5 * n_in + 1, 5)
-    indices = rng.integers(0, n_out, 5 * n_in)
+    indices = (np.arange(5) * (n_out // 5) + rng.integers(0, n_out // 5, (n_in, 5))).ravel()
     g = AerGraph("loihi", (Population("in", n_in, "input"), Population("out", n_out, "lif", 4095, 4095, 0, depth=1)),
                  (Projection("w", "in", "out", indptr, indices, np.full(5 * n_in, 2, np.int16)),), None, 10)
     x = np.zeros((1, 10, n_in), bool)

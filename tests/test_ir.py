@@ -57,6 +57,8 @@ def test_from_dense_keeps_only_nonzero_synapses():
     (dict(delay=-1), "delay"),
     (dict(indptr=np.array([0, 2, 1, 2])), "indptr"),
     (dict(weights=np.array([2], np.int16)), "weights"),        # length mismatch
+    (dict(indptr=np.array([0, 2, 2, 2]), indices=np.array([1, 1])), "indices"),   # duplicate synapse in a row
+    (dict(indptr=np.array([0, 2, 2, 2]), indices=np.array([2, 0])), "indices"),   # unsorted row (canonical CSR)
 ])
 def test_bad_projection_fields_are_named(change, field):
     fields = dict(name="p", pre="x", post="y", indptr=np.array([0, 1, 1, 2]), indices=np.array([0, 2]),

@@ -1,0 +1,39 @@
+"""Shared benchmark helpers: timing medians, the random network, results file."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sim.ir import AerGraph, Population, Projection
+
+RESULTS = Path("bench-results.json")
+
+
+def median_time(fn, repeats: int = 5):
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def random_network(n_in: int, n_out: int, fan_out: int, ticks: int, seed: int = 0, vth: int = 150) -> AerGraph:
+    """input → LIF layer, each input neuron with ``fan_out`` random targets, even weights in [−40, 254]."""
+    rng = np.random.default_rng(seed)
+    indptr = np.arange(0, n_in * fan_out + 1, fan_out, dtype=np.int64)
+    stride = n_out // fan_out                    # one random target per stride: sorted and distinct (canonical CSR)
+    indices = (np.arange(fan_out, dtype=np.int32) * stride + rng.integers(0, stride, (n_in, fan_out), dtype=np.int32)).ravel()
+    weights = (rng.integers(-20, 128, n_in * fan_out) * 2).astype(np.int16)
+    return AerGraph("loihi", (Population("in", n_in, "input"), Population("out", n_out, "lif", 4095, 512, vth, depth=1)),
+                    (Projection("w", "in", "out", indptr, indices, weights),), None, ticks)
+
+
+def update_results(**figures) -> None:
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data.update(figures)
+    RESULTS.write_text(json.dumps(data, indent=2))

@@ -1,0 +1,111 @@
+"""Random sparse network: engine vs raw scatter bound vs dense clocked torch; cost scaling.
+
+One process, side by side, medians over repeats; identical spikes asserted
+wherever two backends are compared. Prints a table and updates bench-results.json.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.common import median_time, random_network, update_results
+from sim.engine import flatten, simulate
+from spikeformer.neurons import LifParams, lif_step_loihi
+
+pytestmark = pytest.mark.bench
+
+
+@numba.njit(cache=True)
+def scatter_bound(indptr, indices, weights, spike_t, spike_i, acc):
+    """The practical limit: acc[target] += w for every synaptic event, nothing else."""
+    for k in range(len(spike_t)):
+        i = spike_i[k]
+        for s in range(indptr[i], indptr[i + 1]):
+            acc[indices[s]] += weights[s]
+
+
+def torch_dense(graph, x: np.ndarray) -> np.ndarray:
+    """The same network clocked densely in torch: a[t] = W·s[t−1], Loihi LIF step (spikeformer.neurons)."""
+    pr, out = graph.projections[0], graph.populations[1]
+    w = torch.from_numpy(pr.to_dense(out.size).astype(np.float64))
+    xs = torch.from_numpy(x.astype(np.float64))
+    u = v = torch.zeros(len(x), out.size, dtype=torch.float64)
+    spikes = torch.zeros(len(x), graph.ticks, out.size, dtype=torch.bool)
+    params = LifParams(int(out.du), int(out.dv), int(out.vth))
+    with torch.no_grad():
+        for t in range(1, graph.ticks):
+            a = xs[:, t - 1] @ w.T if t - 1 < x.shape[1] else torch.zeros_like(u)
+            u, v, s = lif_step_loihi(u, v, a, params)
+            spikes[:, t] = s > 0
+    return spikes.numpy()
+
+
+def test_random_network(capsys):
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
+    rows = []
+    # 1. engine vs scatter bound (1 thread, 2 M synapses)
+    g = random_network(20_000, 100_000, 100, ticks=50)
+    flat = flatten(g)
+    x = np.random.default_rng(1).random((4, 50, 20_000)) < 0.05
+    simulate(g, {"in": x[:1]}, flat=flat, record=False)
+    t_eng, res = median_time(lambda: simulate(g, {"in": x}, flat=flat, record=True), 5)
+    events = int(res.synaptic_ops["w"].sum())
+    pr = g.projections[0]
+    spikes = [np.nonzero(x[b]) for b in range(len(x))]
+    acc = np.zeros(100_000, np.int64)
+    scatter_bound(pr.indptr, pr.indices, pr.weights, spikes[0][0], spikes[0][1], acc)
+
+    def run_scatter():
+        for t, i in spikes:
+            scatter_bound(pr.indptr, pr.indices, pr.weights, t, i, acc)
+    t_sc, _ = median_time(run_scatter, 9)
+    eng_rate, sc_rate = events / t_eng, events / t_sc
+    rows.append(("engine (1 core), 2 M synapses", f"{eng_rate / 1e6:.1f} M ev/s", f"{eng_rate / sc_rate:.2f} of scatter"))
+    rows.append(("raw CSR scatter bound", f"{sc_rate / 1e6:.1f} M ev/s", "1.00"))
+    # 2. vs dense clocked torch at several activity levels, batch 1 and 64 (identical spikes)
+    small = random_network(2_000, 4_000, 100, ticks=30)
+    sflat = flatten(small)
+    vs_torch = {}
+    for rate in (0.01, 0.05, 0.2):
+        for batch in (1, 64):
+            xs = np.random.default_rng(2).random((batch, 30, 2_000)) < rate
+            simulate(small, {"in": xs[:1]}, flat=sflat)
+            t_e, r = median_time(lambda: simulate(small, {"in": xs}, flat=sflat), 3)
+            t_t, dense = median_time(lambda: torch_dense(small, xs), 3)
+            np.testing.assert_array_equal(r.spikes["out"], dense)
+            ev = max(int(r.synaptic_ops["w"].sum()), 1)
+            dense_ops = batch * 30 * 2_000 * 4_000
+            vs_torch[f"batch{batch}_rate{rate}"] = {"wall_time_ratio": t_t / t_e, "op_ratio": dense_ops / ev}
+            rows.append((f"vs torch dense, rate {rate}, batch {batch}", f"{t_t / t_e:.1f}x faster", f"{dense_ops / ev:.0f}x fewer ops"))
+    # 3. scaling: wall time vs events (fixed size), and vs size (fixed events)
+    rates = [0.005, 0.01, 0.02, 0.04, 0.08]
+    ev_n, ev_t = [], []
+    for rate in rates:
+        xs = np.random.default_rng(3).random((2, 50, 20_000)) < rate
+        t, r = median_time(lambda: simulate(g, {"in": xs}, flat=flat, record=False), 3)
+        ev_n.append(int(r.synaptic_ops["w"].sum()) + int(r.neuron_updates.sum()))
+        ev_t.append(t)
+    slope, icpt = np.polyfit(ev_n, ev_t, 1)
+    pred = np.polyval([slope, icpt], ev_n)
+    r2 = 1 - np.sum((np.array(ev_t) - pred) ** 2) / np.sum((np.array(ev_t) - np.mean(ev_t)) ** 2)
+    rows.append(("time vs events (linear fit)", f"R² = {r2:.4f}", f"{1e9 * slope:.1f} ns/event"))
+    size_t = []
+    for n_out in (10_000, 100_000, 1_000_000):
+        gs = random_network(2_000, n_out, 100, ticks=50, seed=4)
+        fs = flatten(gs)
+        xs = np.random.default_rng(5).random((1, 50, 2_000)) < 0.05
+        simulate(gs, {"in": xs}, flat=fs, record=False)
+        t, _ = median_time(lambda: simulate(gs, {"in": xs}, flat=fs, record=False), 3)
+        size_t.append(t)
+    rows.append(("time vs population size 10k→1M, same events", f"{size_t[-1] / size_t[0]:.2f}x", ""))
+    update_results(engine_events_per_s=eng_rate, scatter_bound_events_per_s=sc_rate,
+                   engine_vs_scatter=eng_rate / sc_rate, vs_torch_dense=vs_torch,
+                   scaling_r2=r2, scaling_size_ratio_10k_to_1M=size_t[-1] / size_t[0])
+    with capsys.disabled():
+        print("\n\nrandom sparse network (Loihi numerics, spikes recorded; medians)")
+        for a, b, c in rows:
+            print(f"{a:<46}{b:>18}  {c}")
+    assert r2 > 0.95
