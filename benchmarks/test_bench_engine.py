@@ -7,15 +7,11 @@ Writes ``bench-results.json``.
 """
 from __future__ import annotations
 
-import json
-import statistics
-import time
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from benchmarks.common import median_time, update_results
 from loihi_export.run import run_lava
 from sim.engine import flatten, simulate
 from sim.reference import simulate_dense
@@ -24,15 +20,6 @@ from spikeformer.data import encode_digits, load_digits_split
 from spikeformer.model import ModelConfig, SpikingTransformer
 
 pytestmark = pytest.mark.bench
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def test_engine_vs_reference_torch_and_lava(capsys):
@@ -47,13 +34,13 @@ def test_engine_vs_reference_torch_and_lava(capsys):
     flat = flatten(graph)
     simulate(graph, inputs, flat=flat)                         # compile once
 
-    t_engine, res = timed(lambda: simulate(graph, inputs, flat=flat), 5)
-    t_dense, dense = timed(lambda: simulate_dense(graph, inputs), 1)
+    t_engine, res = median_time(lambda: simulate(graph, inputs, flat=flat), 5)
+    t_dense, dense = median_time(lambda: simulate_dense(graph, inputs), 1)
     with torch.no_grad():
-        t_torch, (_, rec) = timed(lambda: model(x, record=True), 3)
+        t_torch, (_, rec) = median_time(lambda: model(x, record=True), 3)
     lava_n = 16
     lava_inputs = {"input": inputs["input"][:lava_n]}
-    t_lava, lava = timed(lambda: run_lava(graph, lava_inputs, timeout=900), 1)
+    t_lava, lava = median_time(lambda: run_lava(graph, lava_inputs, timeout=900), 1)
 
     for p in graph.populations:                               # identical spikes wherever compared
         np.testing.assert_array_equal(res.spikes[p.name], dense[p.name])
@@ -72,7 +59,7 @@ def test_engine_vs_reference_torch_and_lava(capsys):
         "vs_lava_speedup": per["lava"] / per["engine"],
         "synaptic_ops_per_inference": res.synaptic_ops_per_inference,
     }
-    Path("bench-results.json").write_text(json.dumps(figures, indent=2))
+    update_results(**figures)
     with capsys.disabled():
         print("\n\nengine vs peers on the converted transformer (D=64, 1 block, 64 test digits; Lava: 16)")
         print(f"{'backend':<18}{'s / inference':>16}{'engine speed-up':>18}")

@@ -32,6 +32,26 @@ _ALLOWED_DTYPES = {"indptr": ("int64", "int32"), "indices": ("int32", "int64"),
                    "weights": ("int16", "int32", "float32")}
 
 
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` then rename onto ``path`` (same directory): readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray], compressed: bool) -> None:
+    with open(path, "wb") as f:               # closed (flushed) before atomic_write renames it
+        (np.savez_compressed if compressed else np.savez)(f, **arrays)
+
+
 def save_graph(graph: AerGraph, path: str | os.PathLike) -> Path:
     """Write ``graph`` atomically (temp file + rename) and return the path."""
     path = Path(path)
@@ -54,16 +74,7 @@ def save_graph(graph: AerGraph, path: str | os.PathLike) -> Path:
         arrays[f"p{k}.weights"] = pr.weights.astype(weight_dtype)
     if graph.readout is not None:
         arrays["readout.weights"] = graph.readout.weights.astype(np.int32 if graph.numerics == "loihi" else np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda p: _write_npz(p, arrays, compressed=False))
 
 
 def load_graph(path: str | os.PathLike) -> AerGraph:
@@ -139,15 +150,7 @@ def save_result(path: str | os.PathLike, graph: AerGraph, result) -> Path:
         arrays[f"s{k}.counts"] = result.spike_counts[p.name]
     for k, pr in enumerate(graph.projections):
         arrays[f"p{k}.ops"] = result.synaptic_ops[pr.name]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda p: _write_npz(p, arrays, compressed=True))
 
 
 def load_result(path: str | os.PathLike, graph: AerGraph):

@@ -15,17 +15,15 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sim.io import atomic_write
 from spikeformer.data import Split, encode_digits, load_digits_split
 from spikeformer.model import ModelConfig, SpikingTransformer
 
@@ -53,19 +51,6 @@ TEMPERATURE_LR_RATIO = 0.02
 
 class CheckpointError(ValueError):
     """A run directory or checkpoint file is missing or unreadable; names the file."""
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` then rename tmp → path (same directory, so atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj: dict) -> None:
