@@ -16,7 +16,7 @@ $(STAMP): setup.cfg constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip wheel setuptools
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[lava,test]'
+	$(PIP) install --quiet -e '.[lava,test,bench]'
 	$(PIP) install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0
 	$(PY) -c "import loihi_export.compat as c; c.apply(); import lava.magma.core.run_configs"
 	touch $(STAMP)
