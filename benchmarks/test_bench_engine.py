@@ -52,12 +52,12 @@ def test_engine_vs_reference_torch_and_lava(capsys):
            "lava": t_lava / lava_n}
     syn_events = float(sum(o.sum() for o in res.synaptic_ops.values()))
     figures = {
-        "engine_events_per_s": syn_events / t_engine,
+        "transformer_engine_events_per_s": syn_events / t_engine,
         "engine_s_per_inference": per["engine"],
         "vs_dense_reference_speedup": per["dense_reference"] / per["engine"],
-        "vs_torch_dense": {"batch64": {"speedup": per["torch_dense"] / per["engine"]}},
+        "transformer_vs_torch_dense_batch64": per["torch_dense"] / per["engine"],
         "vs_lava_speedup": per["lava"] / per["engine"],
-        "synaptic_ops_per_inference": res.synaptic_ops_per_inference,
+        "transformer_synaptic_ops_per_inference": res.synaptic_ops_per_inference,
     }
     update_results(**figures)
     with capsys.disabled():
@@ -65,5 +65,5 @@ def test_engine_vs_reference_torch_and_lava(capsys):
         print(f"{'backend':<18}{'s / inference':>16}{'engine speed-up':>18}")
         for name, s in per.items():
             print(f"{name:<18}{s:>16.6f}{s / per['engine']:>17.1f}x")
-        print(f"engine: {figures['engine_events_per_s'] / 1e6:.1f} M synaptic events/s (1 thread per sample, "
+        print(f"engine: {figures['transformer_engine_events_per_s'] / 1e6:.1f} M synaptic events/s (1 thread per sample, "
               f"{syn_events / batch:.0f} events per inference)\n")
