@@ -46,25 +46,33 @@ def test_random_network(capsys):
     numba.set_num_threads(1)
     torch.set_num_threads(1)
     rows = []
-    # 1. engine vs scatter bound (1 thread, 2 M synapses)
+    # 1. engine vs scatter bound, 1 thread, two regimes of the same kind of random network
+    scatter_rows = {}
+    for label, (n_in, n_out, rate) in {"fan-in 1000 (100k→10k, 10 M syn)": (100_000, 10_000, 0.02),
+                                       "fan-out 100 (20k→100k, 2 M syn)": (20_000, 100_000, 0.05)}.items():
+        g = random_network(n_in, n_out, 100, ticks=50)
+        flat = flatten(g)
+        x = np.random.default_rng(1).random((2, 50, n_in)) < rate
+        simulate(g, {"in": x[:1]}, flat=flat, record=False)
+        t_eng, res = median_time(lambda: simulate(g, {"in": x}, flat=flat, record=True), 5)
+        events = int(res.synaptic_ops["w"].sum())
+        pr = g.projections[0]
+        spikes = [np.nonzero(x[b]) for b in range(len(x))]
+        acc = np.zeros(n_out, np.int64)
+        scatter_bound(pr.indptr, pr.indices, pr.weights, spikes[0][0], spikes[0][1], acc)
+
+        def run_scatter():
+            for t, i in spikes:
+                scatter_bound(pr.indptr, pr.indices, pr.weights, t, i, acc)
+        t_sc, _ = median_time(run_scatter, 9)
+        eng_rate, sc_rate = events / t_eng, events / t_sc
+        scatter_rows[label] = (eng_rate, sc_rate, res.neuron_updates.sum() / events)
+        rows.append((f"engine, {label}", f"{eng_rate / 1e6:.1f} M ev/s",
+                     f"{eng_rate / sc_rate:.2f} of scatter ({sc_rate / 1e6:.0f} M ev/s); "
+                     f"{res.neuron_updates.sum() / events:.2f} updates/event"))
+    eng_rate, sc_rate, _ = scatter_rows["fan-in 1000 (100k→10k, 10 M syn)"]
     g = random_network(20_000, 100_000, 100, ticks=50)
     flat = flatten(g)
-    x = np.random.default_rng(1).random((4, 50, 20_000)) < 0.05
-    simulate(g, {"in": x[:1]}, flat=flat, record=False)
-    t_eng, res = median_time(lambda: simulate(g, {"in": x}, flat=flat, record=True), 5)
-    events = int(res.synaptic_ops["w"].sum())
-    pr = g.projections[0]
-    spikes = [np.nonzero(x[b]) for b in range(len(x))]
-    acc = np.zeros(100_000, np.int64)
-    scatter_bound(pr.indptr, pr.indices, pr.weights, spikes[0][0], spikes[0][1], acc)
-
-    def run_scatter():
-        for t, i in spikes:
-            scatter_bound(pr.indptr, pr.indices, pr.weights, t, i, acc)
-    t_sc, _ = median_time(run_scatter, 9)
-    eng_rate, sc_rate = events / t_eng, events / t_sc
-    rows.append(("engine (1 core), 2 M synapses", f"{eng_rate / 1e6:.1f} M ev/s", f"{eng_rate / sc_rate:.2f} of scatter"))
-    rows.append(("raw CSR scatter bound", f"{sc_rate / 1e6:.1f} M ev/s", "1.00"))
     # 2. vs dense clocked torch at several activity levels, batch 1 and 64 (identical spikes)
     small = random_network(2_000, 4_000, 100, ticks=30)
     sflat = flatten(small)
@@ -92,20 +100,28 @@ def test_random_network(capsys):
     pred = np.polyval([slope, icpt], ev_n)
     r2 = 1 - np.sum((np.array(ev_t) - pred) ** 2) / np.sum((np.array(ev_t) - np.mean(ev_t)) ** 2)
     rows.append(("time vs events (linear fit)", f"R² = {r2:.4f}", f"{1e9 * slope:.1f} ns/event"))
-    size_t = []
+    size_rows = []
     for n_out in (10_000, 100_000, 1_000_000):
         gs = random_network(2_000, n_out, 100, ticks=50, seed=4)
         fs = flatten(gs)
         xs = np.random.default_rng(5).random((1, 50, 2_000)) < 0.05
         simulate(gs, {"in": xs}, flat=fs, record=False)
-        t, _ = median_time(lambda: simulate(gs, {"in": xs}, flat=fs, record=False), 3)
-        size_t.append(t)
-    rows.append(("time vs population size 10k→1M, same events", f"{size_t[-1] / size_t[0]:.2f}x", ""))
+        t, r = median_time(lambda: simulate(gs, {"in": xs}, flat=fs, record=False), 3)
+        p_ = gs.projections[0]
+        ti, ii = np.nonzero(xs[0])
+        acc = np.zeros(n_out, np.int64)
+        ts, _ = median_time(lambda: scatter_bound(p_.indptr, p_.indices, p_.weights, ti, ii, acc), 5)
+        size_rows.append((n_out, t, ts, int(r.neuron_updates[0])))
+        rows.append((f"same events, {n_out:,} neurons", f"{t * 1e3:.1f} ms",
+                     f"{int(r.neuron_updates[0]):,} updates; scatter {ts * 1e3:.2f} ms"))
+    size_t = [t for _, t, _, _ in size_rows]
     update_results(engine_events_per_s=eng_rate, scatter_bound_events_per_s=sc_rate,
-                   engine_vs_scatter=eng_rate / sc_rate, vs_torch_dense=vs_torch,
+                   engine_vs_scatter=eng_rate / sc_rate,
+                   engine_vs_scatter_fanout_regime=scatter_rows["fan-out 100 (20k→100k, 2 M syn)"][0]
+                   / scatter_rows["fan-out 100 (20k→100k, 2 M syn)"][1], vs_torch_dense=vs_torch,
                    scaling_r2=r2, scaling_size_ratio_10k_to_1M=size_t[-1] / size_t[0])
     with capsys.disabled():
         print("\n\nrandom sparse network (Loihi numerics, spikes recorded; medians)")
         for a, b, c in rows:
-            print(f"{a:<46}{b:>18}  {c}")
+            print(f"{a:<46}{b:>14}  {c}")
     assert r2 > 0.95

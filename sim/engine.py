@@ -47,10 +47,13 @@ class FlatGraph:
     vth: np.ndarray
     is_input: np.ndarray      # (pops,) bool
     indptr: np.ndarray        # (n+1,) int64: outgoing synapses of neuron i
+    seg_ptr: np.ndarray       # (n+1,) int64: neuron i's segments (one per projection it feeds)
+    seg_end: np.ndarray       # (G,) int64 end of a segment's synapses (start = previous end / indptr[i])
+    seg_delay: np.ndarray     # (G,) int8 delay of the segment's projection
+    seg_delta: np.ndarray     # (G,) int64 accumulator index − target (≠ 0 only for weight_exp < 0)
+    seg_proj: np.ndarray      # (G,) int32 projection of the segment (for synaptic-op counts)
     target: np.ndarray        # (S,) int32 neuron receiving the event
-    acc_index: np.ndarray     # (S,) int32 accumulator receiving the weight
     weight: np.ndarray        # (S,) int16 (loihi, already << exp ≥ 0) | float32
-    delay: np.ndarray         # (S,) int8
     neg_ptr: np.ndarray       # (pops+1,) negative-exponent projections into each population
     neg_base: np.ndarray      # accumulator base of that projection (index = base + local neuron)
     neg_shift: np.ndarray     # −weight_exp
@@ -59,26 +62,30 @@ class FlatGraph:
 
 
 @numba.njit(cache=True)
-def _fill_rows(cursor, pr_indptr, pr_indices, pr_weights, pre_off, post_off, delay, scale, acc_base,
-               target, acc_index, weight, delays, separate_acc):
-    """Copy one projection's rows into the merged CSR at each source neuron's cursor."""
+def _fill_rows(cursor, seg_cursor, pr_indptr, pr_indices, pr_weights, pre_off, post_off, delay, scale, delta,
+               proj, target, weight, seg_end, seg_delay, seg_delta, seg_proj):
+    """Append one projection's rows (and one segment per non-empty row) at each source neuron's cursors."""
     for r in range(len(pr_indptr) - 1):
+        lo, hi = pr_indptr[r], pr_indptr[r + 1]
+        if hi == lo:
+            continue
         c = cursor[pre_off + r]
-        for s in range(pr_indptr[r], pr_indptr[r + 1]):
+        for s in range(lo, hi):
             target[c] = pr_indices[s] + post_off
-            if separate_acc:
-                acc_index[c] = pr_indices[s] + acc_base
             weight[c] = pr_weights[s] * scale
-            delays[c] = delay
             c += 1
         cursor[pre_off + r] = c
+        g = seg_cursor[pre_off + r]
+        seg_end[g], seg_delay[g], seg_delta[g], seg_proj[g] = c, delay, delta, proj
+        seg_cursor[pre_off + r] = g + 1
 
 
 def flatten(graph: AerGraph) -> FlatGraph:
     """Merge all projections into one CSR over global neuron indices, in compact dtypes.
 
-    target int32, weight int16 (loihi: w << exp ≤ 254·2⁷ fits) | float32, delay int8;
-    a separate accumulator index only exists when some projection has weight_exp < 0.
+    Each source neuron's synapses are grouped in segments, one per projection, so
+    delay and accumulator offset are per segment, not per synapse. target int32,
+    weight int16 (loihi: w << exp ≤ 254·2⁷ fits) | float32.
     """
     loihi = graph.numerics == "loihi"
     pops = graph.populations
@@ -87,31 +94,37 @@ def flatten(graph: AerGraph) -> FlatGraph:
     n = graph.n_neurons
     pop_of = np.repeat(np.arange(len(pops), dtype=np.int32), [p.size for p in pops])
     row_len = np.zeros(n, np.int64)
+    seg_len = np.zeros(n, np.int64)
     for pr in graph.projections:
-        row_len[offsets[pr.pre]:offsets[pr.pre] + pr.n_pre] += np.diff(pr.indptr)
+        d = np.diff(pr.indptr)
+        row_len[offsets[pr.pre]:offsets[pr.pre] + pr.n_pre] += d
+        seg_len[offsets[pr.pre]:offsets[pr.pre] + pr.n_pre] += d > 0
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(row_len, out=indptr[1:])
-    total = int(indptr[-1])
-    separate = loihi and any(pr.weight_exp < 0 for pr in graph.projections)
+    seg_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(seg_len, out=seg_ptr[1:])
+    total, n_seg = int(indptr[-1]), int(seg_ptr[-1])
     target = np.empty(total, np.int32)
-    acc_index = np.empty(total, np.int32) if separate else target
     weight = np.empty(total, np.int16 if loihi else np.float32)
-    delays = np.empty(total, np.int8)
-    cursor = indptr[:-1].copy()
+    seg_end = np.empty(n_seg, np.int64)
+    seg_delay = np.empty(n_seg, np.int8)
+    seg_delta = np.empty(n_seg, np.int64)
+    seg_proj = np.empty(n_seg, np.int32)
+    cursor, seg_cursor = indptr[:-1].copy(), seg_ptr[:-1].copy()
     neg: dict[int, list[tuple[int, int]]] = {}
     n_acc = n
-    for pr in graph.projections:
-        acc_base, shift = offsets[pr.post], 0
+    for k_proj, pr in enumerate(graph.projections):
+        delta, shift = 0, 0
         if loihi and pr.weight_exp >= 0:
             shift = pr.weight_exp
-        elif loihi:
-            acc_base = n_acc
+        elif loihi:                       # private accumulators: Lava floors the shifted *sum*
+            delta = n_acc - offsets[pr.post]
             neg.setdefault(index[pr.post], []).append((n_acc, -pr.weight_exp))
             n_acc += graph.population(pr.post).size
         w = pr.weights if loihi else (pr.weights.astype(np.float32) * np.float32(2.0 ** pr.weight_exp))
-        _fill_rows(cursor, pr.indptr, pr.indices, w.astype(weight.dtype, copy=False), offsets[pr.pre],
-                   offsets[pr.post], pr.delay, (1 << shift) if loihi else 1.0, acc_base, target, acc_index, weight,
-                   delays, separate)
+        _fill_rows(cursor, seg_cursor, pr.indptr, pr.indices, w.astype(weight.dtype, copy=False), offsets[pr.pre],
+                   offsets[pr.post], pr.delay, (1 << shift) if loihi else 1.0, delta, k_proj, target, weight,
+                   seg_end, seg_delay, seg_delta, seg_proj)
     neg_ptr = np.zeros(len(pops) + 1, np.int64)
     neg_base, neg_shift = [], []
     for k in range(len(pops)):
@@ -123,7 +136,8 @@ def flatten(graph: AerGraph) -> FlatGraph:
         n=n, n_acc=n_acc, pop_of=pop_of,
         du=np.array([p.du for p in pops], pdt), dv=np.array([p.dv for p in pops], pdt),
         vth=np.array([p.vth for p in pops], pdt), is_input=np.array([p.kind == "input" for p in pops]),
-        indptr=indptr, target=target, acc_index=acc_index, weight=weight, delay=delays,
+        indptr=indptr, seg_ptr=seg_ptr, seg_end=seg_end, seg_delay=seg_delay, seg_delta=seg_delta, seg_proj=seg_proj,
+        target=target, weight=weight,
         neg_ptr=neg_ptr, neg_base=np.array(neg_base, np.int64), neg_shift=np.array(neg_shift, np.int64),
         pop_start=np.array([offsets[p.name] for p in pops], np.int64),
         max_delay=int(max((pr.delay for pr in graph.projections), default=1)))
@@ -134,11 +148,10 @@ def estimate_bytes(graph: AerGraph, batch: int, record: bool, threads: int | Non
     n, S = graph.n_neurons, graph.n_synapses
     loihi = graph.numerics == "loihi"
     R = max((pr.delay for pr in graph.projections), default=1) + 1
-    separate = loihi and any(pr.weight_exp < 0 for pr in graph.projections)
     n_acc = n + sum(graph.population(pr.post).size for pr in graph.projections if loihi and pr.weight_exp < 0)
     threads = min(batch, threads or numba.get_num_threads())
     return {
-        "graph": S * (4 + 2 + 1 + (4 if separate else 0) + (0 if loihi else 2)) + n * (8 + 4),
+        "graph": S * (4 + 2 + (0 if loihi else 2)) + n * (8 + 8 + 4) + sum(pr.n_pre for pr in graph.projections) * 17,
         "working_state": threads * (R * n_acc * 8 + R * n * 5 + n * 24),
         "outputs": batch * n * 16 + (batch * graph.ticks * n if record else 0),
     }
@@ -215,61 +228,79 @@ def _shift_impl(x, s):
 
 
 @numba.njit(cache=True, inline="always")
-def _emit(i, slot, R, indptr, target, acc_index, weight, delay, acc, mark, touched, n_touched):
-    """Deliver a spike of neuron i: acc[(slot + delay) mod R, target] += w, mark targets touched."""
-    for s in range(indptr[i], indptr[i + 1]):
-        sl = slot + delay[s]
+def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, mark, touched, n_touched):
+    """Deliver a spike of neuron i: per segment, acc[(slot + delay) mod R, target + delta] += w; mark targets."""
+    s = indptr[i]
+    for g in range(seg_ptr[i], seg_ptr[i + 1]):
+        sl = slot + seg_delay[g]
         if sl >= R:
             sl -= R
-        acc[sl, acc_index[s]] += weight[s]
-        j = target[s]
-        if not mark[sl, j]:
-            mark[sl, j] = True
-            touched[sl, n_touched[sl]] = j
-            n_touched[sl] += 1
+        d = seg_delta[g]
+        acc_row = acc[sl]
+        mark_row = mark[sl]
+        t_row = touched[sl]
+        nt = n_touched[sl]
+        e = seg_end[g]
+        while s < e:
+            j = target[s]
+            acc_row[j + d] += weight[s]
+            if not mark_row[j]:
+                mark_row[j] = True
+                t_row[nt] = j
+                nt += 1
+            s += 1
+        n_touched[sl] = nt
+
+
+@numba.njit(cache=True, inline="always")
+def _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops):
+    start = indptr[i]
+    for g in range(seg_ptr[i], seg_ptr[i + 1]):
+        ops[seg_proj[g]] += seg_end[g] - start
+        start = seg_end[g]
 
 
 @numba.njit(cache=True)
-def _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
-                neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks, x_idx, x_ptr,
-                u, v, spikes, counts, acc_zero, record):
-    """One sample. x_idx/x_ptr: input spikes as CSR over ticks (global neuron ids)."""
-    n = len(f_pop_of)
-    acc = np.full((R, n_acc), acc_zero)
-    mark = np.zeros((R, n), np.bool_)
-    touched = np.empty((R, n), np.int32)
-    n_touched = np.zeros(R, np.int64)
-    last = np.full(n, -1, np.int64)
-    done = np.full(n, -1, np.int64)
-    active = np.empty(n, np.int32)
-    n_active = 0
-    nxt = np.empty(n, np.int32)
+def _run_sample(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
+                weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks, x_idx, x_ptr, epoch,
+                acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, record):
+    """One sample on one thread's working buffers; returns the number of neuron updates.
+
+    Buffers are reused across samples without O(n) resets: ``last``/``done`` hold
+    ``epoch + tick + 1`` (a neuron whose ``last`` ≤ epoch starts this sample at rest,
+    u = v = 0), and only slots left pending after the last tick are cleared.
+    x_idx/x_ptr: this sample's input spikes as CSR over ticks (global neuron ids).
+    """
     updates = 0
+    n_active = 0
     for t in range(ticks):
+        now = epoch + t + 1
         slot = t % R
-        # 1. input spikes at t
-        if t < len(x_ptr) - 1:
+        if t < len(x_ptr) - 1:                                   # 1. input spikes at t
             for k in range(x_ptr[t], x_ptr[t + 1]):
                 i = x_idx[k]
-                counts[i] += 1
+                pop_counts[pop_of[i]] += 1
                 if record:
                     spikes[t, i] = True
-                _emit(i, slot, R, indptr, target, acc_index, weight, delay, acc, mark, touched, n_touched)
-        # 2. update touched ∪ active
-        n_next = 0
-        total = n_touched[slot] + n_active
-        for q in range(total):
-            i = touched[slot, q] if q < n_touched[slot] else active[q - n_touched[slot]]
-            if done[i] == t:
+                _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
+                _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, mark,
+                      touched, n_touched)
+        n_next = 0                                                # 2. update touched ∪ active
+        n_new = n_touched[slot]
+        for q in range(n_new + n_active):
+            i = touched[slot, q] if q < n_new else active[q - n_new]
+            if done[i] == now:
                 continue
-            done[i] = t
-            p = f_pop_of[i]
+            done[i] = now
+            p = pop_of[i]
             if is_input[p]:
                 continue
             mark[slot, i] = False
-            gap = t - last[i] - 1
-            if gap > 0 and v[i] != 0:
-                v[i] = _decay(v[i], dv[p], gap)
+            if last[i] <= epoch:                                  # first touch this sample: at rest
+                u[i] = 0
+                v[i] = 0
+            elif now - last[i] > 1 and v[i] != 0:                 # lazy leak over skipped ticks
+                v[i] = _decay(v[i], dv[p], now - last[i] - 1)
             a = acc[slot, i]
             acc[slot, i] = 0
             for m in range(neg_ptr[p], neg_ptr[p + 1]):
@@ -279,31 +310,47 @@ def _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weig
             un, vn, fired = _step(u[i], v[i], a, du[p], dv[p], vth[p])
             u[i] = un
             v[i] = vn
-            last[i] = t
+            last[i] = now
             updates += 1
             if un != 0:
                 nxt[n_next] = i
                 n_next += 1
             if fired:
-                counts[i] += 1
+                pop_counts[p] += 1
                 if record:
                     spikes[t, i] = True
-                _emit(i, slot, R, indptr, target, acc_index, weight, delay, acc, mark, touched, n_touched)
+                _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
+                _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, mark,
+                      touched, n_touched)
         n_touched[slot] = 0
         active[:n_next] = nxt[:n_next]
         n_active = n_next
+    for sl in range(R):                                           # clear events scheduled past the end
+        for q in range(n_touched[sl]):
+            j = touched[sl, q]
+            mark[sl, j] = False
+            acc[sl, j] = 0
+            p = pop_of[j]
+            for m in range(neg_ptr[p], neg_ptr[p + 1]):
+                acc[sl, neg_base[m] + j - pop_start[p]] = 0
+        n_touched[sl] = 0
     return updates
 
 
 @numba.njit(cache=True, parallel=True)
-def _run_batch(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
-               neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks, x_idx, x_ptr, x_off,
-               u, v, spikes, counts, updates, acc_zero, record):
-    for b in numba.prange(len(updates)):
-        updates[b] = _run_sample(f_pop_of, du, dv, vth, is_input, indptr, target, acc_index, weight, delay,
-                                 neg_ptr, neg_base, neg_shift, pop_start, n_acc, R, ticks,
-                                 x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], u[b], v[b],
-                                 spikes[b], counts[b], acc_zero, record)
+def _run_batch(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
+               weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks, x_idx, x_ptr, x_off,
+               acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, updates, record):
+    """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread)."""
+    n_buf = len(acc)
+    batch = len(updates)
+    for c in numba.prange(n_buf):
+        for b in range(c, batch, n_buf):
+            updates[b] = _run_sample(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_delay, seg_delta,
+                                     seg_proj, target, weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks,
+                                     x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], b * (ticks + 1),
+                                     acc[c], mark[c], touched[c], n_touched[c], last[c], done[c], u[c], v[c],
+                                     active[c], nxt[c], spikes[b], pop_counts[b], ops[b], record)
 
 
 @dataclass
@@ -363,19 +410,27 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     flat = flat or flatten(graph)
     loihi = graph.numerics == "loihi"
     x_idx, x_ptr, x_off = _input_events(graph, inputs, batch)
-    sdt = np.int32 if loihi else np.float32
-    u = np.zeros((batch, flat.n), sdt)
-    v = np.zeros((batch, flat.n), sdt)
-    spikes = np.zeros((batch, graph.ticks, flat.n) if record else (batch, 1, 1), np.bool_)
-    counts = np.zeros((batch, flat.n), np.int64)
+    n, R, C = flat.n, flat.max_delay + 1, max(1, min(batch, numba.get_num_threads()))
+    # working buffers, one set per thread; np.zeros maps zero pages lazily, so cost follows use
+    acc = np.zeros((C, R, flat.n_acc), np.int64 if loihi else np.float64)
+    mark = np.zeros((C, R, n), np.bool_)
+    touched = np.empty((C, R, n), np.int32)
+    n_touched = np.zeros((C, R), np.int64)
+    last, done = np.zeros((C, n), np.int64), np.zeros((C, n), np.int64)
+    u = np.zeros((C, n), np.int32 if loihi else np.float32)
+    v = np.zeros((C, n), np.int32 if loihi else np.float32)
+    active, nxt = np.empty((C, n), np.int32), np.empty((C, n), np.int32)
+    spikes = np.zeros((batch, graph.ticks, n) if record else (batch, 1, 1), np.bool_)
+    pop_counts = np.zeros((batch, len(graph.populations)), np.int64)
+    ops = np.zeros((batch, max(len(graph.projections), 1)), np.int64)
     updates = np.zeros(batch, np.int64)
-    _run_batch(flat.pop_of, flat.du, flat.dv, flat.vth, flat.is_input, flat.indptr, flat.target,
-               flat.acc_index, flat.weight, flat.delay, flat.neg_ptr, flat.neg_base, flat.neg_shift,
-               flat.pop_start, flat.n_acc, flat.max_delay + 1, graph.ticks, x_idx, x_ptr, x_off,
-               u, v, spikes, counts, updates, np.int64(0) if loihi else np.float64(0), record)
+    _run_batch(flat.pop_of, flat.du, flat.dv, flat.vth, flat.is_input, flat.indptr, flat.seg_ptr, flat.seg_end,
+               flat.seg_delay, flat.seg_delta, flat.seg_proj, flat.target, flat.weight, flat.neg_ptr, flat.neg_base,
+               flat.neg_shift, flat.pop_start, R, graph.ticks, x_idx, x_ptr, x_off,
+               acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, updates, record)
     offsets = graph.offsets()
-    sl = {p.name: slice(offsets[p.name], offsets[p.name] + p.size) for p in graph.populations}
-    out_spikes = {p.name: spikes[:, :, sl[p.name]] for p in graph.populations} if record else {}
-    spike_counts = {p.name: counts[:, sl[p.name]].sum(axis=1) for p in graph.populations}
-    ops = {pr.name: counts[:, sl[pr.pre]] @ np.diff(pr.indptr) for pr in graph.projections}
+    out_spikes = ({p.name: spikes[:, :, offsets[p.name]:offsets[p.name] + p.size] for p in graph.populations}
+                  if record else {})
+    spike_counts = {p.name: pop_counts[:, k] for k, p in enumerate(graph.populations)}
+    ops = {pr.name: ops[:, k] for k, pr in enumerate(graph.projections)}
     return SimResult(out_spikes, spike_counts, ops, updates, graph.ticks)

@@ -114,3 +114,22 @@ def test_run_that_cannot_fit_in_memory_is_refused_before_allocating():
                  (Projection("w", "in", "big", np.arange(5), np.arange(4), np.full(4, 2, np.int16)),), None, 10)
     with pytest.raises(MemoryError, match=r"needs ~\d+.*GiB.*available"):
         simulate(g, {"in": np.ones((1, 10, 4), bool)})
+
+
+def test_batch_equals_samples_run_one_by_one():
+    """Working buffers are reused across samples; nothing may leak from one sample to the next."""
+    rng = np.random.default_rng(3)
+    w1 = (rng.integers(-40, 128, (30, 20)) * 2).astype(np.int16)
+    w2 = (rng.integers(-40, 128, (10, 30)) * 2).astype(np.int16)
+    g = AerGraph("loihi", (Population("in", 20, "input"), Population("a", 30, "lif", 1000, 300, 120, depth=1),
+                           Population("b", 10, "lif", 4095, 0, 200, depth=4)),
+                 (Projection.from_dense("w1", "in", "a", w1), Projection.from_dense("w2", "a", "b", w2, delay=3,
+                                                                                    weight_exp=-1)), None, 12)
+    x = rng.random((7, 12, 20)) < 0.3
+    batch = simulate(g, {"in": x})
+    for b in range(7):
+        one = simulate(g, {"in": x[b:b + 1]})
+        for p in g.populations:
+            np.testing.assert_array_equal(batch.spikes[p.name][b], one.spikes[p.name][0])
+        assert all(batch.synaptic_ops[k][b] == one.synaptic_ops[k][0] for k in one.synaptic_ops)
+    assert batch.spikes["b"].any()
