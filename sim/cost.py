@@ -121,8 +121,6 @@ def cost_report(graph: AerGraph, mapping: Mapping, result: SimResult) -> CostRep
     """Turn a recorded simulation into the figures of the module docstring."""
     if not result.spikes:
         raise ValueError("cost_report needs recorded spikes: run simulate(..., record=True)")
-    batch = len(result.neuron_updates)
-    offsets = graph.offsets()
     synops = float(result.synaptic_ops_per_inference)
     spikes = float(result.spikes_per_inference)
     n_lif = sum(p.size for p in graph.populations if p.kind == "lif")

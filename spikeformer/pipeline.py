@@ -108,8 +108,8 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
     return figures
 
 
-def report_run(run_dir: str | Path, chips: int = 1, cores_per_chip: int = 128) -> tuple[dict, "Mapping", "SimResult", AerGraph]:
-    """Map the graph onto Loihi 2 and cost the last simulation of this run directory."""
+def report_run(run_dir: str | Path, chips: int = 1, cores_per_chip: int = 128) -> tuple[dict, object, object, AerGraph]:
+    """Map the graph onto Loihi 2 and cost the last simulation: (figures, Mapping, SimResult, graph)."""
     from sim.cost import cost_report
     from sim.hardware import Loihi2, map_graph
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.engine import simulate
-from sim.ir import AerGraph, Population, Projection, balance_delays
+from sim.ir import AerGraph, Population, Projection
 from sim.reference import simulate_dense
 
 

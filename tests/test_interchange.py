@@ -7,7 +7,7 @@ import nir
 import numpy as np
 import torch
 
-from loihi_export.nir_export import DT, read_netx, to_nir, write_netx, write_nir
+from loihi_export.nir_export import DT, read_netx, write_netx, write_nir
 from sim.engine import simulate
 from sim.ir import AerGraph, Population, Projection
 from spikeformer.pipeline import load_run_graph

@@ -10,7 +10,7 @@ import pytest
 from sim.cost import cost_report, per_tick_core_load
 from sim.engine import simulate
 from sim.hardware import Loihi2, MappingError, map_graph
-from spikeformer.pipeline import graph_inputs, load_run_graph, load_test_batch, report_run, simulate_run
+from spikeformer.pipeline import graph_inputs, load_test_batch, simulate_run
 
 
 @pytest.fixture(scope="module")
