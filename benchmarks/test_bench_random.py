@@ -100,28 +100,36 @@ def test_random_network(capsys):
     pred = np.polyval([slope, icpt], ev_n)
     r2 = 1 - np.sum((np.array(ev_t) - pred) ** 2) / np.sum((np.array(ev_t) - np.mean(ev_t)) ** 2)
     rows.append(("time vs events (linear fit)", f"R² = {r2:.4f}", f"{1e9 * slope:.1f} ns/event"))
-    size_rows = []
+    # cost vs population size at fixed events: (a) extra neurons silent — the events and the
+    # neurons they touch are the same, only the population grows; (b) the same number of
+    # events spread over the larger population (more distinct neurons touched, more cache misses)
+    from dataclasses import replace
+
+    from sim.ir import AerGraph
+    base = random_network(2_000, 10_000, 100, ticks=50, seed=4)
+    xs = np.random.default_rng(5).random((1, 50, 2_000)) < 0.05
+    silent_t, spread_t = [], []
     for n_out in (10_000, 100_000, 1_000_000):
-        gs = random_network(2_000, n_out, 100, ticks=50, seed=4)
-        fs = flatten(gs)
-        xs = np.random.default_rng(5).random((1, 50, 2_000)) < 0.05
-        simulate(gs, {"in": xs}, flat=fs, record=False)
-        t, r = median_time(lambda: simulate(gs, {"in": xs}, flat=fs, record=False), 3)
-        p_ = gs.projections[0]
-        ti, ii = np.nonzero(xs[0])
-        acc = np.zeros(n_out, np.int64)
-        ts, _ = median_time(lambda: scatter_bound(p_.indptr, p_.indices, p_.weights, ti, ii, acc), 5)
-        size_rows.append((n_out, t, ts, int(r.neuron_updates[0])))
-        rows.append((f"same events, {n_out:,} neurons", f"{t * 1e3:.1f} ms",
-                     f"{int(r.neuron_updates[0]):,} updates; scatter {ts * 1e3:.2f} ms"))
-    size_t = [t for _, t, _, _ in size_rows]
+        grown = AerGraph("loihi", (base.populations[0], replace(base.populations[1], size=n_out, shape=(n_out,))),
+                         base.projections, None, 50)
+        for graph_, times, label in ((grown, silent_t, "silent extra neurons"),
+                                     (random_network(2_000, n_out, 100, ticks=50, seed=4), spread_t, "events spread")):
+            fs = flatten(graph_)
+            simulate(graph_, {"in": xs}, flat=fs, record=False)
+            t, r = median_time(lambda: simulate(graph_, {"in": xs}, flat=fs, record=False), 5)
+            times.append(t)
+            rows.append((f"{n_out:>9,} neurons, {label}", f"{t * 1e3:.1f} ms",
+                         f"{int(r.synaptic_ops['w'][0]):,} events, {int(r.neuron_updates[0]):,} updates"))
+    size_t = silent_t
     update_results(engine_events_per_s=eng_rate, scatter_bound_events_per_s=sc_rate,
                    engine_vs_scatter=eng_rate / sc_rate,
                    engine_vs_scatter_fanout_regime=scatter_rows["fan-out 100 (20k→100k, 2 M syn)"][0]
                    / scatter_rows["fan-out 100 (20k→100k, 2 M syn)"][1], vs_torch_dense=vs_torch,
-                   scaling_r2=r2, scaling_size_ratio_10k_to_1M=size_t[-1] / size_t[0])
+                   scaling_r2=r2, scaling_size_ratio_10k_to_1M=size_t[-1] / size_t[0],
+                   scaling_size_ratio_10k_to_1M_events_spread=spread_t[-1] / spread_t[0])
     with capsys.disabled():
         print("\n\nrandom sparse network (Loihi numerics, spikes recorded; medians)")
         for a, b, c in rows:
             print(f"{a:<46}{b:>14}  {c}")
     assert r2 > 0.95
+    assert size_t[-1] / size_t[0] < 1.5, "silent neurons must not cost"
