@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
+from spikeformer.sparsity import WEIGHT_KINDS, check_sparsity, int8_on_support, kept, ternary, topk_mask
 from sim import numerics as nm
 
 AND = LifParams(du=nm.DU_MAX, dv=nm.DV_MAX, vth=2)      # coincidence: v = 128·#inputs, spike iff both
@@ -58,6 +59,8 @@ class ModelConfig:
     mask_count: int = 1       # SDSA mask fires when ≥ this many tokens have K∧V
     levels: int = 4           # input thermometer levels (data.encode_digits)
     init_gain: float = 1.0
+    weights: str = "int8"     # "int8" | "ternary" (BitNet b1.58 absmean), see spikeformer.sparsity
+    weight_sparsity: float | None = None   # fraction of zeros per linear matrix, fixed count; None = dense
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +76,9 @@ class ModelConfig:
         if not 1 <= self.mask_count <= self.tokens:
             raise ValueError(f"config.mask_count must be in [1, tokens={self.tokens}], got {self.mask_count}")
         LifParams(du=nm.DU_MAX, dv=self.dv, vth=self.vth)   # validates dv, vth
+        if self.weights not in WEIGHT_KINDS:
+            raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
+        check_sparsity(self.weight_sparsity)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -168,9 +174,14 @@ class SpikingTransformer(nn.Module):
         return torch.float64 if self.cfg.numerics == "loihi" else torch.float32
 
     def weight(self, param: str) -> torch.Tensor:
-        """Effective weight matrix (out, in): 2·mantissa in loihi mode, 2·w in float mode."""
+        """Effective weight matrix (out, in): 2·mantissa in loihi mode, 2·w in float mode;
+        ternary and/or with a fixed number of non-zeros when configured (spikeformer.sparsity)."""
         w = self.weights[param.replace(".", "_")].to(self.dtype)
-        return quantize_mantissa(w) if self.cfg.numerics == "loihi" else 2.0 * w
+        loihi = self.cfg.numerics == "loihi"
+        mask = None if self.cfg.weight_sparsity is None else topk_mask(w, kept(w.numel(), self.cfg.weight_sparsity))
+        if self.cfg.weights == "ternary":
+            return ternary(w, mask, loihi)
+        return int8_on_support(w, mask, loihi)
 
     def readout_weight(self) -> torch.Tensor:
         w = self.readout.to(self.dtype)

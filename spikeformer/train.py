@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from sim.io import atomic_write
 from spikeformer.data import Split, encode_digits, load_digits_split
 from spikeformer.model import ModelConfig, SpikingTransformer
+from spikeformer.sparsity import project_
 
 
 @dataclass
@@ -187,6 +188,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            project_(model.weights, model_cfg.weight_sparsity)     # keep the fixed non-zero count
             sched.step()
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y_tr[idx]).sum())
