@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
+from spikeformer.hd import check_hd
 from spikeformer.sparsity import WEIGHT_KINDS, check_sparsity, int8_on_support, kept, ternary, topk_mask
 from sim import numerics as nm
 
@@ -58,6 +59,9 @@ class ModelConfig:
     vth: int = 128            # threshold mantissa (v > 64·vth)
     mask_count: int = 1       # SDSA mask fires when ≥ this many tokens have K∧V
     levels: int = 4           # input thermometer levels (data.encode_digits)
+    encoder: str = "thermometer"   # "thermometer" (data.encode_digits) | "hd" (hd.encode_hd: features = hd_dim)
+    hd_dim: int = 1024        # HD code dimension D
+    hd_active: int = 32       # active bits k per token
     init_gain: float = 1.0
     weights: str = "int8"     # "int8" | "ternary" (BitNet b1.58 absmean), see spikeformer.sparsity
     weight_sparsity: float | None = None   # fraction of zeros per linear matrix, fixed count; None = dense
@@ -79,6 +83,13 @@ class ModelConfig:
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
         check_sparsity(self.weight_sparsity)
+        if self.encoder not in ("thermometer", "hd"):
+            raise ValueError(f"config.encoder must be 'thermometer' or 'hd', got {self.encoder!r}")
+        if self.encoder == "hd":
+            check_hd(self.hd_dim, self.hd_active)
+            if self.features != self.hd_dim:
+                raise ValueError(f"config.features ({self.features}) must equal config.hd_dim ({self.hd_dim}) "
+                                 f"for the hd encoder")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -26,7 +26,8 @@ def configs_from_dict(d: dict, source: str) -> tuple[ModelConfig, TrainConfig]:
     if not isinstance(d, dict) or not set(d) <= {"model", "train"}:
         raise CheckpointError(f"{source}: expected an object with keys 'model' and 'train'")
     model = dict(d.get("model", {}))
-    model.setdefault("features", token_features(model.get("levels", 4)))
+    model.setdefault("features", model.get("hd_dim", 1024) if model.get("encoder") == "hd"
+                     else token_features(model.get("levels", 4)))
     try:
         return ModelConfig(**model), TrainConfig(**d.get("train", {}))
     except (TypeError, ValueError) as e:

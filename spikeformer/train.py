@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from sim.io import atomic_write
 from spikeformer.data import Split, encode_digits, load_digits_split
+from spikeformer.hd import encode_hd
 from spikeformer.model import ModelConfig, SpikingTransformer
 from spikeformer.sparsity import project_
 
@@ -109,6 +110,9 @@ def load_model(run_dir: str | os.PathLike) -> SpikingTransformer:
 
 
 def encode(model_cfg: ModelConfig, images: np.ndarray) -> torch.Tensor:
+    """The model's input spikes (n, T, tokens, features) from its configured encoder."""
+    if model_cfg.encoder == "hd":
+        return torch.from_numpy(encode_hd(images, model_cfg.timesteps, model_cfg.hd_dim, model_cfg.hd_active))
     return torch.from_numpy(encode_digits(images, model_cfg.timesteps, model_cfg.levels))
 
 
