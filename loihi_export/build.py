@@ -4,18 +4,25 @@ Mapping, for a batch of B samples run side by side in one network (samples never
 interact: every population is replicated B times, every weight matrix is
 block-diagonal):
 
-* input population  → ``io.source.RingBuffer`` with data (B·n, ticks), tick t = column t;
-* lif population     → ``LIF(shape=(B·n,), du, dv, vth, bias_mant=0)`` (run with the
-  bit-accurate ``PyLifModelBitAcc`` under ``Loihi2SimCfg(select_tag="fixed_pt")``);
-* projection, delay 1 → ``Sparse(weights, weight_exp)`` (adds exactly one tick);
-* projection, delay d > 1 → ``DelaySparse(weights, delays=d−1)`` (Lava's delay k
-  lands k+1 ticks later);
-* every population   → a ``Monitor`` probing its ``s_out`` for ``ticks`` steps.
+* input population  → ``io.source.RingBuffer`` with data (B·n, ticks), tick t = column t
+  (zeros after the input's own timesteps);
+* lif population     → ``LIF(shape=(B·n,), du, dv, vth, bias_mant=0, bias_exp=0)``, run
+  with the bit-accurate ``PyLifModelBitAcc`` under ``Loihi2SimCfg(select_tag="fixed_pt")``;
+* projection, delay 1 → ``Sparse(weights, weight_exp)`` (``PySparseModelBitAcc`` adds
+  exactly one tick: its ``a_out`` at tick t comes from spikes at t − 1);
+* projection, delay d > 1 → ``DelaySparse(weights, delays=d−1, weight_exp)`` (Lava's
+  delay k lands k+1 ticks later); ``weight_exp`` reaches the models through
+  ``proc_params`` (``AbstractProcess`` keeps every constructor kwarg there);
+* several projections into one population all connect to its ``a_in`` (an InPort
+  sums its inputs);
+* every population   → a recorder on its ``s_out``: ``record="packed"`` (default,
+  ``procs.recorder.SpikeRecorder``) or ``record="monitor"`` (Lava's ``Monitor``; same
+  spikes, ~32× slower to read back — see ``procs.recorder``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 import scipy.sparse as sps
@@ -24,21 +31,36 @@ from loihi_export.compat import import_lava
 from sim.ir import AerGraph, Projection
 from sim.reference import check_inputs
 
+RECORD_MODES = ("packed", "monitor")
+
+
+def require_loihi(graph: AerGraph) -> None:
+    """Raise ValueError unless the graph uses Loihi fixed-point numerics."""
+    if graph.numerics != "loihi":
+        raise ValueError(f"Lava export needs numerics='loihi' (Lava's bit-accurate fixed-point models); "
+                         f"this graph has numerics='{graph.numerics}' — convert it with numerics='loihi'")
+
 
 @dataclass
 class LavaNetwork:
-    """The processes of one exported graph (B samples side by side)."""
+    """The Lava processes of one exported graph, B samples side by side."""
 
     graph: AerGraph
     batch: int
     processes: dict[str, object]                 # population name → LIF / RingBuffer
     connections: dict[str, object]               # projection name → Sparse / DelaySparse
-    monitors: dict[str, object] = field(default_factory=dict)
+    record: str = "packed"
+    recorders: dict[str, object] = field(default_factory=dict)   # population → SpikeRecorder / Monitor
     extra: list = field(default_factory=list)    # e.g. fault-injection processes
 
     @property
     def ticks(self) -> int:
         return self.graph.ticks
+
+    @property
+    def monitors(self) -> dict[str, object]:
+        """The Monitor processes (empty unless ``record="monitor"``)."""
+        return self.recorders if self.record == "monitor" else {}
 
 
 def batched_weights(pr: Projection, n_post: int, batch: int) -> sps.csr_matrix:
@@ -48,27 +70,36 @@ def batched_weights(pr: Projection, n_post: int, batch: int) -> sps.csr_matrix:
     return sps.block_diag([w] * batch, format="csr") if batch > 1 else w
 
 
-def to_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], monitor: bool = True) -> LavaNetwork:
-    """Build (not run) the Lava processes of ``graph`` fed with ``inputs`` (batch, ≤T, n)."""
-    if graph.numerics != "loihi":
-        raise ValueError(f"Lava export needs numerics='loihi' (bit-accurate fixed point); graph has '{graph.numerics}'")
+def input_data(graph: AerGraph, spikes: np.ndarray) -> np.ndarray:
+    """Input spikes (B, ≤timesteps, n) → RingBuffer data (B·n, ticks), zero-padded in time."""
+    spikes = np.asarray(spikes, bool)
+    batch, steps, n = spikes.shape
+    x = np.zeros((batch, graph.ticks, n), np.int32)
+    x[:, :steps] = spikes
+    return x.transpose(0, 2, 1).reshape(batch * n, graph.ticks)
+
+
+def to_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], record: str = "packed") -> LavaNetwork:
+    """Declare (not run) the Lava processes of ``graph`` fed with ``inputs``.
+
+    ``inputs``: ``{input population: bool (batch, ≤timesteps, size)}``; the whole
+    batch becomes one network. Imports Lava (after the 3.11 shim).
+    """
+    require_loihi(graph)
+    if record not in RECORD_MODES:
+        raise ValueError(f"record must be one of {RECORD_MODES}, got {record!r}")
     batch = check_inputs(graph, inputs)
     import_lava()
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIF
-    from lava.proc.monitor.process import Monitor
     from lava.proc.sparse.process import DelaySparse, Sparse
 
     procs: dict[str, object] = {}
     for p in graph.populations:
-        n = batch * p.size
         if p.kind == "input":
-            x = np.zeros((batch, graph.ticks, p.size), np.int32)
-            given = np.asarray(inputs[p.name], bool)
-            x[:, :given.shape[1]] = given
-            procs[p.name] = RingBuffer(data=x.transpose(0, 2, 1).reshape(n, graph.ticks))
+            procs[p.name] = RingBuffer(data=input_data(graph, inputs[p.name]))
         else:
-            procs[p.name] = LIF(shape=(n,), du=int(p.du), dv=int(p.dv), vth=int(p.vth),
+            procs[p.name] = LIF(shape=(batch * p.size,), du=int(p.du), dv=int(p.dv), vth=int(p.vth),
                                 bias_mant=0, bias_exp=0, name=p.name)
     conns: dict[str, object] = {}
     sizes = {p.name: p.size for p in graph.populations}
@@ -77,28 +108,38 @@ def to_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], monitor: bool = T
         if pr.delay == 1:
             c = Sparse(weights=w, weight_exp=int(pr.weight_exp), name=pr.name)
         else:
-            d = w.astype(np.int64)                  # Lava insists on dtype int for delays
+            d = w.astype(int)                       # DelaySparse insists on dtype int, same sparsity as w
             d.data[:] = pr.delay - 1
             c = DelaySparse(weights=w, delays=d, weight_exp=int(pr.weight_exp), name=pr.name)
         procs[pr.pre].s_out.connect(c.s_in)
         c.a_out.connect(procs[pr.post].a_in)
         conns[pr.name] = c
-    net = LavaNetwork(graph, batch, procs, conns)
-    if monitor:
-        for p in graph.populations:
-            m = Monitor()
-            m.probe(target=procs[p.name].s_out, num_steps=graph.ticks)
-            net.monitors[p.name] = m
+    net = LavaNetwork(graph, batch, procs, conns, record)
+    for p in graph.populations:
+        net.recorders[p.name] = _recorder(procs[p.name], batch * p.size, graph.ticks, record)
     return net
 
 
+def _recorder(proc, size: int, ticks: int, record: str):
+    if record == "monitor":
+        from lava.proc.monitor.process import Monitor
+        m = Monitor()
+        m.probe(target=proc.s_out, num_steps=ticks)
+        return m
+    from loihi_export.procs.recorder import SpikeRecorder
+    r = SpikeRecorder(size=size, ticks=ticks)
+    proc.s_out.connect(r.s_in)
+    return r
+
+
 def read_spikes(net: LavaNetwork) -> dict[str, np.ndarray]:
-    """Monitor data → {population: bool (batch, ticks, size)} (call after run, before stop)."""
+    """Recorded spikes → ``{population: bool (batch, ticks, size)}``; call after run, before stop."""
     out = {}
     for p in net.graph.populations:
-        mon = net.monitors[p.name]
-        data = mon.get_data()
-        proc = net.processes[p.name]
-        arr = np.asarray(data[proc.name]["s_out"])          # (ticks, B·n)
-        out[p.name] = arr.reshape(net.ticks, net.batch, p.size).transpose(1, 0, 2) != 0
+        rec = net.recorders[p.name]
+        if net.record == "monitor":
+            arr = np.asarray(rec.get_data()[net.processes[p.name].name]["s_out"]) != 0   # (ticks, B·n)
+        else:
+            arr = rec.spikes()
+        out[p.name] = arr.reshape(net.ticks, net.batch, p.size).transpose(1, 0, 2)
     return out

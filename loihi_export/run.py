@@ -1,15 +1,19 @@
 """Run an AER graph in Lava safely: a worker process per chunk, a timeout, full cleanup.
 
 Lava runs each process in its own OS process, and a process model that raises
-can leave the runtime waiting forever. So every run happens in a worker
-(``python -m loihi_export.worker``) started in its own session; the parent
+leaves lava-nc 0.10's runtime waiting forever. So every run happens in a worker
+(``python -m loihi_export.worker``) started in its own session (process group);
+the parent
 
-* waits at most ``timeout`` seconds, and stops early when a Lava child prints a
-  traceback and the worker does not exit within a grace period;
+* waits at most ``timeout`` seconds, and stops early when a Lava child has printed
+  a traceback and the worker has not exited ``FAILURE_GRACE_S`` later (a run
+  with a dead Lava process can never finish: every process takes part in every tick);
 * on any failure kills the worker's whole process group, removes the POSIX
-  shared-memory segments that appeared in /dev/shm during the run, and raises
-  :class:`LavaRunError` carrying Lava's own message (the end of the worker's stderr);
-* on success also reaps the process group, so nothing is left behind.
+  shared-memory segments of that run that are still in /dev/shm (new since the
+  start *and* logged by the worker as Lava created them — so segments of other
+  runs going on at the same time are never touched), and raises
+  :class:`LavaRunError` carrying Lava's own message (from the worker's stderr);
+* on success does the same reaping and cleanup, so nothing is left behind.
 """
 from __future__ import annotations
 
@@ -19,18 +23,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
+from loihi_export.build import (  # build imports Lava only inside to_lava
+    RECORD_MODES,
+    require_loihi,
+)
 from loihi_export.errors import LavaRunError
 from sim.io import save_graph
 from sim.ir import AerGraph
 from sim.reference import check_inputs
 
 SHM = Path("/dev/shm")
-FAILURE_GRACE_S = 5.0
+FAILURE_GRACE_S = 2.0
+POLL_S = 0.1
+FAULT_KINDS = ("raise", "float-lif")       # see loihi_export.procs.faults
 
 
 def _shm_entries() -> set[str]:
@@ -38,6 +48,7 @@ def _shm_entries() -> set[str]:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL every process of the worker's session, then reap the worker."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -45,28 +56,45 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _remove_segments(log_file: Path, before: set[str]) -> None:
+    """Unlink the segments the worker logged that are new since ``before`` and still present."""
+    if not log_file.exists():
+        return
+    logged = {line.strip() for line in log_file.read_text().splitlines() if line.strip()}
+    for name in (logged & _shm_entries()) - before:
+        try:
+            (SHM / name).unlink()
+        except OSError:
+            pass
+
+
 def _error_text(stderr: str) -> str:
     """The most telling lines of a worker's stderr: the exception lines, else the tail."""
-    lines = [l for l in stderr.splitlines() if l.strip()]
-    errors = [l.strip() for l in lines if ("Error" in l or "Exception" in l) and not l.startswith(" ")]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line.strip() for line in lines
+              if ("Error" in line or "Exception" in line) and not line.startswith(" ")]
     picked = errors[-3:] if errors else lines[-5:]
     return " | ".join(dict.fromkeys(picked)) or "(no output)"
 
 
 def _run_chunk(graph_file: Path, inputs: Mapping[str, np.ndarray], workdir: Path, timeout: float,
-               inject_fault: bool) -> dict[str, np.ndarray]:
-    in_file, out_file, err_file = workdir / "inputs.npz", workdir / "spikes.npz", workdir / "stderr.txt"
+               record: str, inject_fault: str | None) -> dict[str, np.ndarray]:
+    in_file, out_file = workdir / "inputs.npz", workdir / "spikes.npz"
+    err_file, shm_log = workdir / "stderr.txt", workdir / "shm.txt"
     np.savez(in_file, **{k: np.asarray(v, bool) for k, v in inputs.items()})
-    out_file.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "loihi_export.worker", str(graph_file), str(in_file), str(out_file)]
+    for f in (out_file, shm_log):
+        f.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "loihi_export.worker", str(graph_file), str(in_file), str(out_file),
+           "--record", record, "--shm-log", str(shm_log)]
     if inject_fault:
-        cmd.append("--inject-fault")
+        cmd += ["--inject-fault", inject_fault]
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     shm_before = _shm_entries()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    with open(err_file, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True, env=env)
     start, failed_at, reason = time.monotonic(), None, None
+    with open(err_file, "w") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True, env=env, cwd=root)
     try:
         while proc.poll() is None:
             now = time.monotonic()
@@ -76,16 +104,12 @@ def _run_chunk(graph_file: Path, inputs: Mapping[str, np.ndarray], workdir: Path
             if failed_at is None and "Traceback" in err_file.read_text(errors="replace"):
                 failed_at = now
             if failed_at is not None and now - failed_at > FAILURE_GRACE_S:
-                reason = "a Lava process raised and the runtime did not stop"
+                reason = "a Lava process raised and the runtime did not stop (it never does in lava-nc 0.10)"
                 break
-            time.sleep(0.2)
+            time.sleep(POLL_S)
     finally:
         _kill_group(proc)
-        for name in _shm_entries() - shm_before:
-            try:
-                (SHM / name).unlink()
-            except OSError:
-                pass
+        _remove_segments(shm_log, shm_before)
     stderr = err_file.read_text(errors="replace")
     if reason is None and proc.returncode != 0:
         reason = f"worker exited with code {proc.returncode}"
@@ -97,24 +121,35 @@ def _run_chunk(graph_file: Path, inputs: Mapping[str, np.ndarray], workdir: Path
         return {k: z[k] for k in z.files}
 
 
-def run_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, timeout: float = 600.0,
-             batch_size: int = 64, inject_fault: bool = False) -> dict[str, np.ndarray]:
-    """Spikes of every population from Lava's Loihi2SimCfg fixed-point run.
+def run_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, timeout: float = 300.0,
+             batch_size: int = 64, record: str = "packed",
+             inject_fault: str | None = None) -> dict[str, np.ndarray]:
+    """Spikes of every population from a Lava ``Loihi2SimCfg`` fixed-point run.
 
-    Returns ``{name: bool (batch, graph.ticks, size)}`` (the format of
-    ``sim.reference.simulate_dense``). Samples run ``batch_size`` at a time, each
-    chunk in a fresh worker with ``timeout`` seconds.
+    ``inputs``: ``{input population: bool (batch, ≤timesteps, size)}``. Returns
+    ``{population: bool (batch, graph.ticks, size)}`` — the format of
+    ``sim.reference.simulate_dense``. Samples run ``batch_size`` at a time, each
+    chunk in a fresh worker process allowed ``timeout`` seconds. ``record``:
+    ``"packed"`` (fast ``SpikeRecorder``) or ``"monitor"`` (Lava ``Monitor``s; same
+    spikes, slow to read back). ``inject_fault`` (``"raise"`` or ``"float-lif"``)
+    adds a failing process, for testing. Raises :class:`LavaRunError` on failure
+    or timeout, ValueError for a non-``loihi`` graph or bad arguments.
     """
-    if graph.numerics != "loihi":
-        raise ValueError(f"Lava export needs numerics='loihi' (bit-accurate fixed point); graph has '{graph.numerics}'")
+    require_loihi(graph)
     batch = check_inputs(graph, inputs)
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    if record not in RECORD_MODES:
+        raise ValueError(f"record must be one of {RECORD_MODES}, got {record!r}")
+    if inject_fault is not None and inject_fault not in FAULT_KINDS:
+        raise ValueError(f"inject_fault must be None or one of {FAULT_KINDS}, got {inject_fault!r}")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     parts: list[dict[str, np.ndarray]] = []
     with tempfile.TemporaryDirectory(prefix="spikeformer-lava-") as tmp:
         workdir = Path(tmp)
         graph_file = save_graph(graph, workdir / "graph.aer.npz")
         for lo in range(0, batch, batch_size):
-            chunk = {k: np.asarray(v)[lo:lo + batch_size] for k, v in inputs.items()}
-            parts.append(_run_chunk(graph_file, chunk, workdir, timeout, inject_fault))
+            chunk = {p.name: np.asarray(inputs[p.name])[lo:lo + batch_size] for p in graph.inputs}
+            parts.append(_run_chunk(graph_file, chunk, workdir, timeout, record, inject_fault))
     return {p.name: np.concatenate([part[p.name] for part in parts]) for p in graph.populations}
