@@ -4,9 +4,8 @@ CSR synapse tables, population index = token·C + channel (C-order of the shape)
 
 * ``linear`` (token-shared W, shape (out, in)): pre (n, i) → post (n, j), weight W[j, i],
   only for W[j, i] ≠ 0 — block-diagonal over tokens.
-* ``identity``: pre k → post k, weight 2.
-* ``token_sum``: pre (n, c) → post c, weight 2.
-* ``broadcast``: pre c → post (n, c) for every token n, weight 2.
+* fixed ops (``identity``, ``token_sum``, attention circuits, …): the synapse
+  tables of ``spikeformer.wiring``, the same ones the torch model multiplies by.
 
 Delays: depth(p) = longest path from the input (``sim.ir.balance_delays``);
 delay = depth(post) − depth(pre), so a population at depth d sees the
@@ -19,7 +18,9 @@ import numpy as np
 import torch
 
 from sim.ir import AerGraph, Population, Projection, Readout, balance_delays
-from spikeformer.model import FIXED_WEIGHT, ProjSpec, SpikingTransformer
+from spikeformer import wiring
+from spikeformer.model import SpikingTransformer
+from spikeformer.spec import ProjSpec
 
 
 def token_shared_csr(w: np.ndarray, tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -33,22 +34,6 @@ def token_shared_csr(w: np.ndarray, tokens: int) -> tuple[np.ndarray, np.ndarray
     offsets = np.repeat(np.arange(tokens) * n_out, len(post_ch))
     indices = (np.tile(post_ch, tokens) + offsets).astype(np.int32)
     return indptr, indices, np.tile(vals, tokens)
-
-
-def _fixed_csr(op: str, pre_shape: tuple[int, ...], post_shape: tuple[int, ...]
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if op == "identity":
-        n = int(np.prod(pre_shape))
-        idx = np.arange(n)
-        return np.arange(n + 1), idx, np.full(n, FIXED_WEIGHT)
-    if op == "token_sum":                                        # (N, D) → (D,)
-        n_tok, d = pre_shape
-        return np.arange(n_tok * d + 1), np.tile(np.arange(d), n_tok), np.full(n_tok * d, FIXED_WEIGHT)
-    if op == "broadcast":                                        # (D,) → (N, D)
-        n_tok, d = post_shape
-        idx = (np.arange(d)[:, None] + d * np.arange(n_tok)[None, :]).ravel()
-        return np.arange(0, d * n_tok + 1, n_tok), idx, np.full(d * n_tok, FIXED_WEIGHT)
-    raise ValueError(f"cannot lower projection op {op!r}")
 
 
 @torch.no_grad()
@@ -71,7 +56,8 @@ def to_graph(model: SpikingTransformer) -> AerGraph:
         if pr.op == "linear":
             w = model.weight(pr.param).cpu().numpy()
             return token_shared_csr(w.astype(np.int64) if loihi else w.astype(np.float32), cfg.tokens)
-        return _fixed_csr(pr.op, shapes[pr.pre], shapes[pr.post])
+        return wiring.csr(wiring.synapses(pr.op, shapes[pr.pre], shapes[pr.post], pr.weight),
+                          int(np.prod(shapes[pr.pre])))
 
     projs = []
     for pr in spec.projections:

@@ -1,4 +1,4 @@
-"""Spike-driven transformer (SDSA attention, spiking MLP, membrane-potential residuals).
+"""Spiking transformer (SDSA / k-WTA / SSA attention, spiking MLP, membrane-potential residuals).
 
 The whole model is a list of populations and projections (:class:`Spec`) that
 the forward pass executes tick by tick and that ``spikeformer.convert`` lowers
@@ -9,37 +9,34 @@ Per tick t, with tokens n = 1…N, channels D, spikes X ∈ {0,1}^{N×D}::
     R_0   = W_emb·in                                  (residual stream: synaptic current)
     block l:  X = LIF(R)
               Q, K, V = LIF(W_q X), LIF(W_k X), LIF(W_v X)
-              KV_nc  = K_nc ∧ V_nc                     (coincidence neurons)
-              M_c    = [Σ_n KV_nc ≥ mask_count]          (SDSA: mask = SN(Σ_tokens K⊙V))
-              A_nc   = Q_nc ∧ M_c                        (out = Q ⊙ mask)
+              A = attention(Q, K, V)                   (spikeformer.attention: sdsa | kwta | ssa)
               R += W_o·A;   Y = LIF(R)
-              H = LIF(W_1 Y);   R += W_2·H
+              H = LIF(W_1 Y)                          (hidden_k: H ← first k spikes of each token,
+                                                       H'_nm = [k·H_nm − Σ_{m'<m} H_nm' ≥ 1])
+              R += W_2·H
     Z = LIF(R);   logits = Σ_t Σ_n W_out·Z
 
 "Membrane-potential residual": R is a sum of synaptic currents, so a later
 stream population receives a copy of every earlier stream projection (exact
 on hardware: currents add in the dendrite). Linear layers are shared across
-tokens. A ∧ B is a memoryless LIF with inputs of weight 2 and vth = 2
-(v = 128 per input, spike iff v > 128). Heads partition channels; SDSA is
-channel-wise, so they do not change its lowering.
+tokens; fixed (untrained) projections are the tables of ``spikeformer.wiring``.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
-from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
-from spikeformer.hd import check_hd
-from spikeformer.sparsity import WEIGHT_KINDS, check_sparsity, int8_on_support, kept, ternary, topk_mask
 from sim import numerics as nm
-
-AND = LifParams(du=nm.DU_MAX, dv=nm.DV_MAX, vth=2)      # coincidence: v = 128·#inputs, spike iff both
-FIXED_WEIGHT = 2                                          # mantissa 1
-
+from spikeformer.attention import attention_block, check_attention
+from spikeformer.hd import check_hd
+from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
+from spikeformer.sparsity import WEIGHT_KINDS, check_sparsity, int8_on_support, kept, ternary, topk_mask
+from spikeformer.spec import GE1, PopSpec, ProjSpec, Spec
+from spikeformer.wiring import FIXED_WEIGHT, synapses
 
 @dataclass
 class ModelConfig:
@@ -57,7 +54,10 @@ class ModelConfig:
     attention: str = "sdsa"
     dv: int = 1024            # voltage decay: v ← v·(1 − dv/4096)
     vth: int = 128            # threshold mantissa (v > 64·vth)
-    mask_count: int = 1       # SDSA mask fires when ≥ this many tokens have K∧V
+    mask_count: int = 1       # attention output fires at ≥ this many inputs: SDSA tokens with K∧V,
+                              # k-WTA winners with V, SSA Q·K·V coincidences (= 1/s)
+    kwta_k: int = 2           # k-WTA attention: winners per query and head (ties kept)
+    hidden_k: int | None = None   # k-WTA on the MLP hidden layer: ≤ k spikes per token per tick; None = off
     levels: int = 4           # input thermometer levels (data.encode_digits)
     encoder: str = "thermometer"   # "thermometer" (data.encode_digits) | "hd" (hd.encode_hd: features = hd_dim)
     hd_dim: int = 1024        # HD code dimension D
@@ -73,12 +73,19 @@ class ModelConfig:
                 raise ValueError(f"config.{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.numerics not in nm.NUMERICS:
             raise ValueError(f"config.numerics must be one of {nm.NUMERICS}, got {self.numerics!r}")
-        if self.attention != "sdsa":
-            raise ValueError(f"config.attention must be 'sdsa', got {self.attention!r}")
         if self.dim % self.heads:
             raise ValueError(f"config.dim ({self.dim}) must be divisible by config.heads ({self.heads})")
-        if not 1 <= self.mask_count <= self.tokens:
-            raise ValueError(f"config.mask_count must be in [1, tokens={self.tokens}], got {self.mask_count}")
+        check_attention(self.attention, self.tokens, self.dim, self.heads, self.kwta_k)
+        most = self.tokens * (self.dim // self.heads if self.attention == "ssa" else 1)
+        if not isinstance(self.mask_count, int) or not 1 <= self.mask_count <= most:
+            raise ValueError(f"config.mask_count must be in [1, {most}] for {self.attention} attention, "
+                             f"got {self.mask_count!r}")
+        hidden = self.dim * self.mlp_ratio
+        if self.hidden_k is not None and (not isinstance(self.hidden_k, int)
+                                          or not 1 <= self.hidden_k <= min(hidden, nm.W_MANT_MAX)):
+            raise ValueError(f"config.hidden_k ({self.hidden_k!r}) must be null or in [1, {min(hidden, nm.W_MANT_MAX)}]: "
+                             f"at most k of the {hidden} hidden neurons of a token spike per tick "
+                             f"(k ≤ {nm.W_MANT_MAX}, the largest weight mantissa)")
         LifParams(du=nm.DU_MAX, dv=self.dv, vth=self.vth)   # validates dv, vth
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
@@ -95,41 +102,10 @@ class ModelConfig:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class PopSpec:
-    name: str
-    shape: tuple[int, ...]
-    kind: str                 # "input" | "lif"
-    params: LifParams | None
-    role: str
-
-
-@dataclass(frozen=True)
-class ProjSpec:
-    """op: 'linear' (token-shared W, param name) | 'identity' | 'token_sum' | 'broadcast' (weight 2)."""
-
-    name: str
-    pre: str
-    post: str
-    op: str
-    param: str = ""
-
-
-@dataclass(frozen=True)
-class Spec:
-    populations: tuple[PopSpec, ...]
-    projections: tuple[ProjSpec, ...]
-    readout_pre: str
-
-    def incoming(self, post: str) -> Iterator[ProjSpec]:
-        return (p for p in self.projections if p.post == post)
-
-
 def build_spec(cfg: ModelConfig) -> Spec:
     """Populations (in execution order) and projections of the model (see module doc)."""
     N, D, H = cfg.tokens, cfg.dim, cfg.dim * cfg.mlp_ratio
     lif = LifParams(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
-    mask = LifParams(du=nm.DU_MAX, dv=nm.DV_MAX, vth=2 * cfg.mask_count - 1)
     pops = [PopSpec("input", (N, cfg.features), "input", None, "input")]
     projs: list[ProjSpec] = []
     stream: list[tuple[str, str]] = [("input", "emb")]        # (pre population, weight) summed into R
@@ -145,19 +121,20 @@ def build_spec(cfg: ModelConfig) -> Spec:
         for z in "qkv":
             pops.append(PopSpec(f"{b}.{z}", (N, D), "lif", lif, z))
             projs.append(ProjSpec(f"{b}.w{z}", f"{b}.x", f"{b}.{z}", "linear", f"{b}.w{z}"))
-        pops.append(PopSpec(f"{b}.kv", (N, D), "lif", AND, "and"))
-        projs += [ProjSpec(f"{b}.k->kv", f"{b}.k", f"{b}.kv", "identity"),
-                  ProjSpec(f"{b}.v->kv", f"{b}.v", f"{b}.kv", "identity")]
-        pops.append(PopSpec(f"{b}.mask", (D,), "lif", mask, "mask"))
-        projs.append(ProjSpec(f"{b}.kv->mask", f"{b}.kv", f"{b}.mask", "token_sum"))
-        pops.append(PopSpec(f"{b}.attn", (N, D), "lif", AND, "and"))
-        projs += [ProjSpec(f"{b}.q->attn", f"{b}.q", f"{b}.attn", "identity"),
-                  ProjSpec(f"{b}.mask->attn", f"{b}.mask", f"{b}.attn", "broadcast")]
+        att_pops, att_projs = attention_block(cfg.attention, b, N, D, cfg.heads, cfg.mask_count, cfg.kwta_k)
+        pops += att_pops
+        projs += att_projs
         stream.append((f"{b}.attn", f"{b}.wo"))
         stream_pop(f"{b}.y", "stream")
         pops.append(PopSpec(f"{b}.h", (N, H), "lif", lif, "hidden"))
         projs.append(ProjSpec(f"{b}.w1", f"{b}.y", f"{b}.h", "linear", f"{b}.w1"))
-        stream.append((f"{b}.h", f"{b}.w2"))
+        hidden = f"{b}.h"
+        if cfg.hidden_k is not None:                           # ≤ k spikes per token: the first k in index order
+            hidden = f"{b}.hk"
+            pops.append(PopSpec(hidden, (N, H), "lif", GE1, "hidden_kwta"))
+            projs += [ProjSpec(f"{b}.h->hk", f"{b}.h", hidden, "identity", weight=FIXED_WEIGHT * cfg.hidden_k),
+                      ProjSpec(f"{b}.h-|hk", f"{b}.h", hidden, "earlier_inhibit")]
+        stream.append((hidden, f"{b}.w2"))
     stream_pop("out", "stream")
     return Spec(tuple(pops), tuple(projs), "out")
 
@@ -169,6 +146,7 @@ class SpikingTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.spec = build_spec(cfg)
+        self._fixed: dict[tuple[str, torch.dtype], torch.Tensor] = {}
         shapes = {p.name: p.shape for p in self.spec.populations}
         self.weights = nn.ParameterDict()
         for pr in self.spec.projections:
@@ -198,16 +176,25 @@ class SpikingTransformer(nn.Module):
         w = self.readout.to(self.dtype)
         return quantize_mantissa(w) if self.cfg.numerics == "loihi" else 2.0 * w
 
+    def fixed_matrix(self, pr: ProjSpec) -> torch.Tensor:
+        """The (post, pre) sparse matrix of a fixed op: ``spikeformer.wiring.synapses``, cached."""
+        key = (pr.name, self.dtype)
+        if key not in self._fixed:
+            pre, post = self.spec.shape(pr.pre), self.spec.shape(pr.post)
+            i, j, wv = synapses(pr.op, pre, post, pr.weight)
+            self._fixed[key] = torch.sparse_coo_tensor(
+                torch.from_numpy(np.stack([j, i])), torch.from_numpy(wv).to(self.dtype),
+                (math.prod(post), math.prod(pre)), check_invariants=False).coalesce()
+        return self._fixed[key]
+
     def _current(self, pr: ProjSpec, s: torch.Tensor, w: dict[str, torch.Tensor]) -> torch.Tensor:
         if pr.op == "linear":
             return s @ w[pr.param].T
         if pr.op == "identity":
-            return FIXED_WEIGHT * s
-        if pr.op == "token_sum":
-            return FIXED_WEIGHT * s.sum(dim=1)
-        if pr.op == "broadcast":
-            return FIXED_WEIGHT * s[:, None, :]
-        raise ValueError(f"unknown projection op {pr.op!r}")
+            return pr.weight * s
+        m = self.fixed_matrix(pr)
+        a = torch.sparse.mm(m, s.reshape(len(s), -1).T).T
+        return a.reshape(len(s), *self.spec.shape(pr.post))
 
     def forward(self, x: torch.Tensor, record: bool = False
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

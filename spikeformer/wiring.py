@@ -1,0 +1,125 @@
+"""Fixed (untrained) synapse patterns: one table per op, used by the torch model and the converter.
+
+Every op maps a pre population of shape ``pre`` to a post population of shape
+``post`` (neuron index = C-order of the shape) and returns the synapse list
+``(pre_index, post_index, weight)`` with weights on the Loihi grid (2 = mantissa
+1). The torch forward pass multiplies spikes by exactly this table, and
+``spikeformer.convert`` writes exactly this table as CSR — so the model and its
+graph cannot drift apart. N tokens, D channels, H heads, d = D/H, h(c) = c // d.
+
+==================  ===============  ================  ==========================================
+op                  pre              post              synapses (weight)
+==================  ===============  ================  ==========================================
+identity            any              same              k → k (w)
+token_sum           (N, D)           (D,)              (n, c) → c (2)
+broadcast           (D,)             (N, D)            c → (n, c) ∀n (2)
+pair_first          (N, D)           (N, N, D)         (i, c) → (i, j, c) ∀j (2)
+pair_second         (N, D)           (N, N, D)         (j, c) → (i, j, c) ∀i (2)
+score_greater       (N, N, D)        (N, N, N, H)      (i, a, c) → (i, j, a, h(c)) (+2), ∀j ≠ a;
+                                                       (i, a, c) → (i, a, j', h(c)) (−2), ∀j' ≠ a
+head_sum            (N, N, D)        (N, N, H)         (i, j, c) → (i, j, h(c)) (2)
+rank_inhibit        (N, N, N, H)     (N, N, H)         (i, j, j', h) → (i, j, h) (−2)
+head_broadcast      (N, N, H)        (N, N, D)         (i, j, h) → (i, j, c) ∀c ∈ h (2)
+key_sum             (N, N, D)        (N, D)            (i, j, c) → (i, c) (2)
+triple_score        (N, N, D)        (N, N, D, d)      (i, j, c') → (i, j, c, c' mod d) ∀c ∈ h(c') (2)
+triple_value        (N, D)           (N, N, D, d)      (j, c) → (i, j, c, e) ∀i, e (2)
+triple_sum          (N, N, D, d)     (N, D)            (i, j, c, e) → (i, c) (2)
+earlier_inhibit     (N, M)           (N, M)            (n, a) → (n, b) ∀b > a (−2)
+==================  ===============  ================  ==========================================
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+FIXED_WEIGHT = 2                                          # mantissa 1
+
+Synapses = tuple[np.ndarray, np.ndarray, np.ndarray]      # (pre, post, weight), int64
+
+
+def _idx(shape: tuple[int, ...], *axes: np.ndarray) -> np.ndarray:
+    return np.ravel_multi_index(np.broadcast_arrays(*axes), shape).ravel()
+
+
+def _grid(*sizes: int) -> list[np.ndarray]:
+    return list(np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij"))
+
+
+def _table(pre: np.ndarray, post: np.ndarray, w: int | np.ndarray) -> Synapses:
+    pre, post = np.asarray(pre, np.int64).ravel(), np.asarray(post, np.int64).ravel()
+    return pre, post, np.broadcast_to(np.asarray(w, np.int64), pre.shape).copy()
+
+
+@lru_cache(maxsize=64)
+def synapses(op: str, pre: tuple[int, ...], post: tuple[int, ...], weight: int = FIXED_WEIGHT) -> Synapses:
+    """The synapse table of ``op`` (see module table); ``weight`` is used by ``identity``."""
+    w = FIXED_WEIGHT
+    if op == "identity":
+        n = int(np.prod(pre))
+        return _table(np.arange(n), np.arange(n), weight)
+    if op == "token_sum":
+        n, c = _grid(*pre)
+        return _table(_idx(pre, n, c), c, w)
+    if op == "broadcast":
+        c, n = _grid(pre[0], post[0])
+        return _table(c, _idx(post, n, c), w)
+    if op in ("pair_first", "pair_second"):
+        N, D = pre
+        i, j, c = _grid(N, N, D)
+        src = _idx(pre, i, c) if op == "pair_first" else _idx(pre, j, c)
+        return _table(src, _idx(post, i, j, c), w)
+    if op == "score_greater":
+        N, _, D = pre
+        H = post[3]
+        d = D // H
+        i, a, c, j = _grid(N, N, D, N)
+        keep = (j != a).ravel()
+        src = _idx(pre, i, a, c)[keep]
+        up = _idx(post, i, j, a, c // d)[keep]              # key a above key j
+        down = _idx(post, i, a, j, c // d)[keep]            # key j above key a
+        pre_all = np.concatenate([src, src])
+        post_all = np.concatenate([up, down])
+        w_all = np.concatenate([np.full(len(src), w), np.full(len(src), -w)])
+        return _table(pre_all, post_all, w_all)
+    if op == "head_sum":
+        N, _, D = pre
+        d = D // post[2]
+        i, j, c = _grid(N, N, D)
+        return _table(_idx(pre, i, j, c), _idx(post, i, j, c // d), w)
+    if op == "rank_inhibit":
+        i, j, k, h = _grid(*pre)
+        return _table(_idx(pre, i, j, k, h), _idx(post, i, j, h), -w)
+    if op == "head_broadcast":
+        N, _, D = post
+        d = D // pre[2]
+        i, j, c = _grid(N, N, D)
+        return _table(_idx(pre, i, j, c // d), _idx(post, i, j, c), w)
+    if op == "key_sum":
+        i, j, c = _grid(*pre)
+        return _table(_idx(pre, i, j, c), _idx(post, i, c), w)
+    if op == "triple_score":
+        N, _, D, d = post
+        i, j, c, e = _grid(N, N, D, d)
+        return _table(_idx(pre, i, j, (c // d) * d + e), _idx(post, i, j, c, e), w)
+    if op == "triple_value":
+        N, _, D, d = post
+        i, j, c, e = _grid(N, N, D, d)
+        return _table(_idx(pre, j, c), _idx(post, i, j, c, e), w)
+    if op == "triple_sum":
+        i, j, c, e = _grid(*pre)
+        return _table(_idx(pre, i, j, c, e), _idx(post, i, c), w)
+    if op == "earlier_inhibit":
+        N, M = pre
+        n, a, b = _grid(N, M, M)
+        keep = (b > a).ravel()
+        return _table(_idx(pre, n, a)[keep], _idx(post, n, b)[keep], -w)
+    raise ValueError(f"unknown fixed projection op {op!r}")
+
+
+def csr(table: Synapses, pre_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, weights) with rows = pre, sorted by (pre, post)."""
+    pre, post, w = table
+    order = np.lexsort((post, pre))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=pre_size))]).astype(np.int64)
+    return indptr, post[order].astype(np.int32), w[order]
