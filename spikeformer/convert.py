@@ -14,13 +14,15 @@ zero-delay model's inputs shifted by exactly d ticks. The readout window is
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
 from sim.ir import AerGraph, Population, Projection, Readout, balance_delays
 from spikeformer import wiring
 from spikeformer.model import SpikingTransformer
-from spikeformer.spec import ProjSpec
+from spikeformer.spec import ProjSpec, Spec
 
 
 def token_shared_csr(w: np.ndarray, tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -36,43 +38,57 @@ def token_shared_csr(w: np.ndarray, tokens: int) -> tuple[np.ndarray, np.ndarray
     return indptr, indices, np.tile(vals, tokens)
 
 
+def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[ProjSpec], tuple] | None = None,
+               readout: Callable[[dict[str, int]], Readout | None] = lambda depth: None,
+               metadata: dict | None = None) -> AerGraph:
+    """The AER graph of a spec: populations with balanced depths, fixed ops from
+    ``spikeformer.wiring``, ``linear(pr)`` → CSR for trained projections."""
+    loihi = numerics == "loihi"
+    depth = balance_delays(spec.populations, [(p.pre, p.post) for p in spec.projections])
+    pops = []
+    for p in spec.populations:
+        size = int(np.prod(p.shape))
+        if p.kind == "input":
+            pops.append(Population(p.name, size, "input", shape=p.shape, depth=depth[p.name], role=p.role))
+            continue
+        du, dv, vth = (p.params.du, p.params.dv, p.params.vth) if loihi else p.params.as_float()
+        pops.append(Population(p.name, size, "lif", du, dv, vth, p.shape, depth[p.name], p.role))
+    wdtype = np.int16 if loihi else np.float32
+    projs = []
+    for pr in spec.projections:
+        if pr.op == "linear":
+            if linear is None:
+                raise ValueError(f"projection {pr.name!r}: a linear projection needs trained weights")
+            indptr, indices, weights = linear(pr)
+        else:
+            pre, post = spec.shape(pr.pre), spec.shape(pr.post)
+            indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight), int(np.prod(pre)))
+        projs.append(Projection(pr.name, pr.pre, pr.post, indptr, indices, np.asarray(weights).astype(wdtype),
+                                delay=depth[pr.post] - depth[pr.pre]))
+    graph = AerGraph(numerics, tuple(pops), tuple(projs), readout(depth), timesteps, metadata or {})
+    graph.check_delays()
+    return graph
+
+
 @torch.no_grad()
 def to_graph(model: SpikingTransformer) -> AerGraph:
     """The AER graph of ``model`` in its numeric mode (see module docstring)."""
     cfg, spec = model.cfg, model.spec
     loihi = cfg.numerics == "loihi"
-    depth = balance_delays(spec.populations, [(p.pre, p.post) for p in spec.projections])
-    shapes = {p.name: p.shape for p in spec.populations}
-    pops = []
-    for p in spec.populations:
-        if p.kind == "input":
-            pops.append(Population(p.name, int(np.prod(p.shape)), "input", shape=p.shape, depth=depth[p.name], role=p.role))
-            continue
-        du, dv, vth = (p.params.du, p.params.dv, p.params.vth) if loihi else p.params.as_float()
-        pops.append(Population(p.name, int(np.prod(p.shape)), "lif", du, dv, vth, p.shape, depth[p.name], p.role))
-    wdtype = np.int16 if loihi else np.float32
 
-    def csr(pr: ProjSpec):
-        if pr.op == "linear":
-            w = model.weight(pr.param).cpu().numpy()
-            return token_shared_csr(w.astype(np.int64) if loihi else w.astype(np.float32), cfg.tokens)
-        return wiring.csr(wiring.synapses(pr.op, shapes[pr.pre], shapes[pr.post], pr.weight),
-                          int(np.prod(shapes[pr.pre])))
+    def linear(pr: ProjSpec) -> tuple:
+        w = model.weight(pr.param).cpu().numpy()
+        return token_shared_csr(w.astype(np.int64) if loihi else w.astype(np.float32), cfg.tokens)
 
-    projs = []
-    for pr in spec.projections:
-        indptr, indices, weights = csr(pr)
-        projs.append(Projection(pr.name, pr.pre, pr.post, indptr, indices, np.asarray(weights).astype(wdtype),
-                                delay=depth[pr.post] - depth[pr.pre]))
-    ro_w = model.readout_weight().cpu().numpy()
-    z = spec.readout_pre
-    n_tok, d = shapes[z]
-    readout = Readout(z, np.tile(ro_w, (1, n_tok)).astype(np.int32 if loihi else np.float32),
-                      depth[z], depth[z] + cfg.timesteps)
-    graph = AerGraph(cfg.numerics, tuple(pops), tuple(projs), readout, cfg.timesteps,
-                     {"model": cfg.to_dict(), "attention": cfg.attention})
-    graph.check_delays()
-    return graph
+    def readout(depth: dict[str, int]) -> Readout:
+        ro_w = model.readout_weight().cpu().numpy()
+        z = spec.readout_pre
+        n_tok = spec.shape(z)[0]
+        return Readout(z, np.tile(ro_w, (1, n_tok)).astype(np.int32 if loihi else np.float32),
+                       depth[z], depth[z] + cfg.timesteps)
+
+    return lower_spec(spec, cfg.numerics, cfg.timesteps, linear, readout,
+                      {"model": cfg.to_dict(), "attention": cfg.attention})
 
 
 def compare_to_model(graph: AerGraph, model_spikes: dict[str, np.ndarray], spikes: dict[str, np.ndarray]

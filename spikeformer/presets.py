@@ -1,6 +1,9 @@
 """Named configurations: ``spikeformer train --preset NAME``.
 
 ``demo`` is what ``make demo`` trains: 1 block, D = 64, T = 8, loihi numerics.
+``kwta``: the demo with k-WTA attention (k = 2 keys per query and head) and a
+k-WTA hidden layer (≤ 32 of 128 spikes per token per tick).
+``ternary``: ternary weights with 90 % zeros in every matrix.
 ``tiny`` is a seconds-long run for tests (accuracy is not its point).
 A config file has the same shape: ``{"model": {...}, "train": {...}}``.
 """
@@ -16,6 +19,12 @@ from spikeformer.train import CheckpointError, TrainConfig
 PRESETS: dict[str, dict] = {
     "demo": {"model": {"dim": 64, "depth": 1, "timesteps": 8, "init_gain": 2.0},
              "train": {"epochs": 30, "lr": 0.5}},
+    "kwta": {"model": {"dim": 64, "depth": 1, "timesteps": 8, "init_gain": 2.0, "attention": "kwta", "kwta_k": 2,
+                       "hidden_k": 32},
+             "train": {"epochs": 30, "lr": 0.5, "shift": 1}},
+    "ternary": {"model": {"dim": 192, "depth": 1, "timesteps": 8, "init_gain": 2.0, "weights": "ternary",
+                          "weight_sparsity": 0.9},
+                "train": {"epochs": 30, "lr": 0.5, "shift": 1}},
     "tiny": {"model": {"dim": 32, "depth": 1, "timesteps": 4, "heads": 2, "init_gain": 2.0},
              "train": {"epochs": 3, "lr": 1.0}},
 }

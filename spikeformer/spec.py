@@ -10,12 +10,15 @@ from sim import numerics as nm
 
 
 def count_neuron(m: int) -> LifParams:
-    """Memoryless neuron that fires iff ≥ m of its weight-2 inputs spike this tick (v = 128·x > 64·(2m−1))."""
+    """Memoryless neuron that fires iff ≥ m of its weight-2 inputs spike this tick.
+
+    loihi: v = 128·x + r > 64·(2m − 1); float: v = 2x + r > 2m − 1; the carried
+    residual r = trunc(v_prev/4096) (float: v_prev/4096) stays below the margin of 64 (0.5)."""
     return LifParams(du=nm.DU_MAX, dv=nm.DV_MAX, vth=2 * m - 1)
 
 
-AND = LifParams(du=nm.DU_MAX, dv=nm.DV_MAX, vth=2)       # coincidence: v = 128·#inputs, spike iff both
-GE1 = count_neuron(1)                                    # fires iff its summed weight-2 input count is ≥ 1
+AND = count_neuron(2)      # coincidence of two inputs (threshold midway: float mode's v/4096 residual can't flip it)
+GE1 = count_neuron(1)      # fires iff its summed weight-2 input count is ≥ 1
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small trained model (trained once per session) and its graph."""
+"""Shared fixtures: small trained models (trained once per session) and their graphs."""
 from __future__ import annotations
 
 import os
@@ -7,16 +7,43 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import pytest  # noqa: E402
 
+# tiny runs per attention kind: preset "tiny" with these model/train overrides
+TINY_VARIANTS = {
+    "sdsa": ({}, {}),
+    "kwta": ({"attention": "kwta", "kwta_k": 2, "hidden_k": 8}, {}),
+    "ssa": ({"attention": "ssa", "dim": 16, "heads": 2, "mask_count": 2}, {"epochs": 1}),
+}
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """A trained `tiny` preset run directory with its AER graph converted (~10 s)."""
+
+def train_tiny(out, kind: str):
+    from dataclasses import replace
+
     from spikeformer import presets
+    from spikeformer.model import ModelConfig
     from spikeformer.pipeline import convert_run
     from spikeformer.train import train
 
-    out = tmp_path_factory.mktemp("tiny_run")
     model_cfg, train_cfg = presets.preset("tiny")
-    train(model_cfg, train_cfg, out, progress=False)
+    model_over, train_over = TINY_VARIANTS[kind]
+    model_cfg = ModelConfig(**{**model_cfg.to_dict(), **model_over})
+    train(model_cfg, replace(train_cfg, **train_over), out, progress=False)
     convert_run(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A trained `tiny` preset run directory (SDSA) with its AER graph converted (~10 s)."""
+    return train_tiny(tmp_path_factory.mktemp("tiny_run"), "sdsa")
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, tiny_run):
+    """kind → trained tiny run directory, for every attention kind (trained on first use)."""
+    runs = {"sdsa": tiny_run}
+
+    def get(kind: str):
+        if kind not in runs:
+            runs[kind] = train_tiny(tmp_path_factory.mktemp(f"tiny_{kind}"), kind)
+        return runs[kind]
+    return get

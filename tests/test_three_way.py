@@ -33,8 +33,17 @@ def assert_identical(graph, logits, rec, sim, lava):
     np.testing.assert_array_equal(pred, logits)      # integer readout identical too
 
 
-def test_three_way_bit_exact_20_test_digits(tiny_run):
-    assert_identical(*three_way(tiny_run, 20))
+@pytest.mark.parametrize("kind", ["sdsa", "kwta", "ssa"])
+def test_three_way_bit_exact_20_test_digits(tiny_runs, kind):
+    graph, *rest = three_way(tiny_runs(kind), 20)
+    assert graph.metadata["attention"] == kind
+    assert_identical(graph, *rest)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["kwta", "ssa"])
+def test_three_way_bit_exact_all_360_test_digits(tiny_runs, kind):
+    assert_identical(*three_way(tiny_runs(kind), None))
 
 
 @pytest.mark.slow
