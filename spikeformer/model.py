@@ -33,12 +33,14 @@ import torch
 from torch import nn
 
 from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
+from spikeformer.events import check_model_config as check_events_config
 from spikeformer.hd import check_hd
 from spikeformer.sparsity import WEIGHT_KINDS, check_sparsity, int8_on_support, kept, ternary, topk_mask
 from sim import numerics as nm
 
 AND = LifParams(du=nm.DU_MAX, dv=nm.DV_MAX, vth=2)      # coincidence: v = 128·#inputs, spike iff both
 FIXED_WEIGHT = 2                                          # mantissa 1
+DATASETS = ("digits", "events")
 
 
 @dataclass
@@ -65,6 +67,7 @@ class ModelConfig:
     init_gain: float = 1.0
     weights: str = "int8"     # "int8" | "ternary" (BitNet b1.58 absmean), see spikeformer.sparsity
     weight_sparsity: float | None = None   # fraction of zeros per linear matrix, fixed count; None = dense
+    dataset: str = "digits"   # "digits" (data.py) | "events" (events.py: DVS-like streams, tokens = patches)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,10 @@ class ModelConfig:
         check_sparsity(self.weight_sparsity)
         if self.encoder not in ("thermometer", "hd"):
             raise ValueError(f"config.encoder must be 'thermometer' or 'hd', got {self.encoder!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"config.dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.dataset == "events":
+            check_events_config(self.tokens, self.features, self.encoder)
         if self.encoder == "hd":
             check_hd(self.hd_dim, self.hd_active)
             if self.features != self.hd_dim:
