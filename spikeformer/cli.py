@@ -62,10 +62,10 @@ def emit(figures: dict, as_json: bool, title: str) -> None:
 @friendly
 def train(out: Path = typer.Option(..., "--out", help="Run directory (created; resumed if it holds a checkpoint)."),
           config: Optional[Path] = typer.Option(None, "--config", help="JSON file {\"model\": {...}, \"train\": {...}}."),
-          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: demo | tiny."),
+          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: demo | events | tiny."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of epochs."),
           as_json: bool = JsonOpt) -> None:
-    """Train a spiking transformer on the digits; write a checkpoint to OUT."""
+    """Train a spiking transformer on its dataset (digits or event streams); write a checkpoint to OUT."""
     from spikeformer import presets
     from spikeformer.train import train as run_train
 

@@ -22,7 +22,8 @@ TEST_FRACTION = 0.2
 
 @dataclass(frozen=True)
 class Split:
-    """Images (n, 8, 8) uint8 in [0, 16] and labels (n,) int64."""
+    """Images (n, 8, 8) uint8 in [0, 16] (or, for events.load_events_split, an object array of
+    event streams) and labels (n,) int64."""
 
     x_train: np.ndarray
     y_train: np.ndarray

@@ -32,11 +32,15 @@ from torch import nn
 
 from sim import numerics as nm
 from spikeformer.attention import attention_block, check_attention
+from spikeformer.events import check_model_config as check_events_config
 from spikeformer.hd import check_hd
 from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
 from spikeformer.sparsity import WEIGHT_KINDS, check_sparsity, int8_on_support, kept, ternary, topk_mask
 from spikeformer.spec import GE1, PopSpec, ProjSpec, Spec
 from spikeformer.wiring import FIXED_WEIGHT, synapses
+
+DATASETS = ("digits", "events")
+
 
 @dataclass
 class ModelConfig:
@@ -65,6 +69,7 @@ class ModelConfig:
     init_gain: float = 1.0
     weights: str = "int8"     # "int8" | "ternary" (BitNet b1.58 absmean), see spikeformer.sparsity
     weight_sparsity: float | None = None   # fraction of zeros per linear matrix, fixed count; None = dense
+    dataset: str = "digits"   # "digits" (data.py) | "events" (events.py: DVS-like streams, tokens = patches)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +97,10 @@ class ModelConfig:
         check_sparsity(self.weight_sparsity)
         if self.encoder not in ("thermometer", "hd"):
             raise ValueError(f"config.encoder must be 'thermometer' or 'hd', got {self.encoder!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"config.dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.dataset == "events":
+            check_events_config(self.tokens, self.features, self.encoder)
         if self.encoder == "hd":
             check_hd(self.hd_dim, self.hd_active)
             if self.features != self.hd_dim:

@@ -14,8 +14,7 @@ import torch
 from sim.io import load_graph, load_result, save_graph, save_result
 from sim.ir import AerGraph, IRError
 from spikeformer.convert import compare_to_model, to_graph
-from spikeformer.data import load_digits_split
-from spikeformer.train import CheckpointError, encode, load_model, write_json
+from spikeformer.train import CheckpointError, encode, load_dataset, load_model, write_json
 
 GRAPH_FILE = "graph.aer.npz"
 RESULT_FILE = "simulation.npz"
@@ -43,10 +42,11 @@ def load_run_graph(run_dir: str | Path) -> AerGraph:
 
 
 def load_test_batch(run_dir: str | Path, samples: int | None):
-    """(model, graph, encoded inputs (B, T, N, F), labels) for the first ``samples`` test digits."""
+    """(model, graph, encoded inputs (B, T, N, F), labels) for the first ``samples`` test samples
+    of the model's dataset (digits or event streams)."""
     graph = load_run_graph(run_dir)
     model = load_model(run_dir)
-    data = load_digits_split()
+    data = load_dataset(model.cfg)
     n = len(data.y_test) if samples is None else samples
     if not 1 <= n <= len(data.y_test):
         raise ValueError(f"--samples must be in [1, {len(data.y_test)}], got {n}")

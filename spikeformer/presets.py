@@ -4,14 +4,18 @@
 ``kwta``: the demo with k-WTA attention (k = 2 keys per query and head) and a
 k-WTA hidden layer (≤ 32 of 128 spikes per token per tick).
 ``ternary``: ternary weights with 90 % zeros in every matrix.
+``events`` trains on the DVS-like event streams (spikeformer.events): 4×4 patches of the
+16×16 sensor as 16 tokens, 1 block, D = 64, T = 8, loihi numerics, one thread (~2.5 min).
 ``tiny`` is a seconds-long run for tests (accuracy is not its point).
-A config file has the same shape: ``{"model": {...}, "train": {...}}``.
+A config file has the same shape: ``{"model": {...}, "train": {...}}``; with
+``"dataset": "events"`` the defaults become tokens = 16 and features = events.token_features(tokens).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from spikeformer import events
 from spikeformer.data import token_features
 from spikeformer.model import ModelConfig
 from spikeformer.train import CheckpointError, TrainConfig
@@ -25,6 +29,9 @@ PRESETS: dict[str, dict] = {
     "ternary": {"model": {"dim": 192, "depth": 1, "timesteps": 8, "init_gain": 2.0, "weights": "ternary",
                           "weight_sparsity": 0.9},
                 "train": {"epochs": 30, "lr": 0.5, "shift": 1}},
+    "events": {"model": {"dataset": "events", "tokens": 16, "dim": 64, "depth": 1, "timesteps": 8,
+                         "init_gain": 2.0},
+               "train": {"epochs": 20, "lr": 0.5, "threads": 1}},
     "tiny": {"model": {"dim": 32, "depth": 1, "timesteps": 4, "heads": 2, "init_gain": 2.0},
              "train": {"epochs": 3, "lr": 1.0}},
 }
@@ -35,6 +42,12 @@ def configs_from_dict(d: dict, source: str) -> tuple[ModelConfig, TrainConfig]:
     if not isinstance(d, dict) or not set(d) <= {"model", "train"}:
         raise CheckpointError(f"{source}: expected an object with keys 'model' and 'train'")
     model = dict(d.get("model", {}))
+    if model.get("dataset") == "events":
+        model.setdefault("tokens", 16)                  # 4×4 patches of the 16×16 sensor
+        try:
+            model.setdefault("features", events.token_features(model["tokens"]))
+        except ValueError as e:
+            raise CheckpointError(f"{source}: {e}") from None
     model.setdefault("features", model.get("hd_dim", 1024) if model.get("encoder") == "hd"
                      else token_features(model.get("levels", 4)))
     try:

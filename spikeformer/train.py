@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from sim.io import atomic_write
 from spikeformer.data import Split, encode_digits, load_digits_split
+from spikeformer.events import encode_events, load_events_split
 from spikeformer.hd import encode_hd
 from spikeformer.model import ModelConfig, SpikingTransformer
 from spikeformer.sparsity import project_
@@ -109,8 +110,17 @@ def load_model(run_dir: str | os.PathLike) -> SpikingTransformer:
     return model
 
 
+def load_dataset(model_cfg: ModelConfig) -> Split:
+    """The fixed train/test split of the model's ``dataset`` (digit images or event streams)."""
+    return load_events_split() if model_cfg.dataset == "events" else load_digits_split()
+
+
 def encode(model_cfg: ModelConfig, images: np.ndarray) -> torch.Tensor:
-    """The model's input spikes (n, T, tokens, features) from its configured encoder."""
+    """The model's input spikes (n, T, tokens, features) from its dataset's / configured encoder.
+
+    ``images``: digit images (n, 8, 8), or event streams for ``dataset='events'``."""
+    if model_cfg.dataset == "events":
+        return torch.from_numpy(encode_events(images, model_cfg.timesteps, model_cfg.tokens))
     if model_cfg.encoder == "hd":
         return torch.from_numpy(encode_hd(images, model_cfg.timesteps, model_cfg.hd_dim, model_cfg.hd_active))
     return torch.from_numpy(encode_digits(images, model_cfg.timesteps, model_cfg.levels))
@@ -144,11 +154,14 @@ class TrainResult:
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike,
           data: Split | None = None, progress: bool = True) -> TrainResult:
     """Train (or resume) into ``out_dir``; return final accuracies. Deterministic for a seed."""
+    if train_cfg.shift and model_cfg.dataset != "digits":
+        raise ValueError(f"train.shift ({train_cfg.shift}) translates digit images; it must be 0 for "
+                         f"config.dataset={model_cfg.dataset!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(train_cfg.threads)
     torch.manual_seed(train_cfg.seed)
-    data = data or load_digits_split()
+    data = data or load_dataset(model_cfg)
     x_tr, x_te = encode(model_cfg, data.x_train), encode(model_cfg, data.x_test)
     y_tr = torch.from_numpy(data.y_train)
     model = SpikingTransformer(model_cfg)
