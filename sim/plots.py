@@ -59,8 +59,11 @@ def firing_rates(graph: AerGraph, spikes: dict[str, np.ndarray], axes=None):
 
 
 def attention_maps(graph: AerGraph, spikes: dict[str, np.ndarray], block: int = 0, sample: int = 0, fig=None):
-    """Q, K, V, K∧V and the SDSA output as token × channel spike counts over the sample's window."""
-    roles = [r for r in ("q", "k", "v", "kv", "attn") if f"b{block}.{r}" in {p.name for p in graph.populations}]
+    """Q, K, V and the attention output as token × channel spike counts over the sample's window,
+    then the attention's own signal: SDSA mask (channel × tick), k-WTA winners (query × key,
+    all ticks), SSA Q∧K coincidences (query × key)."""
+    names = {p.name for p in graph.populations}
+    roles = [r for r in ("q", "k", "v", "kv", "attn") if f"b{block}.{r}" in names]
     fig = fig or plt.figure(figsize=(3 * len(roles) + 3, 3), layout="constrained")
     axes = fig.subplots(1, len(roles) + 1)
     for ax, r in zip(axes, roles):
@@ -70,11 +73,36 @@ def attention_maps(graph: AerGraph, spikes: dict[str, np.ndarray], block: int = 
         ax.set_title(f"{r.upper()} (spikes)")
         ax.set_xlabel("channel")
         ax.set_ylabel("token")
-    mask = graph.population(f"b{block}.mask")
-    axes[-1].imshow(spikes[mask.name][sample].T, aspect="auto", cmap="Greys", interpolation="nearest")
-    axes[-1].set_title("SDSA mask per tick")
-    axes[-1].set_xlabel("tick")
-    axes[-1].set_ylabel("channel")
+    ax = axes[-1]
+    if f"b{block}.mask" in names:
+        ax.imshow(spikes[f"b{block}.mask"][sample].T, aspect="auto", cmap="Greys", interpolation="nearest")
+        ax.set(title="SDSA mask per tick", xlabel="tick", ylabel="channel")
+    elif f"b{block}.win" in names:
+        p = graph.population(f"b{block}.win")
+        wins = spikes[p.name][sample].reshape(-1, *p.shape).sum(axis=(0, 3))
+        ax.imshow(wins, cmap="viridis", interpolation="nearest")
+        ax.set(title="k-WTA wins (ticks × heads)", xlabel="key", ylabel="query")
+    else:
+        p = graph.population(f"b{block}.qk")
+        ax.imshow(spikes[p.name][sample].reshape(-1, *p.shape).sum(axis=(0, 3)), cmap="viridis",
+                  interpolation="nearest")
+        ax.set(title="Q∧K coincidences", xlabel="key", ylabel="query")
+    return fig
+
+
+def kwta_winners(graph: AerGraph, spikes: dict[str, np.ndarray], block: int = 0, sample: int = 0,
+                 head: int = 0, fig=None):
+    """Which keys won for each query, tick by tick: one query × key panel per tick of the model window."""
+    p = graph.population(f"b{block}.win")
+    window = spikes[p.name][sample, p.depth:p.depth + graph.timesteps].reshape(-1, *p.shape)[..., head]
+    fig = fig or plt.figure(figsize=(1.8 * len(window) + 1, 2.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(window), sharey=True))
+    for t, (ax, w) in enumerate(zip(axes, window)):
+        ax.imshow(w, cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"tick {t}: {int(w.sum())} wins", fontsize=8)
+        ax.set_xlabel("key")
+    axes[0].set_ylabel("query")
+    fig.suptitle(f"k-WTA winners, block {block}, head {head}", fontsize=9)
     return fig
 
 

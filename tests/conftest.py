@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 # tiny runs per attention kind: preset "tiny" with these model/train overrides
 TINY_VARIANTS = {
     "sdsa": ({}, {}),
-    "kwta": ({"attention": "kwta", "kwta_k": 2, "hidden_k": 8}, {}),
+    "kwta": ({"attention": "kwta", "kwta_k": 2, "hidden_k": 8, "dim": 16}, {}),
     "ssa": ({"attention": "ssa", "dim": 16, "heads": 2, "mask_count": 2}, {"epochs": 1}),
 }
 

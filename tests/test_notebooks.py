@@ -17,12 +17,15 @@ def test_notebooks_are_committed_without_outputs():
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes_and_draws(path, tiny_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("path, kind", [(p, "sdsa") for p in NOTEBOOKS] +
+                         [(p, "kwta") for p in NOTEBOOKS if p.name.startswith("02")],
+                         ids=lambda x: getattr(x, "name", x))
+def test_notebook_executes_and_draws(path, kind, tiny_runs, tmp_path, monkeypatch):
     from spikeformer.pipeline import simulate_run
-    if not (tiny_run / "simulation.npz").exists():
-        simulate_run(tiny_run, 8)
-    monkeypatch.setenv("SPIKEFORMER_RUN", str(tiny_run))
+    run = tiny_runs(kind)
+    if not (run / "simulation.npz").exists():
+        simulate_run(run, 8)
+    monkeypatch.setenv("SPIKEFORMER_RUN", str(run))
     monkeypatch.setenv("SPIKEFORMER_FIGURES", str(tmp_path))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
@@ -31,3 +34,5 @@ def test_notebook_executes_and_draws(path, tiny_run, tmp_path, monkeypatch):
     assert pngs and all(p.stat().st_size > 5000 for p in pngs), pngs
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert images, "a person running the notebook sees at least one plot"
+    if kind == "kwta":
+        assert (tmp_path / "kwta_winners.png").exists()
