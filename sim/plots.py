@@ -168,16 +168,52 @@ def report_figure(graph: AerGraph, mapping: Mapping, result, figures: dict, path
     return path
 
 
-def sweep_plot(csv_path: str | Path, ax=None):
-    """Accuracy, synaptic ops and parameters against width D from a sweep CSV."""
+def sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = None):
+    """Three panels against width D (log x) from a sweep CSV: accuracy, synaptic ops / inference, parameters.
+
+    Columns used: dim, accuracy, synaptic_ops_per_inference, parameters; optional
+    model_accuracy, synapses and active_bits are drawn when present. The synaptic-ops
+    panel starts at 0 and its title gives max/min. With ``path`` the figure is saved
+    there as PNG (atomically) and closed. Returns the three Axes.
+    """
     import csv
 
-    rows = list(csv.DictReader(open(csv_path)))
+    with open(csv_path, newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: float(r["dim"]))
     dims = [float(r["dim"]) for r in rows]
-    axes = ax if ax is not None else plt.subplots(1, 3, figsize=(12, 3.5))[1]
-    for a, key in zip(axes, ("accuracy", "synaptic_ops_per_inference", "parameters")):
-        a.plot(dims, [float(r[key]) for r in rows], marker="o")
-        a.set_xscale("log")
-        a.set_xlabel("D")
-        a.set_title(key)
+    col = lambda key: [float(r[key]) for r in rows]  # noqa: E731
+    has = lambda key: bool(rows) and key in rows[0] and all(r[key] not in ("", None) for r in rows)  # noqa: E731
+    if ax is None:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    else:
+        axes = ax
+        fig = axes[0].figure
+    a_acc, a_ops, a_par = axes
+    a_acc.plot(dims, col("accuracy"), marker="o", label="simulator")
+    if has("model_accuracy"):
+        a_acc.plot(dims, col("model_accuracy"), marker="x", ls="--", label="torch model")
+        a_acc.legend(fontsize=7)
+    a_acc.set_ylim(0, 1.02)
+    a_acc.set_title("test accuracy")
+    ops = col("synaptic_ops_per_inference")
+    a_ops.plot(dims, ops, marker="o", color="C1")
+    a_ops.set_ylim(0, max(ops, default=1) * 1.15)
+    ratio = max(ops) / min(ops) if ops and min(ops) > 0 else float("nan")
+    a_ops.set_title(f"synaptic ops / inference (max/min {ratio:.2f})")
+    a_par.plot(dims, col("parameters"), marker="o", color="C2", label="trainable parameters")
+    if has("synapses"):
+        a_par.plot(dims, col("synapses"), marker="s", color="C3", label="non-zero synapses (graph)")
+    a_par.set_yscale("log")
+    a_par.legend(fontsize=7)
+    a_par.set_title("parameters")
+    for a in axes:
+        a.set_xscale("log", base=2)
+        a.set_xlabel("D (HD code width)")
+        a.grid(alpha=0.3)
+    if has("active_bits"):
+        fig.suptitle(f"width sweep at k = {rows[0]['active_bits']} active bits")
+    if path is not None:
+        from sim.io import atomic_write
+        atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
+        plt.close(fig)
     return axes

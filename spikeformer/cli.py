@@ -1,4 +1,4 @@
-"""``spikeformer`` command line: train, convert, simulate, export lava, demo.
+"""``spikeformer`` command line: train, convert, simulate, export, report, sweep, demo.
 
 Every command that prints figures takes ``--json`` (one JSON object on stdout).
 Bad input (missing/corrupt files, invalid configs) prints one line
@@ -182,6 +182,53 @@ def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="Run director
         "train_seconds": tr.seconds, "simulate_seconds": sm["seconds"], "lava_seconds": lv["seconds"],
     }
     emit(figures, as_json, "spikeformer demo (loihi numerics)")
+
+
+@app.command()
+@friendly
+def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated HD code widths D, e.g. 256,1024,4096,16384."),
+          active_bits: int = typer.Option(..., "--active-bits", help="Active bits k per token (fixed for all D)."),
+          out: Path = typer.Option(..., "--out", help="Sweep directory: d{D}/ run dirs, sweep.csv, sweep.png."),
+          preset: Optional[str] = typer.Option(None, "--preset", help="Base configuration: demo | tiny (default demo)."),
+          config: Optional[Path] = typer.Option(None, "--config", help="Base configuration file {\"model\", \"train\"}."),
+          epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of training epochs."),
+          samples: Optional[int] = typer.Option(None, "--samples", help="Simulate the first N test digits (default all 360)."),
+          threads: Optional[int] = typer.Option(None, "--threads", help="Override train.threads (torch threads)."),
+          as_json: bool = JsonOpt) -> None:
+    """Train, convert and simulate one model per width D at fixed k; write sweep.csv and sweep.png."""
+    from spikeformer import presets
+    from spikeformer.sweep import parse_dims, sweep as run_sweep, synops_ratio
+
+    if config is not None and preset is not None:
+        raise ValueError("give at most one of --config FILE or --preset NAME")
+    dim_list = parse_dims(dims)
+    for name, v in (("--epochs", epochs), ("--threads", threads)):
+        if v is not None and v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v}")
+    model_cfg, train_cfg = presets.from_file(config) if config else presets.preset(preset or "demo")
+    if epochs is not None:
+        train_cfg.epochs = epochs
+    if threads is not None:
+        train_cfg.threads = threads
+    rows = run_sweep(dim_list, active_bits, out, model_cfg, train_cfg, samples, progress=not as_json)
+    ratio = synops_ratio(rows)
+    if as_json:
+        print(json.dumps({"rows": rows, "synops_max_over_min": ratio,
+                          "csv": str(out / "sweep.csv"), "png": str(out / "sweep.png")}))
+        return
+    table = Table(title=f"width sweep, k = {active_bits} active bits", show_edge=False,
+                  caption=f"synops, spikes: per inference; acc: simulator, torch: model; agree: every spike equal. "
+                          f"{out / 'sweep.csv'}, {out / 'sweep.png'}")
+    cols = {"dim": "D", "accuracy": "acc", "model_accuracy": "torch", "agreement_with_model": "agree",
+            "synaptic_ops_per_inference": "synops", "spikes_per_inference": "spikes",
+            "parameters": "params", "synapses": "synapses", "train_seconds": "train s"}
+    for head in cols.values():
+        table.add_column(head, justify="right")
+    for r in rows:
+        table.add_row(*(f"{r[c]:.0f}" if c in ("synaptic_ops_per_inference", "spikes_per_inference", "train_seconds")
+                        else f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
+    Console().print(table)
+    Console().print(f"synaptic ops per inference, max/min over D: {ratio:.3f}")
 
 
 def main() -> None:
