@@ -196,6 +196,15 @@ class SpikingTransformer(nn.Module):
                 (math.prod(post), math.prod(pre)), check_invariants=False).coalesce()
         return self._fixed[key]
 
+    def _stream_current(self, pr: ProjSpec, s: dict[str, torch.Tensor], w: dict[str, torch.Tensor],
+                        cache: dict[tuple[str, str], torch.Tensor]) -> torch.Tensor:
+        if pr.op != "linear":
+            return self._current(pr, s[pr.pre], w)
+        key = (pr.pre, pr.param)
+        if key not in cache:
+            cache[key] = self._current(pr, s[pr.pre], w)
+        return cache[key]
+
     def _current(self, pr: ProjSpec, s: torch.Tensor, w: dict[str, torch.Tensor]) -> torch.Tensor:
         if pr.op == "linear":
             return s @ w[pr.param].T
@@ -221,8 +230,9 @@ class SpikingTransformer(nn.Module):
         rec: dict[str, list[torch.Tensor]] = {p.name: [] for p in self.spec.populations} if record else {}
         for t in range(T):
             s: dict[str, torch.Tensor] = {"input": x[:, t].to(dt)}
+            stream: dict[tuple[str, str], torch.Tensor] = {}      # W·s shared by every stream population
             for p in self.spec.populations[1:]:
-                a = sum(self._current(pr, s[pr.pre], w) for pr in self.spec.incoming(p.name))
+                a = sum(self._stream_current(pr, s, w, stream) for pr in self.spec.incoming(p.name))
                 u, v = state.get(p.name, (torch.zeros_like(a), torch.zeros_like(a)))
                 u, v, s[p.name] = step(u, v, a, p.params)
                 state[p.name] = (u, v)

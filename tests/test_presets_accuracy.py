@@ -1,0 +1,39 @@
+"""Slow: the sparse model family reaches its accuracy targets in loihi mode, and the simulator agrees."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spikeformer import presets
+from spikeformer.pipeline import convert_run, simulate_run
+from spikeformer.train import train
+
+
+def train_and_simulate(name, out):
+    model_cfg, train_cfg = presets.preset(name)
+    assert model_cfg.numerics == "loihi" and model_cfg.timesteps <= 8
+    res = train(model_cfg, train_cfg, out, progress=False)
+    convert_run(out)
+    sim = simulate_run(out, None)
+    assert sim["agreement_with_model"] == 1.0 and sim["accuracy"] == pytest.approx(res.test_accuracy)
+    return model_cfg, res, sim
+
+
+@pytest.mark.slow
+def test_kwta_preset_reaches_95_percent(tmp_path):
+    cfg, res, _ = train_and_simulate("kwta", tmp_path)
+    assert cfg.attention == "kwta" and cfg.hidden_k is not None
+    assert res.test_accuracy >= 0.95, res
+
+
+@pytest.mark.slow
+def test_ternary_90_percent_sparse_preset_reaches_95_percent(tmp_path):
+    from spikeformer.train import load_model
+    cfg, res, _ = train_and_simulate("ternary", tmp_path)
+    assert cfg.weights == "ternary" and cfg.weight_sparsity >= 0.9
+    model = load_model(tmp_path)
+    for name in model.weights:
+        w = model.weight(name).detach().numpy()
+        assert (w == 0).mean() >= 0.9 - 1e-3, name                    # ≥ 90 % zeros in every matrix
+        assert len(np.unique(np.abs(w[w != 0]))) == 1, name           # ternary: ±g·2 only
+    assert res.test_accuracy >= 0.95, res
