@@ -19,7 +19,8 @@ number from the Loihi 1 paper used for Loihi 2 or a stated modelling assumption)
 Mapping: populations in graph order; each LIF population is cut into contiguous
 slices, every slice the largest that keeps its core within all four limits
 (neurons, synapse memory, distinct presynaptic neurons = fan-in axons, distinct
-destination cores per source = fan-out, checked after placement); cores fill
+destination cores per source = fan-out, checked after placement and fixed by
+re-placing with smaller slices); cores fill
 chips in order. Input populations are spike sources fed from the host, not cores.
 """
 from __future__ import annotations
@@ -106,8 +107,31 @@ def _incoming(graph: AerGraph) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 def map_graph(graph: AerGraph, hw: Loihi2 | None = None) -> Mapping:
-    """Place every LIF population on cores (splitting as needed) and cores on chips."""
+    """Place every LIF population on cores (splitting as needed) and cores on chips.
+
+    Fan-out depends on where the destinations land, so it is checked after
+    placement: a population with a core over the limit gets a smaller per-core
+    neuron cap (neurons · limit / fan-out) and the placement is redone.
+    """
     hw = hw or Loihi2()
+    caps: dict[str, int] = {}
+    for _ in range(32):
+        m = _place(graph, hw, caps)
+        over = np.nonzero(m.fan_out > hw.fan_out_per_core)[0]
+        if not len(over):
+            return m
+        used = dict(caps)
+        for c in over:
+            name = m.core_population[c]
+            if m.neurons[c] == 1:
+                raise MappingError(f"core {c} ('{name}') sends to {m.fan_out[c]} (neuron, core) destinations, "
+                                   f"more than the fan-out limit {hw.fan_out_per_core}")
+            cap = max(1, int(m.neurons[c]) * hw.fan_out_per_core // int(m.fan_out[c]))
+            caps[name] = min(caps.get(name, hw.neurons_per_core), cap, used.get(name, hw.neurons_per_core) - 1)
+    raise MappingError(f"fan-out placement did not converge for populations {sorted(caps)}")
+
+
+def _place(graph: AerGraph, hw: Loihi2, caps: dict[str, int]) -> Mapping:
     pres, posts = _incoming(graph)
     core_of = np.full(graph.n_neurons, -1, np.int64)
     core_pop, neurons, synapses, fan_in = [], [], [], []
@@ -122,7 +146,7 @@ def map_graph(graph: AerGraph, hw: Loihi2 | None = None) -> Mapping:
         start = 0
         while start < p.size:
             # largest stop within neuron and synapse limits, then shrink until fan-in fits
-            stop = min(p.size, start + hw.neurons_per_core)
+            stop = min(p.size, start + caps.get(p.name, hw.neurons_per_core))
             stop = min(stop, int(np.searchsorted(syn_cum, syn_cum[start] + hw.synapses_per_core, side="right")) - 1)
             if stop <= start:
                 raise MappingError(f"population '{p.name}': neuron {start} alone has "
@@ -150,12 +174,7 @@ def map_graph(graph: AerGraph, hw: Loihi2 | None = None) -> Mapping:
         raise MappingError(f"graph needs {n_cores} cores ({-(-n_cores // hw.cores_per_chip)} chips of "
                            f"{hw.cores_per_chip} cores); the configuration has {hw.chips} chip(s) = {capacity} cores")
     dest_cores, fan_out = _fan_out(graph, core_of, n_cores)
-    m = Mapping(hw, core_of, core_pop, np.array(neurons), np.array(synapses), np.array(fan_in), fan_out, dest_cores)
-    over = np.nonzero(m.fan_out > hw.fan_out_per_core)[0]
-    if len(over):
-        raise MappingError(f"core {over[0]} ('{core_pop[over[0]]}') sends to {m.fan_out[over[0]]} "
-                           f"(neuron, core) destinations, more than the fan-out limit {hw.fan_out_per_core}")
-    return m
+    return Mapping(hw, core_of, core_pop, np.array(neurons), np.array(synapses), np.array(fan_in), fan_out, dest_cores)
 
 
 def _fan_out(graph: AerGraph, core_of: np.ndarray, n_cores: int) -> tuple[list[np.ndarray], np.ndarray]:

@@ -89,3 +89,24 @@ def test_report_cli_and_missing_simulation(tiny_run, tmp_path):
     sim = json.loads((d / "simulation.json").read_text())
     assert fig["synaptic_ops"] == pytest.approx(sim["synaptic_ops_per_inference"])
     assert_user_error(run("report", str(d), "--cores-per-chip", "2"), "needs", "cores", "chip(s)")
+
+
+def _all_to_all(n_pre: int, n_post: int):
+    from sim.ir import AerGraph, Population, Projection
+    indptr = np.arange(0, n_pre * n_post + 1, n_post)
+    indices = np.tile(np.arange(n_post), n_pre).astype(np.int32)
+    pops = (Population("in", 4, "input"), Population("a", n_pre, "lif", 0, 0, 1, depth=1),
+            Population("b", n_post, "lif", 0, 0, 1, depth=2))
+    projs = (Projection("in->a", "in", "a", np.arange(5), np.arange(4, dtype=np.int32) % n_pre, np.full(4, 2, np.int16)),
+             Projection("a->b", "a", "b", indptr, indices, np.full(len(indices), 2, np.int16)))
+    return AerGraph("loihi", pops, projs, None, 2)
+
+
+def test_fan_out_over_limit_is_fixed_by_smaller_slices():
+    graph = _all_to_all(64, 64)                   # every 'a' neuron reaches every core of 'b'
+    hw = Loihi2(neurons_per_core=16, fan_out_per_core=32, chips=1)
+    m = map_graph(graph, hw)                     # 16 'a' neurons × 4 'b' cores = 64 > 32: re-placed
+    check_limits(graph, m)
+    assert m.core_population.count("a") == 8 and m.fan_out.max() == 32
+    with pytest.raises(MappingError, match=r"sends to 4 \(neuron, core\) destinations, more than the fan-out limit 3"):
+        map_graph(graph, Loihi2(neurons_per_core=16, fan_out_per_core=3, chips=1))
