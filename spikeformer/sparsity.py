@@ -1,7 +1,7 @@
 """Weight sparsity and ternary quantisation, kept through training.
 
 * Fixed number of non-zeros: a matrix W of size n with sparsity s ∈ (0, 1) keeps
-  exactly ``k = max(1, round((1 − s)·n))`` entries, the k largest |W|
+  exactly ``k = max(1, n − ⌈s·n⌉)`` entries (sparsity ≥ s), the k largest |W|
   (``topk_mask``). The forward pass uses W ⊙ mask, and ``project_`` re-applies
   it to the parameters after every optimiser step (W ← W ⊙ mask(W)), so the
   count holds at every step and only those k weights become synapses.
@@ -14,6 +14,8 @@
 * int8 with a fixed count: kept entries that would round to 0 become ±1.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -30,8 +32,11 @@ def check_sparsity(sparsity: float | None) -> None:
 
 
 def kept(numel: int, sparsity: float | None) -> int:
-    """Non-zeros a matrix of ``numel`` entries keeps."""
-    return numel if sparsity is None else max(1, int(round((1.0 - sparsity) * numel)))
+    """Non-zeros a matrix of ``numel`` entries keeps: numel − ⌈s·numel⌉ (≥ 1), so its sparsity is ≥ s."""
+    if sparsity is None:
+        return numel
+    zeros = math.ceil(sparsity * numel - 1e-9)               # tolerance: 0.9·10 is 9.000000000000002
+    return max(1, numel - zeros)
 
 
 def topk_mask(w: torch.Tensor, k: int) -> torch.Tensor:
