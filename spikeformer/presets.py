@@ -1,8 +1,8 @@
 """Named configurations: ``spikeformer train --preset NAME``.
 
 ``demo`` is what ``make demo`` trains: 1 block, D = 64, T = 8, loihi numerics.
-``kwta``: the demo with k-WTA attention (k = 2 keys per query and head) and a
-k-WTA hidden layer (≤ 32 of 128 spikes per token per tick).
+``kwta``: the demo with k-WTA attention (k = 2 keys per query and head; a channel
+of the output fires when ≥ 2 winning keys' V spike in it).
 ``ternary``: ternary weights with 90 % zeros in every matrix.
 ``events`` trains on the DVS-like event streams (spikeformer.events): 4×4 patches of the
 16×16 sensor as 16 tokens, 1 block, D = 64, T = 8, loihi numerics, one thread (~2.5 min).
@@ -23,7 +23,8 @@ from spikeformer.train import CheckpointError, TrainConfig
 PRESETS: dict[str, dict] = {
     "demo": {"model": {"dim": 64, "depth": 1, "timesteps": 8, "init_gain": 2.0},
              "train": {"epochs": 30, "lr": 0.5}},
-    "kwta": {"model": {"dim": 64, "depth": 1, "timesteps": 8, "init_gain": 2.0, "attention": "kwta", "kwta_k": 2},
+    "kwta": {"model": {"dim": 64, "depth": 1, "timesteps": 8, "init_gain": 2.0, "attention": "kwta", "kwta_k": 2,
+                       "mask_count": 2},
              "train": {"epochs": 30, "lr": 0.5}},
     "ternary": {"model": {"dim": 256, "depth": 1, "timesteps": 8, "init_gain": 2.0, "weights": "ternary",
                           "weight_sparsity": 0.9},
