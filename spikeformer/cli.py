@@ -62,7 +62,7 @@ def emit(figures: dict, as_json: bool, title: str) -> None:
 @friendly
 def train(out: Path = typer.Option(..., "--out", help="Run directory (created; resumed if it holds a checkpoint)."),
           config: Optional[Path] = typer.Option(None, "--config", help="JSON file {\"model\": {...}, \"train\": {...}}."),
-          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: demo | events | tiny."),
+          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: demo | kwta | ternary | events | tiny."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of epochs."),
           as_json: bool = JsonOpt) -> None:
     """Train a spiking transformer on its dataset (digits or event streams); write a checkpoint to OUT."""
@@ -92,7 +92,7 @@ def convert(run_dir: Path = typer.Argument(..., help="Run directory written by `
 @app.command()
 @friendly
 def simulate(run_dir: Path = typer.Argument(..., help="Converted run directory."),
-             samples: Optional[int] = typer.Option(None, "--samples", help="First N test digits (default: all 360)."),
+             samples: Optional[int] = typer.Option(None, "--samples", help="First N test samples (default: the whole test split)."),
              trace: Optional[Path] = typer.Option(None, "--trace", help="Write AER events to FILE (.h5, or .json for Perfetto)."),
              as_json: bool = JsonOpt) -> None:
     """Run test digits through the event-driven simulator; compare with the torch model."""
@@ -103,7 +103,7 @@ def simulate(run_dir: Path = typer.Argument(..., help="Converted run directory."
 @export_app.command("lava")
 @friendly
 def export_lava(run_dir: Path = typer.Argument(..., help="Converted run directory (loihi numerics)."),
-                samples: int = typer.Option(20, "--samples", help="First N test digits."),
+                samples: int = typer.Option(20, "--samples", help="First N test samples."),
                 timeout: float = typer.Option(600.0, "--timeout", help="Seconds before the Lava run is killed."),
                 as_json: bool = JsonOpt) -> None:
     """Build Lava processes from the graph, run them on Loihi2SimCfg (fixed point), compare spikes."""

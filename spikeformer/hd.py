@@ -47,11 +47,17 @@ def encode_hd(images: np.ndarray, timesteps: int, dim: int, active: int, levels:
     mem = item_memory(levels, dim, active, seed).astype(np.int32)
     priority = np.random.default_rng(seed + 1).permutation(dim) / dim          # tie-break, < 1
     level = np.minimum(images.astype(np.int64) * levels // (DIGIT_MAX + 1), levels - 1)
-    counts = np.zeros((len(images), DIGIT_ROWS, dim), np.float64)
-    for r in range(DIGIT_ROWS):
-        for c in range(DIGIT_COLS):
-            counts[:, r] += np.roll(mem[level[:, r, c]], DIGIT_COLS * r + c, axis=1)
-    top = np.argpartition(-(counts + priority), active - 1, axis=2)[..., :active]
-    tokens = np.zeros(counts.shape, bool)
-    np.put_along_axis(tokens, top, True, axis=2)
-    return np.repeat(tokens[:, None], timesteps, axis=1)
+    out = np.zeros((len(images), timesteps, DIGIT_ROWS, dim), bool)
+    chunk = max(1, (1 << 25) // (DIGIT_ROWS * dim))                             # ≤ 256 MiB of float64 counts
+    for i in range(0, len(images), chunk):
+        lv = level[i:i + chunk]
+        counts = np.zeros((len(lv), DIGIT_ROWS, dim), np.float64)
+        for r in range(DIGIT_ROWS):
+            for c in range(DIGIT_COLS):
+                counts[:, r] += np.roll(mem[lv[:, r, c]], DIGIT_COLS * r + c, axis=1)
+        counts += priority
+        top = np.argpartition(-counts, active - 1, axis=2)[..., :active]
+        tokens = np.zeros(counts.shape, bool)
+        np.put_along_axis(tokens, top, True, axis=2)
+        out[i:i + chunk] = tokens[:, None]
+    return out
