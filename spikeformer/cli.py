@@ -94,10 +94,13 @@ def convert(run_dir: Path = typer.Argument(..., help="Run directory written by `
 def simulate(run_dir: Path = typer.Argument(..., help="Converted run directory."),
              samples: Optional[int] = typer.Option(None, "--samples", help="First N test samples (default: the whole test split)."),
              trace: Optional[Path] = typer.Option(None, "--trace", help="Write AER events to FILE (.h5, or .json for Perfetto)."),
+             shards: Optional[int] = typer.Option(None, "--shards", help="Split the batch into N Dask tasks (LocalCluster unless --scheduler)."),
+             scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786."),
              as_json: bool = JsonOpt) -> None:
-    """Run test digits through the event-driven simulator; compare with the torch model."""
+    """Run test samples through the event-driven simulator; compare with the torch model."""
     from spikeformer.pipeline import simulate_run
-    emit(simulate_run(run_dir, samples, progress=not as_json, trace=trace), as_json, "simulate")
+    emit(simulate_run(run_dir, samples, progress=not as_json, trace=trace, shards=shards, scheduler=scheduler),
+         as_json, "simulate")
 
 
 @export_app.command("lava")

@@ -70,10 +70,13 @@ def graph_inputs(graph: AerGraph, x: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool = False,
-                 trace: str | Path | None = None) -> dict:
-    """Simulate test digits in the event-driven engine and compare with the torch model.
+                 trace: str | Path | None = None, shards: int | None = None,
+                 scheduler: str | None = None) -> dict:
+    """Simulate test samples in the event-driven engine and compare with the torch model.
 
     With ``trace``, also write every spike as an AER event trace (.h5 or Perfetto .json).
+    With ``shards`` or ``scheduler``, the batch runs sharded on a Dask cluster
+    (``sim.distributed``: a LocalCluster, or the scheduler at that address); spikes are identical.
     """
     from sim.engine import simulate
     from sim.trace import check_writable, write_trace
@@ -84,7 +87,12 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
     model, graph, x, y = load_test_batch(run_dir, samples)
     logits, rec = model_spikes(model, x)
     t0 = time.perf_counter()
-    res = simulate(graph, graph_inputs(graph, x), progress=progress)
+    if shards or scheduler:
+        from sim.distributed import simulate_sharded
+        res = simulate_sharded(graph, graph_inputs(graph, x), shards=shards or 2, scheduler=scheduler,
+                               progress=progress)
+    else:
+        res = simulate(graph, graph_inputs(graph, x), progress=progress)
     seconds = time.perf_counter() - t0
     equal, mismatched = compare_to_model(graph, rec, res.spikes)
     pred = graph.readout.logits(res.spikes[graph.readout.pre]).argmax(axis=1)

@@ -50,6 +50,11 @@ def test_train_convert_simulate_json_contract(tmp_path):
     for key in ("accuracy", "synaptic_ops_per_inference", "spikes_per_inference"):
         assert isinstance(fig[key], float)
     assert fig["synaptic_ops_per_inference"] > 0
+    p = run("simulate", str(out), "--samples", "12", "--shards", "2", "--json")   # Dask LocalCluster
+    assert p.returncode == 0, p.stderr
+    sharded = json.loads(p.stdout)
+    for key in ("accuracy", "agreement_with_model", "synaptic_ops_per_inference", "spikes_per_inference"):
+        assert sharded[key] == fig[key], key
 
 
 def test_missing_inputs(tmp_path):
