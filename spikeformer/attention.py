@@ -10,7 +10,7 @@ guarantee, so every neuron computes its formula exactly on every tick.
 **SDSA** (Yao et al. 2023), mask = SN(Σ_n K⊙V), out = Q⊙mask::
 
     kv_nc = K_nc ∧ V_nc;  mask_c = [Σ_n kv_nc ≥ m];  attn_nc = Q_nc ∧ mask_c
-    neurons 2ND + D, synapses 4ND + ND, 3 ticks
+    neurons 2ND + D, synapses 5ND, 3 ticks
 
 **k-WTA** (per head h): score_ijh = Σ_{c∈h} Q_ic ∧ K_jc; the winners of query i
 are the keys with score ≥ the k-th largest score of that query (ties kept,
