@@ -128,9 +128,17 @@ def assert_same_spikes(graph: AerGraph, got: dict[str, np.ndarray], want: dict[s
         np.testing.assert_array_equal(got[p.name], want[p.name], err_msg=p.name)
 
 
-def _leftovers(shm_before: set[str]) -> tuple[list, set[str]]:
-    """Child processes of this test process, and /dev/shm entries new since ``shm_before``."""
-    return psutil.Process().children(recursive=True), set(os.listdir("/dev/shm")) - shm_before
+def _snapshot() -> tuple[set[int], set[str]]:
+    """Child pids of this test process and /dev/shm entries before a run (earlier tests may have
+    left Python's own multiprocessing resource tracker, e.g. after a Dask LocalCluster)."""
+    return {c.pid for c in psutil.Process().children(recursive=True)}, set(os.listdir("/dev/shm"))
+
+
+def _leftovers(before: tuple[set[int], set[str]]) -> tuple[list, set[str]]:
+    """Child processes and /dev/shm entries that appeared since ``before`` and are still there."""
+    kids_before, shm_before = before
+    kids = [c for c in psutil.Process().children(recursive=True) if c.pid not in kids_before]
+    return kids, set(os.listdir("/dev/shm")) - shm_before
 
 
 # -- equality with the reference -------------------------------------------------------------------
@@ -139,9 +147,9 @@ def _leftovers(shm_before: set[str]) -> tuple[list, set[str]]:
 def feature_run():
     g = feature_graph()
     x = {"in": np.random.default_rng(1).random((5, 6, 12)) < 0.35}
-    shm_before = set(os.listdir("/dev/shm"))
+    before = _snapshot()
     spikes = run_lava(g, x, timeout=300, batch_size=3)       # two workers: 3 + 2 samples
-    return g, x, spikes, _leftovers(shm_before)
+    return g, x, spikes, _leftovers(before)
 
 
 def test_lava_equals_reference_on_feature_graph(feature_run):
@@ -202,24 +210,24 @@ def test_one_lsb_weight_change_is_detected(feature_run):
 ])
 def test_failing_process_model_becomes_error_not_hang(fault, message):
     g = feature_graph()
-    shm_before = set(os.listdir("/dev/shm"))
+    before = _snapshot()
     t0 = time.monotonic()
     with pytest.raises(LavaRunError, match="did not stop") as err:
         run_lava(g, {"in": np.ones((2, 6, 12), bool)}, timeout=60, inject_fault=fault)
     assert message in str(err.value)
     assert time.monotonic() - t0 < 30            # found by the traceback, long before the timeout
-    kids, shm = _leftovers(shm_before)
+    kids, shm = _leftovers(before)
     assert kids == [] and shm == set()
 
 
 def test_timeout_kills_everything():
     g = feature_graph()
-    shm_before = set(os.listdir("/dev/shm"))
+    before = _snapshot()
     t0 = time.monotonic()
     with pytest.raises(LavaRunError, match=r"timed out after 0\.5 s"):
         run_lava(g, {"in": np.ones((1, 6, 12), bool)}, timeout=0.5)
     assert time.monotonic() - t0 < 5
-    kids, shm = _leftovers(shm_before)
+    kids, shm = _leftovers(before)
     assert kids == [] and shm == set()
 
 
