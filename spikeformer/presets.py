@@ -4,6 +4,8 @@
 ``kwta``: the demo with k-WTA attention (k = 2 keys per query and head; a channel
 of the output fires when ≥ 2 winning keys' V spike in it).
 ``ternary``: ternary weights with 90 % zeros in every matrix.
+``kwta`` and ``ternary`` train on one thread: that is how their README figures were
+measured, and float64 sums in another thread count take a slightly different path.
 ``events`` trains on the DVS-like event streams (spikeformer.events): 4×4 patches of the
 16×16 sensor as 16 tokens, 1 block, D = 64, T = 8, loihi numerics, one thread (~2.5 min).
 ``tiny`` is a seconds-long run for tests (accuracy is not its point).
@@ -25,10 +27,10 @@ PRESETS: dict[str, dict] = {
              "train": {"epochs": 30, "lr": 0.5}},
     "kwta": {"model": {"dim": 64, "depth": 1, "timesteps": 8, "init_gain": 2.0, "attention": "kwta", "kwta_k": 2,
                        "mask_count": 2},
-             "train": {"epochs": 30, "lr": 0.5}},
+             "train": {"epochs": 30, "lr": 0.5, "threads": 1}},
     "ternary": {"model": {"dim": 256, "depth": 1, "timesteps": 8, "init_gain": 2.0, "weights": "ternary",
                           "weight_sparsity": 0.9},
-                "train": {"epochs": 30, "lr": 0.5}},
+                "train": {"epochs": 30, "lr": 0.5, "threads": 1}},
     "events": {"model": {"dataset": "events", "tokens": 16, "dim": 64, "depth": 1, "timesteps": 8,
                          "init_gain": 2.0},
                "train": {"epochs": 20, "lr": 0.5, "threads": 1}},
