@@ -162,6 +162,7 @@ def test_event_trained_model_is_three_way_bit_exact(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 def test_events_preset_reaches_95_percent(tmp_path):
     m, t = presets.preset("events")
     assert m.numerics == "loihi" and m.timesteps <= 8 and m.depth == 1 and m.dataset == "events"

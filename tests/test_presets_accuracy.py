@@ -20,6 +20,7 @@ def train_and_simulate(name, out):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 def test_kwta_preset_reaches_95_percent(tmp_path):
     cfg, res, _ = train_and_simulate("kwta", tmp_path)
     assert cfg.attention == "kwta" and cfg.hidden_k is not None
@@ -27,6 +28,7 @@ def test_kwta_preset_reaches_95_percent(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 def test_ternary_90_percent_sparse_preset_reaches_95_percent(tmp_path):
     from spikeformer.train import load_model
     cfg, res, _ = train_and_simulate("ternary", tmp_path)

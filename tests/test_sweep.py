@@ -141,6 +141,7 @@ def test_cli_errors_name_the_option(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 def test_synops_flat_over_64x_width(tmp_path):
     """Acceptance (#3): D = 256 … 16384 at k = 32, synaptic ops per inference vary by ≤ 1.5×."""
     rows = sweep([256, 1024, 4096, 16384], 32, tmp_path, *tiny_configs(epochs=2), progress=False)

@@ -41,12 +41,14 @@ def test_three_way_bit_exact_20_test_digits(tiny_runs, kind):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 @pytest.mark.parametrize("kind", ["kwta", "ssa"])
 def test_three_way_bit_exact_all_360_test_digits(tiny_runs, kind):
     assert_identical(*three_way(tiny_runs(kind), None))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 def test_three_way_bit_exact_all_360_test_digits_demo_preset(tmp_path_factory):
     from spikeformer import presets
     from spikeformer.pipeline import convert_run
