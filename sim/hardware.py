@@ -115,8 +115,9 @@ def map_graph(graph: AerGraph, hw: Loihi2 | None = None) -> Mapping:
     """
     hw = hw or Loihi2()
     caps: dict[str, int] = {}
+    incoming = _incoming(graph)
     for _ in range(32):
-        m = _place(graph, hw, caps)
+        m = _place(graph, hw, caps, incoming)
         over = np.nonzero(m.fan_out > hw.fan_out_per_core)[0]
         if not len(over):
             return m
@@ -131,8 +132,9 @@ def map_graph(graph: AerGraph, hw: Loihi2 | None = None) -> Mapping:
     raise MappingError(f"fan-out placement did not converge for populations {sorted(caps)}")
 
 
-def _place(graph: AerGraph, hw: Loihi2, caps: dict[str, int]) -> Mapping:
-    pres, posts = _incoming(graph)
+def _place(graph: AerGraph, hw: Loihi2, caps: dict[str, int],
+           incoming: tuple[list[np.ndarray], list[np.ndarray]]) -> Mapping:
+    pres, posts = incoming
     core_of = np.full(graph.n_neurons, -1, np.int64)
     core_pop, neurons, synapses, fan_in = [], [], [], []
     offset = 0
