@@ -13,7 +13,8 @@ time is an integer and this is exactly the clocked engine (tested).
 Input spikes of tick t happen at time t. The result lists every spike as an
 event (``sim.trace.EVENT_DTYPE``, real ``time``) and, per sample, the latency
 from the first input spike to the first spike of the readout population.
-Limitation: weight_exp < 0 (Lava's floor of a shifted sum) is refused here.
+Limitations: weight_exp < 0 (Lava's floor of a shifted sum) and graded populations
+are refused here.
 """
 from __future__ import annotations
 
@@ -141,6 +142,10 @@ def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
                         latencies: Mapping[str, float] | None = None, t_end: float | None = None) -> ContinuousResult:
     """Run every sample in continuous time (see module docstring) until ``t_end`` (default graph.ticks − 1)."""
     batch = check_inputs(graph, inputs)
+    graded = [p.name for p in graph.populations if p.kind == "graded"]
+    if graded:
+        raise ValueError(f"continuous-time mode does not support graded populations ({', '.join(graded[:3])}"
+                         f"{', …' if len(graded) > 3 else ''}); use the clocked engine (sim.engine.simulate)")
     lat = check_latencies(graph, latencies)
     loihi = graph.numerics == "loihi"
     flat = flatten(graph)

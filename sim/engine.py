@@ -12,7 +12,9 @@ Algorithm, per sample, tick t = 0 … ticks−1 (slot = t mod R, R = max delay +
    (after an update v ≤ vth·64, so no spike can be missed) — then takes one
    LIF step (``sim.numerics``) with its accumulated input;
 4. a spike of neuron i at t adds w to the accumulator of each target j in slot
-   (t + delay) mod R and marks j touched there.
+   (t + delay) mod R and marks j touched there. A graded population (``sim.ir``)
+   has no state: its touched neurons send their summed input g as a payload,
+   adding w·g instead of w (only where g ≠ 0).
 
 For a projection with weight_exp < 0, Lava shifts the *sum* (floor), so its
 synapses accumulate into a private slot per post neuron and the shift is applied
@@ -46,6 +48,7 @@ class FlatGraph:
     dv: np.ndarray
     vth: np.ndarray
     is_input: np.ndarray      # (pops,) bool
+    kind: np.ndarray          # (pops,) int8: KIND_INPUT | KIND_LIF | KIND_GRADED
     indptr: np.ndarray        # (n+1,) int64: outgoing synapses of neuron i
     seg_ptr: np.ndarray       # (n+1,) int64: neuron i's segments (one per projection it feeds)
     seg_end: np.ndarray       # (G,) int64 end of a segment's synapses (start = previous end / indptr[i])
@@ -59,6 +62,10 @@ class FlatGraph:
     neg_shift: np.ndarray     # −weight_exp
     pop_start: np.ndarray     # (pops,) first global index
     max_delay: int
+
+
+KIND_INPUT, KIND_LIF, KIND_GRADED = 0, 1, 2
+KIND_CODE = {"input": KIND_INPUT, "lif": KIND_LIF, "graded": KIND_GRADED}
 
 
 @numba.njit(cache=True)
@@ -136,6 +143,7 @@ def flatten(graph: AerGraph) -> FlatGraph:
         n=n, n_acc=n_acc, pop_of=pop_of,
         du=np.array([p.du for p in pops], pdt), dv=np.array([p.dv for p in pops], pdt),
         vth=np.array([p.vth for p in pops], pdt), is_input=np.array([p.kind == "input" for p in pops]),
+        kind=np.array([KIND_CODE[p.kind] for p in pops], np.int8),
         indptr=indptr, seg_ptr=seg_ptr, seg_end=seg_end, seg_delay=seg_delay, seg_delta=seg_delta, seg_proj=seg_proj,
         target=target, weight=weight,
         neg_ptr=neg_ptr, neg_base=np.array(neg_base, np.int64), neg_shift=np.array(neg_shift, np.int64),
@@ -228,8 +236,9 @@ def _shift_impl(x, s):
 
 
 @numba.njit(cache=True, inline="always")
-def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, mark, touched, n_touched):
-    """Deliver a spike of neuron i: per segment, acc[(slot + delay) mod R, target + delta] += w; mark targets."""
+def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, mark, touched, n_touched,
+          payload):
+    """Deliver an event of neuron i: per segment, acc[(slot + delay) mod R, target + delta] += w·payload; mark targets."""
     s = indptr[i]
     for g in range(seg_ptr[i], seg_ptr[i + 1]):
         sl = slot + seg_delay[g]
@@ -243,7 +252,7 @@ def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, we
         e = seg_end[g]
         while s < e:
             j = target[s]
-            acc_row[j + d] += weight[s]
+            acc_row[j + d] += weight[s] * payload
             if not mark_row[j]:
                 mark_row[j] = True
                 t_row[nt] = j
@@ -261,7 +270,7 @@ def _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops):
 
 
 @numba.njit(cache=True)
-def _run_sample(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
+def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
                 weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks, x_idx, x_ptr, epoch,
                 acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, record):
     """One sample on one thread's working buffers; returns the number of neuron updates.
@@ -284,7 +293,7 @@ def _run_sample(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_del
                     spikes[t, i] = True
                 _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
                 _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, mark,
-                      touched, n_touched)
+                      touched, n_touched, 1)
         n_next = 0                                                # 2. update touched ∪ active
         n_new = n_touched[slot]
         for q in range(n_new + n_active):
@@ -293,9 +302,25 @@ def _run_sample(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_del
                 continue
             done[i] = now
             p = pop_of[i]
-            if is_input[p]:
+            if kind[p] == KIND_INPUT:
                 continue
             mark[slot, i] = False
+            if kind[p] == KIND_GRADED:                            # stateless relay: payload = summed input
+                g = acc[slot, i]
+                acc[slot, i] = 0
+                for m in range(neg_ptr[p], neg_ptr[p + 1]):
+                    k = neg_base[m] + i - pop_start[p]
+                    g += _shift(acc[slot, k], neg_shift[m])
+                    acc[slot, k] = 0
+                updates += 1
+                if g != 0:
+                    pop_counts[p] += 1
+                    if record:
+                        spikes[t, i] = True
+                    _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
+                    _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, mark,
+                          touched, n_touched, g)
+                continue
             if last[i] <= epoch:                                  # first touch this sample: at rest
                 u[i] = 0
                 v[i] = 0
@@ -321,7 +346,7 @@ def _run_sample(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_del
                     spikes[t, i] = True
                 _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
                 _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, mark,
-                      touched, n_touched)
+                      touched, n_touched, 1)
         n_touched[slot] = 0
         active[:n_next] = nxt[:n_next]
         n_active = n_next
@@ -338,7 +363,7 @@ def _run_sample(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_del
 
 
 @numba.njit(cache=True, parallel=True)
-def _run_batch(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
+def _run_batch(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
                weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks, x_idx, x_ptr, x_off,
                acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, updates, record):
     """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread)."""
@@ -346,7 +371,7 @@ def _run_batch(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_dela
     batch = len(updates)
     for c in numba.prange(n_buf):
         for b in range(c, batch, n_buf):
-            updates[b] = _run_sample(pop_of, du, dv, vth, is_input, indptr, seg_ptr, seg_end, seg_delay, seg_delta,
+            updates[b] = _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta,
                                      seg_proj, target, weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks,
                                      x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], b * (ticks + 1),
                                      acc[c], mark[c], touched[c], n_touched[c], last[c], done[c], u[c], v[c],
@@ -424,7 +449,7 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     pop_counts = np.zeros((batch, len(graph.populations)), np.int64)
     ops = np.zeros((batch, max(len(graph.projections), 1)), np.int64)
     updates = np.zeros(batch, np.int64)
-    _run_batch(flat.pop_of, flat.du, flat.dv, flat.vth, flat.is_input, flat.indptr, flat.seg_ptr, flat.seg_end,
+    _run_batch(flat.pop_of, flat.du, flat.dv, flat.vth, flat.kind, flat.indptr, flat.seg_ptr, flat.seg_end,
                flat.seg_delay, flat.seg_delta, flat.seg_proj, flat.target, flat.weight, flat.neg_ptr, flat.neg_base,
                flat.neg_shift, flat.pop_start, R, graph.ticks, x_idx, x_ptr, x_off,
                acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, updates, record)

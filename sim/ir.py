@@ -8,6 +8,13 @@ Semantics (tick ``t``, integer):
 
 * ``Population(kind="input")`` — a spike source; its spikes are given.
 * ``Population(kind="lif")`` — CUBA LIF (``sim.numerics``) with ``du, dv, vth``.
+* ``Population(kind="graded")`` — a stateless relay (Loihi 2 graded spikes, Lava's
+  ``GradedVec`` with vth = 0): its payload at tick ``t`` is its summed input
+  ``g[t] = a[t]``, sent as a graded event iff ``g[t] ≠ 0``; ``du, dv, vth`` are 0.
+  A synapse from a graded neuron adds ``w · g`` (then the projection's exponent
+  shift) instead of ``w``. Static bounds keep every backend exact: ``|g| < 2²³``
+  (24-bit payload), ``Σ|w·g| < 2³¹`` per target (Lava's int32 dot product), and a
+  LIF's ``|a| · 64 + 2²³ < 2³¹`` (Lava adds ``a_in << 6`` to u in int32).
 * ``Projection`` — synapses ``pre[i] → post[indices[k]]`` for
   ``k ∈ [indptr[i], indptr[i+1])`` with weight ``weights[k]``; a spike of
   ``pre[i]`` at tick ``t`` adds ``weights[k] << weight_exp`` to the input of
@@ -28,7 +35,10 @@ import numpy as np
 
 from sim import numerics as nm
 
-POPULATION_KINDS = ("input", "lif")
+POPULATION_KINDS = ("input", "lif", "graded")
+PAYLOAD_MAX = (1 << 23) - 1                  # graded payload: 24-bit signed
+ACC_MAX = (1 << 31) - 1                      # Lava accumulates W·payload in int32
+LIF_INPUT_MAX = ((1 << 31) - (1 << 23)) // 64 - 1   # u + (a << 6) stays in int32
 
 
 class IRError(ValueError):
@@ -99,6 +109,11 @@ class Population:
         if self.kind == "input":
             return
         where = f"population '{self.name}'"
+        if self.kind == "graded":
+            for name in ("du", "dv", "vth"):
+                if getattr(self, name) != 0:
+                    raise IRError(where, name, f"must be 0 for a graded relay (it has no dynamics), got {getattr(self, name)}")
+            return
         if numerics == "loihi":
             for name, hi in (("du", nm.DU_MAX), ("dv", nm.DV_MAX), ("vth", nm.VTH_MAX)):
                 x = getattr(self, name)
@@ -259,6 +274,8 @@ class AerGraph:
                 if getattr(pr, end) not in pops:
                     raise IRError(f"projection '{pr.name}'", end, f"names unknown population '{getattr(pr, end)}'")
             pr.check_against(pops[pr.pre], pops[pr.post], self.numerics)
+        if self.numerics == "loihi":
+            check_bounds(self)
         if self.readout is not None:
             if self.readout.pre not in pops:
                 raise IRError("readout", "pre", f"names unknown population '{self.readout.pre}'")
@@ -316,6 +333,61 @@ class AerGraph:
             if pr.delay != lag:
                 raise IRError(f"projection '{pr.name}'", "delay",
                               f"is {pr.delay} but the depths of '{pr.pre}' and '{pr.post}' differ by {lag}")
+
+
+def input_bounds(graph: AerGraph) -> dict[str, np.ndarray]:
+    """Per non-input population, per neuron: max |a| = Σ_in |w << exp| · bound(pre), bound = 1 (spike) or |g|max.
+
+    Arrays cover neurons [0, 1 + highest index with input). Graded populations must come after the graded populations that feed them
+    (graph order is topological); loihi numerics only.
+    """
+    pops = {p.name: p for p in graph.populations}
+    order = {p.name: k for k, p in enumerate(graph.populations)}
+    incoming: dict[str, list[Projection]] = {}
+    for pr in graph.projections:
+        incoming.setdefault(pr.post, []).append(pr)
+    bound: dict[str, np.ndarray] = {}
+    for p in graph.populations:
+        if p.kind == "input":
+            continue
+        ins = incoming.get(p.name, [])
+        reach = max((int(pr.indices.max()) + 1 for pr in ins if pr.n_synapses), default=0)
+        b = np.zeros(reach, np.float64)            # neurons [0, reach) receive synapses; float64: no overflow
+        for pr in ins:
+            pre = pops[pr.pre]
+            if pre.kind == "graded":
+                if order[pre.name] >= order[p.name]:
+                    raise IRError(f"projection '{pr.name}'", "pre", f"graded population '{pre.name}' must come "
+                                  f"before '{p.name}' in graph order (a graded payload is bounded from its inputs)")
+                src = np.zeros(pre.size)
+                src[:len(bound[pre.name])] = np.minimum(bound[pre.name], PAYLOAD_MAX)
+            else:
+                src = np.ones(pre.size)
+            rows = np.repeat(src, np.diff(pr.indptr))
+            w = np.abs(pr.weights.astype(np.float64)) * rows
+            acc = np.bincount(pr.indices, weights=w, minlength=reach)
+            if pre.kind == "graded" and acc.max(initial=0) > ACC_MAX:
+                k = int(acc.argmax())
+                raise IRError(f"projection '{pr.name}'", "weights", f"Σ|w·payload| into neuron {k} of '{p.name}' can "
+                              f"reach {acc[k]:.0f}, beyond Lava's int32 accumulator ({ACC_MAX})")
+            b += np.ceil(acc * 2.0 ** pr.weight_exp)
+        bound[p.name] = b
+    return bound
+
+
+def check_bounds(graph: AerGraph) -> None:
+    """Raise IRError where a graded payload or a LIF input can leave the range every backend computes exactly."""
+    bound = input_bounds(graph)
+    for p in graph.populations:
+        if p.kind == "input" or not len(bound[p.name]):
+            continue
+        k = int(bound[p.name].argmax())
+        hi = bound[p.name][k]
+        limit, what = ((PAYLOAD_MAX, "the 24-bit graded payload") if p.kind == "graded" else
+                       (LIF_INPUT_MAX, "what Lava's int32 u + (a << 6) holds"))
+        if hi > limit:
+            raise IRError(f"population '{p.name}'", "inputs", f"neuron {k}'s summed input can reach {hi:.0f}, beyond "
+                          f"{what} (|a| ≤ {limit}); lower the weights, weight_exp or fan-in")
 
 
 def balance_delays(populations: Iterable[Population], edges: Iterable[tuple[str, str]]) -> dict[str, int]:

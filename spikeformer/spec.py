@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from spikeformer.neurons import LifParams
 from spikeformer.wiring import FIXED_WEIGHT
 from sim import numerics as nm
+
+if TYPE_CHECKING:
+    from spikeformer.model import ModelConfig
 
 
 def count_neuron(m: int) -> LifParams:
@@ -54,3 +57,41 @@ class Spec:
 
     def shape(self, name: str) -> tuple[int, ...]:
         return next(p.shape for p in self.populations if p.name == name)
+
+
+def build_spec(cfg: "ModelConfig") -> Spec:
+    """Populations (in execution order) and projections of the model (see module doc)."""
+    N, D, H = cfg.tokens, cfg.dim, cfg.dim * cfg.mlp_ratio
+    lif = LifParams(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
+    pops = [PopSpec("input", (N, cfg.features), "input", None, "input")]
+    projs: list[ProjSpec] = []
+    stream: list[tuple[str, str]] = [("input", "emb")]        # (pre population, weight) summed into R
+
+    def stream_pop(name: str, role: str) -> None:
+        pops.append(PopSpec(name, (N, D), "lif", lif, role))
+        for pre, w in stream:
+            projs.append(ProjSpec(f"{w}->{name}", pre, name, "linear", w))
+
+    for l in range(cfg.depth):
+        b = f"b{l}"
+        stream_pop(f"{b}.x", "stream")
+        for z in "qkv":
+            pops.append(PopSpec(f"{b}.{z}", (N, D), "lif", lif, z))
+            projs.append(ProjSpec(f"{b}.w{z}", f"{b}.x", f"{b}.{z}", "linear", f"{b}.w{z}"))
+        from spikeformer.attention import attention_block
+        att_pops, att_projs = attention_block(cfg.attention, b, N, D, cfg.heads, cfg.mask_count, cfg.kwta_k)
+        pops += att_pops
+        projs += att_projs
+        stream.append((f"{b}.attn", f"{b}.wo"))
+        stream_pop(f"{b}.y", "stream")
+        pops.append(PopSpec(f"{b}.h", (N, H), "lif", lif, "hidden"))
+        projs.append(ProjSpec(f"{b}.w1", f"{b}.y", f"{b}.h", "linear", f"{b}.w1"))
+        hidden = f"{b}.h"
+        if cfg.hidden_k is not None:                           # ≤ k spikes per token: the first k in index order
+            hidden = f"{b}.hk"
+            pops.append(PopSpec(hidden, (N, H), "lif", GE1, "hidden_kwta"))
+            projs += [ProjSpec(f"{b}.h->hk", f"{b}.h", hidden, "identity", weight=FIXED_WEIGHT * cfg.hidden_k),
+                      ProjSpec(f"{b}.h-|hk", f"{b}.h", hidden, "earlier_inhibit")]
+        stream.append((hidden, f"{b}.w2"))
+    stream_pop("out", "stream")
+    return Spec(tuple(pops), tuple(projs), "out")

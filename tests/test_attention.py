@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 from sim.engine import simulate
 from spikeformer.attention import attention_block, kwta_winners, ssa_counts
 from spikeformer.convert import lower_spec
-from spikeformer.model import ModelConfig, build_spec
+from spikeformer.model import ModelConfig
+from spikeformer.spec import build_spec
 from spikeformer.spec import GE1, PopSpec, ProjSpec, Spec
 from spikeformer.wiring import FIXED_WEIGHT, synapses
 
