@@ -25,6 +25,9 @@ from spikeformer.model import SpikingTransformer
 from spikeformer.spec import ProjSpec, Spec
 
 
+MODEL_ROLES = frozenset({"input", "stream", "q", "k", "v", "attn", "hidden", "hidden_kwta"})   # recorded by the model
+
+
 def token_shared_csr(w: np.ndarray, tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR of kron(I_tokens, w) with pre as rows; w has shape (out, in). Zeros are dropped."""
     n_out, n_in = w.shape
@@ -96,12 +99,19 @@ def compare_to_model(graph: AerGraph, model_spikes: dict[str, np.ndarray], spike
     """Compare backend spikes with the zero-delay model's, population by population.
 
     ``model_spikes[name]``: (B, T, *shape); ``spikes[name]``: (B, ticks, size). Ticks
-    [0, depth + T) of each population must equal the model's spikes shifted by
-    depth (silent before). Returns (per-sample "every spike equal" flags, number
-    of mismatched (sample, tick, neuron) entries).
+    [0, depth + T) of each population the model records must equal the model's
+    spikes shifted by depth (silent before); the model records every population but
+    the attention circuits' inner neurons and the stream's graded relays, which the
+    equality of their outputs covers. Returns (per-sample "every spike equal" flags,
+    number of mismatched (sample, tick, neuron) entries).
     """
+    missing = [p.name for p in graph.populations if p.role in MODEL_ROLES and p.name not in model_spikes]
+    if missing:
+        raise ValueError(f"model spikes: no record of population(s) {missing[:4]} that the model computes")
     equal, mismatched = None, 0
     for p in graph.populations:
+        if p.name not in model_spikes:
+            continue
         m = np.asarray(model_spikes[p.name]).reshape(-1, graph.timesteps, p.size)
         window = np.asarray(spikes[p.name])[:, :p.depth + graph.timesteps]
         expect = np.zeros_like(window)

@@ -1,43 +1,43 @@
 """Spiking transformer (SDSA / k-WTA / SSA attention, spiking MLP, membrane-potential residuals).
 
-The whole model is a list of populations and projections (:class:`Spec`) that
-the forward pass executes tick by tick and that ``spikeformer.convert`` lowers
-one-to-one to the AER graph — one definition, so names and wiring can't drift.
+Layer by layer over all T ticks at once (every layer is feed-forward within a tick;
+only a population's own u, v carry over ticks, inside ``lif_sequence``). Spikes
+X ∈ {0,1}^{B×T×N×D}, N tokens, D channels::
 
-Per tick t, with tokens n = 1…N, channels D, spikes X ∈ {0,1}^{N×D}::
-
-    R_0   = W_emb·in                                  (residual stream: synaptic current)
+    R = W_emb·in                                     (residual stream: synaptic current)
     block l:  X = LIF(R)
               Q, K, V = LIF(W_q X), LIF(W_k X), LIF(W_v X)
-              A = attention(Q, K, V)                   (spikeformer.attention: sdsa | kwta | ssa)
-              R += W_o·A;   Y = LIF(R)
+              A = attention(Q, K, V)                  (spikeformer.attention_torch: sdsa | kwta | ssa)
+              R = R + W_o·A;   Y = LIF(R)
               H = LIF(W_1 Y)                          (hidden_k: H ← first k spikes of each token,
                                                        H'_nm = [k·H_nm − Σ_{m'<m} H_nm' ≥ 1])
-              R += W_2·H
+              R = R + W_2·H
     Z = LIF(R);   logits = Σ_t Σ_n W_out·Z
 
-"Membrane-potential residual": R is a sum of synaptic currents, so a later
-stream population receives a copy of every earlier stream projection (exact
-on hardware: currents add in the dendrite). Linear layers are shared across
-tokens; fixed (untrained) projections are the tables of ``spikeformer.wiring``.
+Linear layers are shared across tokens. In ``loihi`` numerics every current is an
+integer below 2²⁴ (checked: ``current_bound``), so float32 tensors hold them exactly
+and the LIF arithmetic runs in int64 (``spikeformer.neurons``); logits are summed in
+float64. ``spikeformer.spec.build_spec`` gives the same model as populations and
+projections for the converter; the three-way tests prove the two give the same spikes.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
-import numpy as np
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from sim import numerics as nm
 from spikeformer.attention import check_attention
+from spikeformer.attention_torch import ATTENTION
 from spikeformer.events import check_model_config as check_events_config
 from spikeformer.hd import check_hd
-from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
+from spikeformer.neurons import LifParams, fires_at_least, lif_sequence, quantize_mantissa
 from spikeformer.sparsity import WEIGHT_KINDS, check_sparsity, int8_on_support, kept, ternary, topk_mask
-from spikeformer.spec import ProjSpec, build_spec
-from spikeformer.wiring import FIXED_WEIGHT, synapses
+from spikeformer.spec import build_spec
 
 DATASETS = ("digits", "events")
 
@@ -111,14 +111,26 @@ class ModelConfig:
         return asdict(self)
 
 
+def current_bound(cfg: ModelConfig) -> int:
+    """Largest |synaptic current| any population of the model can receive (loihi units: 2·mantissa)."""
+    w = 2 * nm.W_MANT_MAX
+    hidden = cfg.dim * cfg.mlp_ratio
+    stream = w * (cfg.features + cfg.depth * (cfg.dim + hidden))
+    return max(stream, w * hidden, w * cfg.dim)
+
+
+FLOAT32_EXACT = 1 << 24          # every integer of magnitude ≤ 2²⁴ is a float32
+
+
 class SpikingTransformer(nn.Module):
-    """The model of ``build_spec(cfg)``; ``forward`` runs T ticks, all layers inside one tick."""
+    """The model of the module docstring; parameters are named after ``build_spec(cfg)``'s linear projections."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.spec = build_spec(cfg)
-        self._fixed: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+        self.checkpoint_blocks = False            # recompute each block in backward (train --checkpoint)
+        self.lif = LifParams(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
         shapes = {p.name: p.shape for p in self.spec.populations}
         self.weights = nn.ParameterDict()
         for pr in self.spec.projections:
@@ -131,80 +143,77 @@ class SpikingTransformer(nn.Module):
         self.log_temperature = nn.Parameter(torch.tensor(-math.log(cfg.timesteps * cfg.tokens * 8.0)))
 
     @property
+    def loihi(self) -> bool:
+        return self.cfg.numerics == "loihi"
+
+    @property
     def dtype(self) -> torch.dtype:
-        return torch.float64 if self.cfg.numerics == "loihi" else torch.float32
+        """float32 holds every loihi current exactly below 2²⁴; float64 beyond."""
+        return torch.float64 if self.loihi and current_bound(self.cfg) > FLOAT32_EXACT else torch.float32
 
     def weight(self, param: str) -> torch.Tensor:
         """Effective weight matrix (out, in): 2·mantissa in loihi mode, 2·w in float mode;
         ternary and/or with a fixed number of non-zeros when configured (spikeformer.sparsity)."""
         w = self.weights[param.replace(".", "_")].to(self.dtype)
-        loihi = self.cfg.numerics == "loihi"
         mask = None if self.cfg.weight_sparsity is None else topk_mask(w, kept(w.numel(), self.cfg.weight_sparsity))
         if self.cfg.weights == "ternary":
-            return ternary(w, mask, loihi)
-        return int8_on_support(w, mask, loihi)
+            return ternary(w, mask, self.loihi)
+        return int8_on_support(w, mask, self.loihi)
 
     def readout_weight(self) -> torch.Tensor:
-        w = self.readout.to(self.dtype)
-        return quantize_mantissa(w) if self.cfg.numerics == "loihi" else 2.0 * w
+        w = self.readout.to(torch.float64 if self.loihi else torch.float32)
+        return quantize_mantissa(w) if self.loihi else 2.0 * w
 
-    def fixed_matrix(self, pr: ProjSpec) -> torch.Tensor:
-        """The (post, pre) sparse matrix of a fixed op: ``spikeformer.wiring.synapses``, cached."""
-        key = (pr.name, self.dtype)
-        if key not in self._fixed:
-            pre, post = self.spec.shape(pr.pre), self.spec.shape(pr.post)
-            i, j, wv = synapses(pr.op, pre, post, pr.weight)
-            self._fixed[key] = torch.sparse_coo_tensor(
-                torch.from_numpy(np.stack([j, i])), torch.from_numpy(wv).to(self.dtype),
-                (math.prod(post), math.prod(pre)), check_invariants=False).coalesce()
-        return self._fixed[key]
+    def _lif(self, a: torch.Tensor) -> torch.Tensor:
+        return lif_sequence(a, self.lif, self.loihi)
 
-    def _stream_current(self, pr: ProjSpec, s: dict[str, torch.Tensor], w: dict[str, torch.Tensor],
-                        cache: dict[tuple[str, str], torch.Tensor]) -> torch.Tensor:
-        if pr.op != "linear":
-            return self._current(pr, s[pr.pre], w)
-        key = (pr.pre, pr.param)
-        if key not in cache:
-            cache[key] = self._current(pr, s[pr.pre], w)
-        return cache[key]
+    def _block(self, b: str, r: torch.Tensor, w: dict[str, torch.Tensor], rec: dict | None) -> torch.Tensor:
+        cfg = self.cfg
+        B, T, N, D = r.shape
+        x = self._lif(r)
+        q, k, v = (self._lif(x @ w[f"{b}.w{z}"].T) for z in "qkv")
+        inner: dict[str, torch.Tensor] | None = {} if rec is not None else None
+        flat = lambda t: t.reshape(B * T, N, D)  # noqa: E731
+        attn = ATTENTION[cfg.attention](flat(q), flat(k), flat(v), cfg.heads, cfg.mask_count, cfg.kwta_k,
+                                        inner).reshape(B, T, N, D)
+        r = r + attn @ w[f"{b}.wo"].T
+        y = self._lif(r)
+        h = self._lif(y @ w[f"{b}.w1"].T)
+        hk = None
+        if cfg.hidden_k is not None:                # first k spikes of each token in index order
+            earlier = torch.cumsum(h, dim=-1) - h
+            hk = fires_at_least(cfg.hidden_k * h - earlier, 1)
+        r = r + (h if hk is None else hk) @ w[f"{b}.w2"].T
+        if rec is not None:
+            for name, s in (("x", x), ("q", q), ("k", k), ("v", v), ("attn", attn), ("y", y), ("h", h), ("hk", hk)):
+                if s is not None:
+                    rec[f"{b}.{name}"] = s
+            for name, s in inner.items():
+                rec[f"{b}.{name}"] = s.reshape(B, T, *s.shape[1:])
+        return r
 
-    def _current(self, pr: ProjSpec, s: torch.Tensor, w: dict[str, torch.Tensor]) -> torch.Tensor:
-        if pr.op == "linear":
-            return s @ w[pr.param].T
-        if pr.op == "identity":
-            return pr.weight * s
-        m = self.fixed_matrix(pr)
-        a = torch.sparse.mm(m, s.reshape(len(s), -1).T).T
-        return a.reshape(len(s), *self.spec.shape(pr.post))
-
-    def forward(self, x: torch.Tensor, record: bool = False
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, x: torch.Tensor, record: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x: spikes (B, T, N, F) → (logits (B, classes) of the integer readout, recorded spikes).
 
-        With ``record`` the second value maps every population name to its spikes
-        (B, T, *shape) as bool; otherwise it is empty.
+        With ``record`` the second value maps the model's populations (the graph's, less
+        the attention circuits' inner neurons) to their spikes (B, T, *shape) as bool.
         """
-        B, T = x.shape[:2]
-        dt = self.dtype
-        step = lif_step_loihi if self.cfg.numerics == "loihi" else lif_step_float
         w = {pr.param: self.weight(pr.param) for pr in self.spec.projections if pr.op == "linear"}
-        state: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        counts = None
-        rec: dict[str, list[torch.Tensor]] = {p.name: [] for p in self.spec.populations} if record else {}
-        for t in range(T):
-            s: dict[str, torch.Tensor] = {"input": x[:, t].to(dt)}
-            stream: dict[tuple[str, str], torch.Tensor] = {}      # W·s shared by every stream population
-            for p in self.spec.populations[1:]:
-                a = sum(self._stream_current(pr, s, w, stream) for pr in self.spec.incoming(p.name))
-                u, v = state.get(p.name, (torch.zeros_like(a), torch.zeros_like(a)))
-                u, v, s[p.name] = step(u, v, a, p.params)
-                state[p.name] = (u, v)
-            z = s[self.spec.readout_pre].sum(dim=1)                 # Σ over tokens
-            counts = z if counts is None else counts + z
-            for name in rec:
-                rec[name].append(s[name].detach() > 0)
+        x = x.to(self.dtype)
+        rec: dict[str, torch.Tensor] | None = {"input": x} if record else None
+        r = x @ w["emb"].T
+        for l in range(self.cfg.depth):
+            run: Callable = lambda r_, b=f"b{l}": self._block(b, r_, w, rec)  # noqa: E731
+            if self.checkpoint_blocks and torch.is_grad_enabled() and rec is None:
+                r = torch.utils.checkpoint.checkpoint(run, r, use_reentrant=False)
+            else:
+                r = run(r)
+        z = self._lif(r)
+        counts = z.sum(dim=(1, 2)).to(torch.float64 if self.loihi else torch.float32)
         logits = counts @ self.readout_weight().T
-        spikes = {k: torch.stack(v, dim=1) for k, v in rec.items()}
+        if rec is not None:
+            rec["out"] = z
+        spikes = {k: v.detach() > 0 for k, v in rec.items()} if rec is not None else {}
         return logits, spikes
 
     def loss_logits(self, logits: torch.Tensor) -> torch.Tensor:

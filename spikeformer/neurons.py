@@ -14,6 +14,7 @@ reproduces Lava's ``sign(p)·(|p| >> 12)`` bit for bit.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -79,3 +80,109 @@ def lif_step_float(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: LifPara
 def quantize_mantissa(w: torch.Tensor) -> torch.Tensor:
     """Loihi weight 2·clamp(round(w), −127, 127): even integers in [−254, 254], STE gradient."""
     return 2.0 * ste(w, torch.clamp(torch.round(w), nm.W_MANT_MIN, nm.W_MANT_MAX))
+
+
+def surrogate_grad(x: torch.Tensor) -> torch.Tensor:
+    """d/dx of snnTorch's arctan surrogate (alpha = 2): (α/2) / (1 + (π/2·α·x)²)."""
+    return 1.0 / (1.0 + (math.pi * x) ** 2)
+
+
+class _LifSequence(torch.autograd.Function):
+    """T ticks of one population: input currents a (B, T, …) → spikes (B, T, …).
+
+    Forward: the integer arithmetic of ``lif_step_loihi`` (int64, exact) or the
+    float32 arithmetic of ``lif_step_float``. Saved for backward, per element and
+    tick: the pre-reset voltage (int32 / float32) and, in loihi mode, whether the
+    24-bit clip was inactive (bool) — 5 bytes instead of autograd's ~10 float64
+    tensors. Backward is the gradient of the per-tick functions above, written out
+    (straight-through decay in loihi mode, decay factors in float mode)::
+
+        g_v[t] = g_s[t]·σ'((v[t] − θ)/κ)/κ + g_v[t+1]·c_v·(1 − s[t])·m[t+1]
+        g_u[t] = g_v[t]·m[t] + g_u[t+1]·c_u;      g_a[t] = 64·g_u[t] (loihi) | g_u[t] (float)
+
+    with m = clip inactive (loihi; 1 in float), c_u = c_v = 1 (loihi) or
+    (1 − du_f), (1 − dv_f) (float), θ the threshold and κ = max(θ, one unit).
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, p: LifParams, loihi: bool) -> torch.Tensor:  # noqa: D401
+        T = a.shape[1]
+        s_out = torch.empty_like(a)
+        if loihi:
+            u = torch.zeros_like(a[:, 0], dtype=torch.int64)
+            v = torch.zeros_like(u)
+            v_pre = torch.empty(a.shape, dtype=torch.int32, device=a.device)
+            inside = torch.empty(a.shape, dtype=torch.bool, device=a.device)
+            cu, cv = nm.DECAY_UNITY - p.du - nm.DS_OFFSET, nm.DECAY_UNITY - p.dv - nm.DM_OFFSET
+            vth = p.vth << nm.VTH_SHIFT
+            for t in range(T):
+                pu = u * cu
+                u = torch.where(pu >= 0, pu >> nm.DECAY_SHIFT, -((-pu) >> nm.DECAY_SHIFT))
+                u = u + (a[:, t].to(torch.int64) << nm.ACT_SHIFT)
+                u = torch.where(u > nm.UV_MAX, u - 2 * nm.UV_MAX, u)
+                u = torch.where(u <= -nm.UV_MAX, u + 2 * nm.UV_MAX, u)
+                pv = v * cv
+                v = torch.where(pv >= 0, pv >> nm.DECAY_SHIFT, -((-pv) >> nm.DECAY_SHIFT)) + u
+                inside[:, t] = (v >= -nm.UV_MAX + 1) & (v <= nm.UV_MAX - 1)
+                v = v.clamp(-nm.UV_MAX + 1, nm.UV_MAX - 1)
+                s = v > vth
+                v_pre[:, t] = v.to(torch.int32)
+                s_out[:, t] = s
+                v = torch.where(s, 0, v)
+            ctx.save_for_backward(v_pre, inside)
+        else:
+            du, dv, vth_f = p.as_float()
+            u = torch.zeros_like(a[:, 0])
+            v = torch.zeros_like(u)
+            v_pre = torch.empty_like(a)
+            for t in range(T):
+                u = u * (1.0 - du) + a[:, t]
+                v = v * (1.0 - dv) + u
+                s = v > vth_f
+                v_pre[:, t] = v
+                s_out[:, t] = s
+                v = torch.where(s, 0.0, v)
+            ctx.save_for_backward(v_pre)
+        ctx.p, ctx.loihi = p, loihi
+        return s_out
+
+    @staticmethod
+    def backward(ctx, g_s: torch.Tensor):
+        p, loihi = ctx.p, ctx.loihi
+        if loihi:
+            v_pre, inside = ctx.saved_tensors
+            theta = float(p.vth << nm.VTH_SHIFT)
+            kappa = max(theta, float(1 << nm.VTH_SHIFT))
+            cu = cv = 1.0
+        else:
+            (v_pre,) = ctx.saved_tensors
+            inside = None
+            du, dv, theta = p.as_float()
+            kappa = max(theta, 1.0)
+            cu, cv = 1.0 - du, 1.0 - dv
+        g_s = g_s.to(torch.float32)
+        g_a = torch.empty_like(g_s)
+        g_v_next = torch.zeros_like(g_s[:, 0])      # ∂L/∂v_pre[t+1], times the clip mask at t+1
+        g_u_next = torch.zeros_like(g_v_next)
+        for t in range(g_s.shape[1] - 1, -1, -1):
+            vp = v_pre[:, t].to(torch.float32)
+            s = vp > theta
+            g_v = g_s[:, t] * surrogate_grad((vp - theta) / kappa) / kappa + torch.where(s, 0.0, g_v_next * cv)
+            if inside is not None:
+                g_v = g_v * inside[:, t]
+            g_u = g_v + g_u_next * cu
+            g_a[:, t] = g_u * (float(1 << nm.ACT_SHIFT) if loihi else 1.0)
+            g_v_next, g_u_next = g_v, g_u
+        return g_a, None, None
+
+
+def lif_sequence(a: torch.Tensor, p: LifParams, loihi: bool) -> torch.Tensor:
+    """Spikes (B, T, …) of a LIF population driven by currents a (B, T, …), float32 0/1 (see _LifSequence)."""
+    return _LifSequence.apply(a, p, loihi)
+
+
+def fires_at_least(count: torch.Tensor, m: int) -> torch.Tensor:
+    """Memoryless count neuron: [count ≥ m] for integer counts; arctan surrogate on (2·count − (2m−1))/(2m−1).
+
+    The same value and gradient as a count_neuron(m) LIF fed weight-2 inputs (one tick, v = 128·count)."""
+    return spike(2.0 * count, float(2 * m - 1), float(2 * m - 1))
