@@ -100,6 +100,16 @@ def lif_step_float_np(u: np.ndarray, v: np.ndarray, a: np.ndarray,
 @numba.njit(cache=True, inline="always")
 def lif_step_loihi(u: int, v: int, a: int, du: int, dv: int, vth: int):
     """Scalar Loihi tick for the engine; returns (u, v, spiked). Same as the numpy reference."""
+    un, vn, _ = lif_step_loihi_pre(u, v, a, du, dv, vth)
+    spiked = vn > (np.int64(vth) << VTH_SHIFT)
+    if spiked:
+        vn = 0
+    return np.int32(un), np.int32(vn), spiked
+
+
+@numba.njit(cache=True, inline="always")
+def lif_step_loihi_pre(u: int, v: int, a: int, du: int, dv: int, vth: int):
+    """Scalar Loihi tick before the spike test and reset: (u, v clipped to 24 bits, whether the clip acted)."""
     p = np.int64(u) * (DECAY_UNITY - (du + DS_OFFSET))
     if p >= 0:
         un = p >> DECAY_SHIFT
@@ -116,14 +126,14 @@ def lif_step_loihi(u: int, v: int, a: int, du: int, dv: int, vth: int):
     else:
         vn = -((-q) >> DECAY_SHIFT)
     vn += un
+    clipped = False
     if vn > UV_MAX - 1:
         vn = UV_MAX - 1
+        clipped = True
     elif vn < -UV_MAX + 1:
         vn = -UV_MAX + 1
-    spiked = vn > (np.int64(vth) << VTH_SHIFT)
-    if spiked:
-        vn = 0
-    return np.int32(un), np.int32(vn), spiked
+        clipped = True
+    return un, vn, clipped
 
 
 @numba.njit(cache=True, inline="always")

@@ -30,7 +30,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from sim.ir import IRError
     from sim.trace import TraceError
     from spikeformer.train import CheckpointError
-    return (CheckpointError, IRError, LavaRunError, MappingError, TraceError, ValueError, FileNotFoundError)
+    return (CheckpointError, IRError, LavaRunError, MappingError, TraceError, ValueError, FileNotFoundError,
+            MemoryError)
 
 
 def friendly(fn: Callable) -> Callable:
@@ -64,6 +65,10 @@ def train(out: Path = typer.Option(..., "--out", help="Run directory (created; r
           config: Optional[Path] = typer.Option(None, "--config", help="JSON file {\"model\": {...}, \"train\": {...}}."),
           preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: demo | kwta | ternary | events | tiny."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of epochs."),
+          batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the batch size."),
+          device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: cuda when present)."),
+          checkpoint: bool = typer.Option(False, "--checkpoint/--no-checkpoint",
+                                          help="Recompute each block in backward: less memory, more time."),
           as_json: bool = JsonOpt) -> None:
     """Train a spiking transformer on its dataset (digits or event streams); write a checkpoint to OUT."""
     from spikeformer import presets
@@ -74,8 +79,10 @@ def train(out: Path = typer.Option(..., "--out", help="Run directory (created; r
     model_cfg, train_cfg = presets.from_file(config) if config else presets.preset(preset)
     if epochs is not None:
         train_cfg.epochs = epochs
-        train_cfg.__post_init__()
-    res = run_train(model_cfg, train_cfg, out, progress=not as_json)
+    if batch_size is not None:
+        train_cfg.batch_size = batch_size
+    train_cfg.__post_init__()
+    res = run_train(model_cfg, train_cfg, out, progress=not as_json, device=device, checkpoint=checkpoint)
     emit({"test_accuracy": res.test_accuracy, "train_accuracy": res.train_accuracy,
           "epochs": res.epochs, "seconds": res.seconds, "out": str(out)}, as_json, "train")
 
@@ -142,7 +149,8 @@ def export_netx(run_dir: Path = typer.Argument(..., help="Converted run director
 @app.command()
 @friendly
 def report(run_dir: Path = typer.Argument(..., help="Run directory with a simulation (`spikeformer simulate`)."),
-           chips: int = typer.Option(1, "--chips", help="Loihi 2 chips available to the mapper."),
+           chips: Optional[int] = typer.Option(None, "--chips", min=1,
+                                               help="Cap on Loihi 2 chips (default: as many as the graph needs)."),
            cores_per_chip: int = typer.Option(128, "--cores-per-chip", help="Neuro-cores per chip (Loihi 2: 128)."),
            as_json: bool = JsonOpt) -> None:
     """Map onto Loihi 2 cores/chips and estimate energy and latency per inference (table, JSON, PNG)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from snntorch import surrogate
 
@@ -94,7 +95,8 @@ class _LifSequence(torch.autograd.Function):
     float32 arithmetic of ``lif_step_float``. Saved for backward, per element and
     tick: the pre-reset voltage (int32 / float32) and, in loihi mode, whether the
     24-bit clip was inactive (bool) — 5 bytes instead of autograd's ~10 float64
-    tensors. Backward is the gradient of the per-tick functions above, written out
+    tensors. ``fused`` (default on the CPU): both directions run as numba loops
+    (``spikeformer.lif_cpu``, the engine's scalar step); otherwise as torch ops. Backward is the gradient of the per-tick functions above, written out
     (straight-through decay in loihi mode, decay factors in float mode)::
 
         g_v[t] = g_s[t]·σ'((v[t] − θ)/κ)/κ + g_v[t+1]·c_v·(1 − s[t])·m[t+1]
@@ -105,7 +107,22 @@ class _LifSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, p: LifParams, loihi: bool) -> torch.Tensor:  # noqa: D401
+    def forward(ctx, a: torch.Tensor, p: LifParams, loihi: bool, fused: bool) -> torch.Tensor:  # noqa: D401
+        ctx.p, ctx.loihi, ctx.fused = p, loihi, fused
+        if fused:                  # fused numba loops (spikeformer.lif_cpu)
+            from spikeformer import lif_cpu
+            x = a.detach().contiguous().reshape(a.shape[0], a.shape[1], -1).numpy()
+            s_out = np.empty_like(x)
+            if loihi:
+                v_pre, inside = np.empty(x.shape, np.int32), np.empty(x.shape, np.bool_)
+                lif_cpu.forward_loihi(x, p.du, p.dv, p.vth, s_out, v_pre, inside)
+                ctx.save_for_backward(torch.from_numpy(v_pre), torch.from_numpy(inside))
+            else:
+                du, dv, vth = p.as_float()
+                v_pre = np.empty(x.shape, np.float32)
+                lif_cpu.forward_float(x, du, dv, vth, s_out, v_pre)
+                ctx.save_for_backward(torch.from_numpy(v_pre))
+            return torch.from_numpy(s_out).reshape(a.shape)
         T = a.shape[1]
         s_out = torch.empty_like(a)
         if loihi:
@@ -143,7 +160,6 @@ class _LifSequence(torch.autograd.Function):
                 s_out[:, t] = s
                 v = torch.where(s, 0.0, v)
             ctx.save_for_backward(v_pre)
-        ctx.p, ctx.loihi = p, loihi
         return s_out
 
     @staticmethod
@@ -160,6 +176,14 @@ class _LifSequence(torch.autograd.Function):
             du, dv, theta = p.as_float()
             kappa = max(theta, 1.0)
             cu, cv = 1.0 - du, 1.0 - dv
+        if ctx.fused:
+            from spikeformer import lif_cpu
+            g = g_s.detach().to(torch.float32).contiguous().reshape(v_pre.shape).numpy()
+            g_a = np.empty_like(g)
+            clip = inside.numpy() if inside is not None else np.zeros((0, 0, 0), np.bool_)
+            lif_cpu.backward(g, v_pre.numpy(), clip, theta, kappa, cu, cv,
+                             float(1 << nm.ACT_SHIFT) if loihi else 1.0, g_a)
+            return torch.from_numpy(g_a).reshape(g_s.shape).to(g_s.dtype), None, None, None
         g_s = g_s.to(torch.float32)
         g_a = torch.empty_like(g_s)
         g_v_next = torch.zeros_like(g_s[:, 0])      # ∂L/∂v_pre[t+1], times the clip mask at t+1
@@ -173,12 +197,14 @@ class _LifSequence(torch.autograd.Function):
             g_u = g_v + g_u_next * cu
             g_a[:, t] = g_u * (float(1 << nm.ACT_SHIFT) if loihi else 1.0)
             g_v_next, g_u_next = g_v, g_u
-        return g_a, None, None
+        return g_a, None, None, None
 
 
-def lif_sequence(a: torch.Tensor, p: LifParams, loihi: bool) -> torch.Tensor:
-    """Spikes (B, T, …) of a LIF population driven by currents a (B, T, …), float32 0/1 (see _LifSequence)."""
-    return _LifSequence.apply(a, p, loihi)
+def lif_sequence(a: torch.Tensor, p: LifParams, loihi: bool, fused: bool | None = None) -> torch.Tensor:
+    """Spikes (B, T, …) of a LIF population driven by currents a (B, T, …), 0/1 in a's dtype (see _LifSequence).
+
+    ``fused``: numba kernels (default: when ``a`` is on the CPU) or torch ops (any device)."""
+    return _LifSequence.apply(a, p, loihi, a.device.type == "cpu" if fused is None else fused)
 
 
 def fires_at_least(count: torch.Tensor, m: int) -> torch.Tensor:

@@ -27,6 +27,7 @@ from sim.io import atomic_write
 from spikeformer.data import Split, encode_digits, load_digits_split
 from spikeformer.events import encode_events, load_events_split
 from spikeformer.hd import encode_hd
+from spikeformer.memory import check_training_memory
 from spikeformer.model import ModelConfig, SpikingTransformer
 from spikeformer.sparsity import project_
 
@@ -136,10 +137,23 @@ def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -
     return out
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → cuda when a CUDA device is present, else cpu; 'cuda' without one is an error."""
+    if name not in DEVICES:
+        raise ValueError(f"--device must be one of {DEVICES}, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
 @torch.no_grad()
 def evaluate(model: SpikingTransformer, x: torch.Tensor, y: np.ndarray, batch_size: int = 128) -> float:
     model.eval()
-    pred = torch.cat([model(x[i:i + batch_size])[0].argmax(dim=1) for i in range(0, len(x), batch_size)])
+    dev = next(model.parameters()).device
+    pred = torch.cat([model(x[i:i + batch_size].to(dev))[0].argmax(dim=1).cpu() for i in range(0, len(x), batch_size)])
     return float((pred.numpy() == y).mean())
 
 
@@ -152,19 +166,30 @@ class TrainResult:
 
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike,
-          data: Split | None = None, progress: bool = True) -> TrainResult:
-    """Train (or resume) into ``out_dir``; return final accuracies. Deterministic for a seed."""
+          data: Split | None = None, progress: bool = True, device: str = "auto",
+          checkpoint: bool = False) -> TrainResult:
+    """Train (or resume) into ``out_dir``; return final accuracies. Deterministic for a seed.
+
+    ``device``: auto | cpu | cuda (loihi numerics give the same spikes on both);
+    ``checkpoint``: recompute each block in backward (less memory, ~1.3× the time).
+    The training memory is estimated first (``spikeformer.memory``); a run that
+    cannot fit raises MemoryError before anything is written."""
     if train_cfg.shift and model_cfg.dataset != "digits":
         raise ValueError(f"train.shift ({train_cfg.shift}) translates digit images; it must be 0 for "
                          f"config.dataset={model_cfg.dataset!r}")
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False       # TF32 would round the integer currents
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(train_cfg.threads)
     torch.manual_seed(train_cfg.seed)
     data = data or load_dataset(model_cfg)
-    x_tr, x_te = encode(model_cfg, data.x_train), encode(model_cfg, data.x_test)
-    y_tr = torch.from_numpy(data.y_train)
-    model = SpikingTransformer(model_cfg)
+    x_tr, x_te = encode(model_cfg, data.x_train), encode(model_cfg, data.x_test)     # bool spikes
+    y_tr = torch.from_numpy(data.y_train).to(dev)
+    model = SpikingTransformer(model_cfg).to(dev)
+    check_training_memory(model, x_tr[:1].to(dev), train_cfg.batch_size, checkpoint)
+    model.checkpoint_blocks = checkpoint
+    out.mkdir(parents=True, exist_ok=True)
     # weights live in integer mantissa units (lr ~ 0.5); the log-temperature wants a small step
     groups = [{"params": [p for n, p in model.named_parameters() if n != "log_temperature"]},
               {"params": [model.log_temperature], "lr": train_cfg.lr * TEMPERATURE_LR_RATIO}]
@@ -180,6 +205,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
             raise CheckpointError(f"{out / 'config.json'}: differs from the requested config; use a new --out directory")
         st = torch_load(state_path)
         model.load_state_dict(torch_load(out / "model.pt"))
+        model.to(dev)
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         torch.set_rng_state(st["rng"])
@@ -200,15 +226,15 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
             idx = order[i:i + train_cfg.batch_size]
             xb = (encode(model_cfg, random_shift(data.x_train[idx.numpy()], train_cfg.shift, rng))
                   if train_cfg.shift else x_tr[idx])
-            logits, _ = model(xb)
-            loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx])
+            logits, _ = model(xb.to(dev))
+            loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx.to(dev)])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             project_(model.weights, model_cfg.weight_sparsity)     # keep the fixed non-zero count
             sched.step()
             loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == y_tr[idx]).sum())
+            correct += int((logits.argmax(1) == y_tr[idx.to(dev)]).sum())
             total += len(idx)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
         seconds += time.perf_counter() - t0
@@ -216,7 +242,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{train_cfg.epochs}  loss {loss_sum / total:.4f}  "
                        f"train acc {correct / total:.4f}  ({seconds:.0f} s)")
-        atomic_write(out / "model.pt", lambda p: torch.save(model.state_dict(), p))
+        atomic_write(out / "model.pt", lambda p: torch.save({k: v.cpu() for k, v in model.state_dict().items()}, p))
         atomic_write(state_path, lambda p: torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                                                        "rng": torch.get_rng_state(), "epoch": epoch + 1,
                                                        "seconds": seconds}, p))

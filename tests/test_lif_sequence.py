@@ -21,9 +21,10 @@ def reference(a: torch.Tensor, p: LifParams, loihi: bool) -> torch.Tensor:
     return torch.stack(out, dim=1)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["numba", "torch-ops"])
 @pytest.mark.parametrize("loihi", [True, False])
 @pytest.mark.parametrize("params", [(4095, 1024, 128), (100, 300, 40), (0, 0, 5), (4095, 4095, 3)])
-def test_value_and_gradient_equal_the_step_functions(loihi, params):
+def test_value_and_gradient_equal_the_step_functions(loihi, params, fused):
     p = LifParams(*params)
     gen = torch.Generator().manual_seed(sum(params))
     scale = 400.0 if loihi else 6.0
@@ -34,7 +35,7 @@ def test_value_and_gradient_equal_the_step_functions(loihi, params):
     s_ref = reference(a_ref, p, loihi)
     (s_ref * weight.double()).sum().backward()
     a_new = a.clone().float().requires_grad_(True)
-    s_new = lif_sequence(a_new, p, loihi)
+    s_new = lif_sequence(a_new, p, loihi, fused)
     (s_new * weight).sum().backward()
     np.testing.assert_array_equal(s_new.detach().numpy(), s_ref.detach().numpy())
     assert s_new.sum() > 0 and (s_new == 0).sum() > 0
@@ -59,7 +60,8 @@ def test_surrogate_is_snntorchs_arctan():
     np.testing.assert_allclose(surrogate_grad(x.detach()).numpy(), x.grad.numpy(), rtol=1e-6)
 
 
-def test_gradient_stops_at_the_24_bit_clip():
+@pytest.mark.parametrize("fused", [True, False], ids=["numba", "torch-ops"])
+def test_gradient_stops_at_the_24_bit_clip(fused):
     """v clipped at −(2²³−1) on tick 1, back near threshold on tick 2: the clip blocks tick 2's gradient."""
     p = LifParams(4095, 0, 3)
     big = float((1 << 17) - 2)
@@ -67,6 +69,6 @@ def test_gradient_stops_at_the_24_bit_clip():
     a_ref = a.clone().double().requires_grad_(True)
     reference(a_ref, p, True).sum().backward()
     a_new = a.clone().requires_grad_(True)
-    lif_sequence(a_new, p, True).sum().backward()
+    lif_sequence(a_new, p, True, fused).sum().backward()
     np.testing.assert_allclose(a_new.grad.numpy(), a_ref.grad.numpy(), rtol=1e-5)
     assert a_ref.grad[0, 2, 0] != 0
