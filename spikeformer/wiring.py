@@ -3,9 +3,9 @@
 Every op maps a pre population of shape ``pre`` to a post population of shape
 ``post`` (neuron index = C-order of the shape) and returns the synapse list
 ``(pre_index, post_index, weight)`` with weights on the Loihi grid (2 = mantissa
-1). The torch forward pass multiplies spikes by exactly this table, and
-``spikeformer.convert`` writes exactly this table as CSR — so the model and its
-graph cannot drift apart. N tokens, D channels, H heads, d = D/H, h(c) = c // d.
+1). ``spikeformer.convert`` writes exactly this table as CSR. N tokens, D
+channels, H heads, d = D/H, h(c) = c // d, L = d − 1 score levels (k-WTA,
+``spikeformer.attention``).
 
 ==================  ===============  ================  ==========================================
 op                  pre              post              synapses (weight)
@@ -15,12 +15,12 @@ token_sum           (N, D)           (D,)              (n, c) → c (2)
 broadcast           (D,)             (N, D)            c → (n, c) ∀n (2)
 pair_first          (N, D)           (N, N, D)         (i, c) → (i, j, c) ∀j (2)
 pair_second         (N, D)           (N, N, D)         (j, c) → (i, j, c) ∀i (2)
-score_greater       (N, N, D)        (N, N, N, H)      (i, a, c) → (i, j, a, h(c)) (+2), ∀j ≠ a;
-                                                       (i, a, c) → (i, a, j', h(c)) (−2), ∀j' ≠ a
 head_sum            (N, N, D)        (N, N, H)         (i, j, c) → (i, j, h(c)) (2)
-rank_inhibit        (N, N, N, H)     (N, N, H)         (i, j, j', h) → (i, j, h) (−2)
+level_fanout        (N, N, H)        (N, N, H, L)      (i, j, h) → (i, j, h, t) ∀t (2)
+level_offset        (N, N, H)        (N, N, H, L)      (i, j, h) → (i, j, h, t) ∀t (−2(t+1)): level θ = t + 2
+level_inhibit       (N, H, L)        (N, N, H)         (i, h, t) → (i, j, h) ∀j (−2)
 head_broadcast      (N, N, H)        (N, N, D)         (i, j, h) → (i, j, c) ∀c ∈ h (2)
-key_sum             (N, N, D)        (N, D)            (i, j, c) → (i, c) (2)
+key_sum             (N, N, *X)       (N, *X)           (i, j, x) → (i, x) (2)
 triple_score        (N, N, D)        (N, N, D, d)      (i, j, c') → (i, j, c, c' mod d) ∀c ∈ h(c') (2)
 triple_value        (N, D)           (N, N, D, d)      (j, c) → (i, j, c, e) ∀i, e (2)
 triple_sum          (N, N, D, d)     (N, D)            (i, j, c, e) → (i, c) (2)
@@ -69,35 +69,29 @@ def synapses(op: str, pre: tuple[int, ...], post: tuple[int, ...], weight: int =
         i, j, c = _grid(N, N, D)
         src = _idx(pre, i, c) if op == "pair_first" else _idx(pre, j, c)
         return _table(src, _idx(post, i, j, c), w)
-    if op == "score_greater":
-        N, _, D = pre
-        H = post[3]
-        d = D // H
-        i, a, c, j = _grid(N, N, D, N)
-        keep = (j != a).ravel()
-        src = _idx(pre, i, a, c)[keep]
-        up = _idx(post, i, j, a, c // d)[keep]              # key a above key j
-        down = _idx(post, i, a, j, c // d)[keep]            # key j above key a
-        pre_all = np.concatenate([src, src])
-        post_all = np.concatenate([up, down])
-        w_all = np.concatenate([np.full(len(src), w), np.full(len(src), -w)])
-        return _table(pre_all, post_all, w_all)
     if op == "head_sum":
         N, _, D = pre
         d = D // post[2]
         i, j, c = _grid(N, N, D)
         return _table(_idx(pre, i, j, c), _idx(post, i, j, c // d), w)
-    if op == "rank_inhibit":
-        i, j, k, h = _grid(*pre)
-        return _table(_idx(pre, i, j, k, h), _idx(post, i, j, h), -w)
+    if op in ("level_fanout", "level_offset"):
+        i, j, h, t = _grid(*post)
+        weights = w if op == "level_fanout" else (-w * (t + 1)).ravel()      # level θ = t + 2: offset −(θ − 1)
+        return _table(_idx(pre, i, j, h), _idx(post, i, j, h, t), weights)
+    if op == "level_inhibit":
+        N, H, L = pre
+        i, j, h, t = _grid(N, N, H, L)
+        return _table(_idx(pre, i, h, t), _idx(post, i, j, h), -w)
     if op == "head_broadcast":
         N, _, D = post
         d = D // pre[2]
         i, j, c = _grid(N, N, D)
         return _table(_idx(pre, i, j, c // d), _idx(post, i, j, c), w)
     if op == "key_sum":
-        i, j, c = _grid(*pre)
-        return _table(_idx(pre, i, j, c), _idx(post, i, c), w)
+        N, _, *rest = pre
+        X = int(np.prod(rest))
+        i, j, x = _grid(N, N, X)
+        return _table(_idx((N, N, X), i, j, x), _idx((N, X), i, x), w)
     if op == "triple_score":
         N, _, D, d = post
         i, j, c, e = _grid(N, N, D, d)

@@ -1,6 +1,8 @@
 """Attention circuits: the lowered k-WTA / SSA / k-WTA-hidden neurons equal their definitions exactly."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -20,8 +22,7 @@ def run_circuit(kind, q, k, v, heads, count=1, kwta_k=1, numerics="loihi"):
     B, T, N, D = q.shape
     ins = [PopSpec(n, (N, D), "input", None, "input") for n in "qkv"]
     pops, projs = attention_block(kind, "b", N, D, heads, count, kwta_k)
-    projs = [ProjSpec(p.name, p.pre.split(".")[-1] if p.pre in ("b.q", "b.k", "b.v") else p.pre, p.post, p.op,
-                      weight=p.weight) for p in projs]
+    projs = [replace(p, pre=p.pre.split(".")[-1]) if p.pre in ("b.q", "b.k", "b.v") else p for p in projs]
     graph = lower_spec(Spec(tuple(ins + pops), tuple(projs), "b.attn"), numerics, T)
     res = simulate(graph, {"q": q.reshape(B, T, -1), "k": k.reshape(B, T, -1), "v": v.reshape(B, T, -1)})
     return {p.name: res.spikes[p.name][:, p.depth:p.depth + T].reshape(B, T, *p.shape)
@@ -90,7 +91,8 @@ def test_hidden_kwta_keeps_the_first_k_spikes_of_each_token(n, m, seed, data):
 
 
 def test_wiring_tables_have_no_duplicate_synapses():
-    for op, pre, post in [("score_greater", (4, 4, 6), (4, 4, 4, 2)), ("triple_score", (3, 3, 4), (3, 3, 4, 2)),
+    for op, pre, post in [("level_offset", (4, 3, 2), (4, 3, 2, 5)), ("level_inhibit", (4, 2, 5), (4, 4, 2)),
+                          ("key_sum", (4, 4, 2, 5), (4, 2, 5)), ("triple_score", (3, 3, 4), (3, 3, 4, 2)),
                           ("earlier_inhibit", (2, 5), (2, 5)), ("pair_second", (3, 4), (3, 3, 4))]:
         i, j, w = synapses(op, pre, post)
         pairs = i * int(np.prod(post)) + j
@@ -98,24 +100,32 @@ def test_wiring_tables_have_no_duplicate_synapses():
         assert i.max() < np.prod(pre) and j.max() < np.prod(post)
 
 
-def test_kwta_circuit_cost_matches_docstring():
-    N, D, H = 4, 8, 2
+@pytest.mark.parametrize("N, D, H", [(4, 8, 2), (3, 12, 2), (5, 6, 3), (2, 4, 4)])
+def test_kwta_circuit_cost_matches_docstring(N, D, H):
     cfg = ModelConfig(tokens=N, features=5, dim=D, heads=H, attention="kwta", kwta_k=2)
     spec = build_spec(cfg)
     sizes = {p.name: int(np.prod(p.shape)) for p in spec.populations}
-    circuit = ("b0.qk", "b0.rank", "b0.score", "b0.win", "b0.wv", "b0.attn")
-    assert sum(sizes[n] for n in circuit) == 2 * N * N * D + N ** 3 * H + 2 * N * N * H + N * D
+    circuit = [n for n in sizes if n.startswith("b0.") and n.split(".")[1] in
+               ("qk", "score", "lev1", "lev", "ge", "win", "wv", "attn")]
     graph = lower_spec(spec, "loihi", 1, linear=lambda pr: (np.zeros(sizes[pr.pre] + 1, np.int64),
                                                             np.zeros(0, np.int32), np.zeros(0, np.int16)))
     depth = {p.name: p.depth for p in graph.populations}
-    assert depth["b0.attn"] - depth["b0.q"] == 5
     syn = sum(len(p.indices) for p in graph.projections if p.post in circuit)
-    assert syn == 2 * N * N * D + 2 * (N - 1) * N * N * D + N * N * D + N * N * H + N ** 3 * H + 2 * N * N * D + N * N * D
+    neurons = sum(sizes[n] for n in circuit)
+    if D > H:                                                   # d ≥ 2: the level circuit
+        assert (neurons, syn) == (3 * N * N * D + 2 * N * N * H + 2 * N * D - N * H, 11 * N * N * D - 3 * N * N * H)
+        assert depth["b0.attn"] - depth["b0.q"] == 7
+    else:                                                       # d = 1: win = [score ≥ 1]
+        assert (neurons, syn) == (2 * N * N * D + 2 * N * N * H + N * D, 6 * N * N * D + N * N * H)
+        assert depth["b0.attn"] - depth["b0.q"] == 5
+    assert sizes["b0.score"] == N * N * H and graph.population("b0.score").kind == "graded"
+    assert max(sizes[n] for n in circuit) <= N * N * D          # no N³·H rank population
 
 
 @pytest.mark.parametrize("field, kwargs, match", [
     ("kwta_k", {"attention": "kwta", "kwta_k": 9}, r"config\.kwta_k \(9\) must be in \[1, tokens=8\]"),
     ("kwta_k", {"attention": "kwta", "kwta_k": 0}, r"config\.kwta_k"),
+    ("heads", {"attention": "kwta", "dim": 256, "heads": 1}, r"config\.heads \(1\) too small for attention='kwta'"),
     ("attention", {"attention": "ssa", "dim": 256, "heads": 1}, r"SSA_MAX_NEURONS.*reduce config\.tokens or config\.dim"),
     ("attention", {"attention": "softmax"}, r"config\.attention must be one of"),
     ("hidden_k", {"hidden_k": 129}, r"config\.hidden_k \(129\)"),
