@@ -25,7 +25,7 @@ import torch
 
 from sim.engine import available_bytes
 
-TRANSIENT = 12          # largest-activation equivalents alive besides saved tensors (benchmark)
+TRANSIENT = 20          # largest-activation equivalents alive besides saved tensors (benchmark)
 
 
 def rss_bytes() -> int:
