@@ -15,19 +15,31 @@ add. The discrete dynamics map onto NIR's continuous form with a tick of
 (no decay) become ``tau = inf``. NIR edges carry no delay: the file describes the
 zero-delay model; each projection's hardware delay is kept in its metadata.
 
+Graded relays (``sim.ir``; the residual stream of ``spikeformer.spec``) have no NIR
+node, so they are collapsed first (``collapse_relays``): a relay whose outgoing
+projections pass its payload unchanged (weight·2^weight_exp = 1, each target fed
+by one relay neuron) is removed and each projection into it is routed straight to
+the relay's targets, keeping its weights and exponent, delays adding up. Every
+stream LIF then receives every earlier stream projection again, as the model's
+definition (R = Σ currents) reads. Any other graded population is refused.
+
 netx (``write_netx``): one HDF5 group per population/projection in the layout of
 lava-dl's ``netx`` (``layer/<k>/{type, shape, neuron/{du,dv,vThMant,...}, weight,
 delay}``) with our numeric fields, so Loihi tooling can read integer parameters
-without the npz format.
+without the npz format. netx has no stateless graded relay either: relays are
+collapsed as for NIR (the composed delays must fit Loihi's, ≤ 64); any other
+graded population is refused.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sps
 
 from sim import numerics as nm
-from sim.ir import AerGraph
+from sim.ir import AerGraph, IRError, Population, Projection
 
 DT = 1e-4
 
@@ -38,13 +50,87 @@ def _float_params(graph: AerGraph, p) -> tuple[float, float, float]:
     return float(p.du), float(p.dv), float(p.vth)
 
 
+class RelayError(ValueError):
+    """A graded population that an interchange format cannot express (one line)."""
+
+
+def _pass_through(pr: Projection, post_size: int) -> sps.csr_matrix | None:
+    """The relay → post map as a 0/1 (post, relay) matrix if ``pr`` passes payloads unchanged, else None."""
+    if not np.all(pr.weights.astype(np.float64) * 2.0 ** pr.weight_exp == 1.0):
+        return None                                # payload scaled (loihi: floor(2^-e·g / 2^-e) = g is exact)
+    if np.bincount(pr.indices, minlength=post_size).max(initial=0) > 1:
+        return None                                # a target summing several relay neurons: floors differ
+    rows = np.repeat(np.arange(pr.n_pre), np.diff(pr.indptr))
+    return sps.csr_matrix((np.ones(pr.n_synapses, np.int8), (pr.indices, rows)), shape=(post_size, pr.n_pre))
+
+
+def _collapse(graph: AerGraph, fmt: str) -> tuple[tuple[Population, ...], list[tuple[Projection, int]]]:
+    """Populations without the relays, and [(projection with delay 1, its true delay)] (see module doc).
+
+    Exact: a pass-through target j of relay neuron i gets g_i = Σ_in floor((W_in·s)_i · 2^e_in), which is
+    what the composed projection pre → post (row j = W_in's row i, exponent e_in) delivers."""
+    pops = {p.name: p for p in graph.populations}
+    edges: list[tuple[Projection, int]] = [(replace(pr, delay=1), pr.delay) for pr in graph.projections]
+    names = {pr.name for pr in graph.projections}
+    if graph.readout is not None and pops[graph.readout.pre].kind == "graded":
+        raise RelayError(f"{fmt} export: the readout reads graded population '{graph.readout.pre}'; "
+                         f"{fmt} has no graded relay")
+    order = {p.name: k for k, p in enumerate(graph.populations)}
+    for r in (p for p in graph.populations if p.kind == "graded"):
+        ins = sorted(((pr, d) for pr, d in edges if pr.post == r.name), key=lambda e: order[e[0].pre])
+        outs = [(pr, d) for pr, d in edges if pr.pre == r.name]
+        maps = [_pass_through(pr, pops[pr.post].size) for pr, _ in outs]
+        bad = next((pr.name for (pr, _), m in zip(outs, maps) if m is None), None)
+        if bad:
+            raise RelayError(f"{fmt} export: graded population '{r.name}' cannot be expressed: {fmt} has no graded "
+                             f"relay, and projection '{bad}' does not pass its payload unchanged (weights 2^-exp, "
+                             f"one relay neuron per target)")
+        edges = [e for e in edges if e[0].pre != r.name and e[0].post != r.name]
+        for (o, d_out), m in zip(outs, maps):
+            for i, d_in in ins:
+                rows = np.repeat(np.arange(i.n_pre), np.diff(i.indptr))
+                w_in = sps.csr_matrix((i.weights, (i.indices, rows)), shape=(r.size, i.n_pre))
+                c = (m @ w_in).T.tocsr()                    # (pre, post): row j of m picks one relay row
+                c.sort_indices()
+                base = i.name[:-len(f"->{r.name}")] if i.name.endswith(f"->{r.name}") else i.name
+                name, k = f"{base}->{o.post}", 1
+                while name in names:
+                    k += 1
+                    name = f"{base}->{o.post}#{k}"
+                names.add(name)
+                proj = Projection(name, i.pre, o.post, c.indptr, c.indices, c.data.astype(i.weights.dtype),
+                                  delay=1, weight_exp=i.weight_exp)
+                edges.append((proj, d_in + d_out))
+    kept = tuple(p for p in graph.populations if p.kind != "graded")
+    if len(kept) < len(graph.populations):          # each post's projections together, in stream order
+        edges.sort(key=lambda e: order[e[0].post])
+    return kept, edges
+
+
+def collapse_relays(graph: AerGraph, fmt: str = "interchange") -> AerGraph:
+    """``graph`` without graded relays (see module doc): every LIF population's input is unchanged, tick
+    for tick. Raises :class:`RelayError` for a graded population that is not a pass-through relay and
+    IRError where a composed delay exceeds Loihi's (``sim.numerics.MAX_DELAY``)."""
+    if not any(p.kind == "graded" for p in graph.populations):
+        return graph
+    pops, edges = _collapse(graph, fmt)
+    projs = []
+    for pr, d in edges:
+        if d > nm.MAX_DELAY:
+            raise IRError(f"projection '{pr.name}'", "delay", f"collapsing the relays composes a delay of {d} "
+                          f"ticks, beyond Loihi's {nm.MAX_DELAY}")
+        projs.append(replace(pr, delay=d))
+    return AerGraph(graph.numerics, pops, tuple(projs), graph.readout, graph.timesteps, dict(graph.metadata))
+
+
 def to_nir(graph: AerGraph):
-    """The NIR graph of ``graph`` (see module docstring)."""
+    """The NIR graph of ``graph`` (see module docstring; relays collapsed)."""
     import nir
 
+    pops, projections = _collapse(graph, "NIR")
     nodes: dict[str, object] = {}
     edges: list[tuple[str, str]] = []
-    for p in graph.populations:
+    for p in pops:
         if p.kind == "input":
             nodes[p.name] = nir.Input(input_type={"input": np.array([p.size])})
             continue
@@ -58,15 +144,15 @@ def to_nir(graph: AerGraph):
             w_in=np.full(n, tau_syn / DT),
             metadata={"depth": p.depth, "role": p.role, "shape": list(p.shape), "numerics": graph.numerics,
                       "du": p.du, "dv": p.dv, "vth": p.vth})
-    sizes = {p.name: p.size for p in graph.populations}
-    for pr in graph.projections:
+    sizes = {p.name: p.size for p in pops}
+    for pr, delay in projections:
         w = pr.to_dense(sizes[pr.post]).astype(np.float64) * 2.0 ** pr.weight_exp
         name = f"proj:{pr.name}"
         nodes[name] = nir.Linear(weight=w.astype(np.float32),
-                                 metadata={"delay": pr.delay, "weight_exp": pr.weight_exp, "pre": pr.pre, "post": pr.post})
+                                 metadata={"delay": delay, "weight_exp": pr.weight_exp, "pre": pr.pre, "post": pr.post})
         edges += [(pr.pre, name), (name, pr.post)]
     has_out = {pre for pre, _ in edges}
-    for p in graph.populations:
+    for p in pops:
         if p.kind == "lif" and p.name not in has_out:
             out = f"output:{p.name}"
             nodes[out] = nir.Output(output_type={"output": np.array([p.size])})
@@ -85,9 +171,11 @@ def write_nir(graph: AerGraph, path: str | Path) -> Path:
 
 
 def write_netx(graph: AerGraph, path: str | Path) -> Path:
-    """lava-dl netx-style HDF5: ``layer/<k>`` per population, ``synapse/<k>`` per projection."""
+    """lava-dl netx-style HDF5: ``layer/<k>`` per population, ``synapse/<k>`` per projection (relays
+    collapsed, see module doc)."""
     import h5py
 
+    graph = collapse_relays(graph, "netx")
     path = Path(path)
     sizes = {p.name: p.size for p in graph.populations}
     with h5py.File(path, "w") as f:

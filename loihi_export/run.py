@@ -33,6 +33,7 @@ from loihi_export.build import (  # build imports Lava only inside to_lava
     require_loihi,
 )
 from loihi_export.errors import LavaRunError
+from loihi_export.worker import PAYLOAD_PREFIX
 from sim.io import save_graph
 from sim.ir import AerGraph
 from sim.reference import check_inputs
@@ -78,7 +79,7 @@ def _error_text(stderr: str) -> str:
 
 
 def _run_chunk(graph_file: Path, inputs: Mapping[str, np.ndarray], workdir: Path, timeout: float,
-               record: str, inject_fault: str | None) -> dict[str, np.ndarray]:
+               record: str, inject_fault: str | None, payloads: bool = False) -> dict[str, np.ndarray]:
     in_file, out_file = workdir / "inputs.npz", workdir / "spikes.npz"
     err_file, shm_log = workdir / "stderr.txt", workdir / "shm.txt"
     np.savez(in_file, **{k: np.asarray(v, bool) for k, v in inputs.items()})
@@ -88,6 +89,8 @@ def _run_chunk(graph_file: Path, inputs: Mapping[str, np.ndarray], workdir: Path
            "--record", record, "--shm-log", str(shm_log)]
     if inject_fault:
         cmd += ["--inject-fault", inject_fault]
+    if payloads:
+        cmd.append("--payloads")
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     shm_before = _shm_entries()
@@ -123,7 +126,7 @@ def _run_chunk(graph_file: Path, inputs: Mapping[str, np.ndarray], workdir: Path
 
 def run_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, timeout: float = 300.0,
              batch_size: int = 64, record: str = "packed",
-             inject_fault: str | None = None) -> dict[str, np.ndarray]:
+             inject_fault: str | None = None, payloads: dict | None = None) -> dict[str, np.ndarray]:
     """Spikes of every population from a Lava ``Loihi2SimCfg`` fixed-point run.
 
     ``inputs``: ``{input population: bool (batch, ≤timesteps, size)}``. Returns
@@ -132,7 +135,9 @@ def run_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, timeout: floa
     chunk in a fresh worker process allowed ``timeout`` seconds. ``record``:
     ``"packed"`` (fast ``SpikeRecorder``) or ``"monitor"`` (Lava ``Monitor``s; same
     spikes, slow to read back). ``inject_fault`` (``"raise"`` or ``"float-lif"``)
-    adds a failing process, for testing. Raises :class:`LavaRunError` on failure
+    adds a failing process, for testing. ``payloads`` (a dict) is filled with every
+    graded population's payloads, int32 (batch, ticks, size) — the format of
+    ``simulate_dense``'s ``payloads`` (slow to read back: one message per value). Raises :class:`LavaRunError` on failure
     or timeout, ValueError for a non-``loihi`` graph or bad arguments.
     """
     require_loihi(graph)
@@ -151,5 +156,9 @@ def run_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, timeout: floa
         graph_file = save_graph(graph, workdir / "graph.aer.npz")
         for lo in range(0, batch, batch_size):
             chunk = {p.name: np.asarray(inputs[p.name])[lo:lo + batch_size] for p in graph.inputs}
-            parts.append(_run_chunk(graph_file, chunk, workdir, timeout, record, inject_fault))
+            parts.append(_run_chunk(graph_file, chunk, workdir, timeout, record, inject_fault,
+                                    payloads is not None))
+    if payloads is not None:
+        payloads.update({p.name: np.concatenate([part[PAYLOAD_PREFIX + p.name] for part in parts])
+                         for p in graph.populations if p.kind == "graded"})
     return {p.name: np.concatenate([part[p.name] for part in parts]) for p in graph.populations}

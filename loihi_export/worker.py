@@ -1,12 +1,13 @@
 """Execution inside a throw-away process (started by ``run.run_lava``)::
 
-    python -m loihi_export.worker GRAPH INPUTS OUT [--record packed|monitor]
+    python -m loihi_export.worker GRAPH INPUTS OUT [--record packed|monitor] [--payloads]
                                   [--shm-log FILE] [--inject-fault raise|float-lif]
 
 Loads the AER graph file (``sim.io``) and the input npz, builds the network
 (``build.to_lava``), runs ``graph.ticks`` steps with
 ``Loihi2SimCfg(select_tag="fixed_pt")``, checks that Lava picked the bit-accurate
-models, writes ``{population: bool (batch, ticks, size)}`` to OUT (npz, atomically)
+models, writes ``{population: bool (batch, ticks, size)}`` to OUT (npz, atomically;
+with ``--payloads`` also ``{"payload:" + graded population: int32 (batch, ticks, size)}``)
 and always calls ``stop()``. Every POSIX shared-memory segment Lava creates is
 appended to the ``--shm-log`` file, so the parent can remove exactly those if
 this process has to be killed.
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 
 # Lava process → the model it must run for bit-exact Loihi numerics.
 EXPECTED_MODELS = {"LIF": "PyLifModelBitAcc", "Sparse": "PySparseModelBitAcc",
-                   "DelaySparse": "PyDelaySparseModelBitAcc", "RingBuffer": "PySendModelFixed"}
+                   "DelaySparse": "PyDelaySparseModelBitAcc", "RingBuffer": "PySendModelFixed",
+                   "GradedVec": "PyGradedVecModelFixed"}
+PAYLOAD_PREFIX = "payload:"
 
 
 def report_child_failures() -> None:
@@ -90,11 +93,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("inputs")
     ap.add_argument("out")
     ap.add_argument("--record", default="packed")
+    ap.add_argument("--payloads", action="store_true")
     ap.add_argument("--shm-log")
     ap.add_argument("--inject-fault")
     args = ap.parse_args(argv)
 
-    from loihi_export.build import read_spikes, to_lava
+    from loihi_export.build import read_payloads, read_spikes, to_lava
     from loihi_export.compat import import_lava
     from sim.io import load_graph
 
@@ -108,7 +112,7 @@ def main(argv: list[str]) -> int:
     graph = load_graph(args.graph)
     with np.load(args.inputs, allow_pickle=False) as z:
         inputs = {k: z[k] for k in z.files}
-    net = to_lava(graph, inputs, record=args.record)
+    net = to_lava(graph, inputs, record=args.record, payloads=args.payloads)
     if args.inject_fault:
         from loihi_export.procs.faults import add_fault
         add_fault(net, args.inject_fault)
@@ -117,6 +121,8 @@ def main(argv: list[str]) -> int:
         anchor.run(condition=RunSteps(num_steps=graph.ticks), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         print("lava models:", check_models(net), file=sys.stderr, flush=True)
         spikes = read_spikes(net)
+        if args.payloads:
+            spikes.update({PAYLOAD_PREFIX + k: v for k, v in read_payloads(net).items()})
     finally:
         anchor.stop()
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix=".tmp")

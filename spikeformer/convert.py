@@ -6,6 +6,8 @@ CSR synapse tables, population index = token·C + channel (C-order of the shape)
   only for W[j, i] ≠ 0 — block-diagonal over tokens.
 * fixed ops (``identity``, ``token_sum``, attention circuits, …): the synapse
   tables of ``spikeformer.wiring``, the same ones the torch model multiplies by.
+* ``graded`` populations (the residual stream's relays, ``spikeformer.spec``) →
+  ``Population(kind="graded")``; a projection keeps its spec's ``weight_exp``.
 
 Delays: depth(p) = longest path from the input (``sim.ir.balance_delays``);
 delay = depth(post) − depth(pre), so a population at depth d sees the
@@ -51,8 +53,8 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
     pops = []
     for p in spec.populations:
         size = int(np.prod(p.shape))
-        if p.kind == "input":
-            pops.append(Population(p.name, size, "input", shape=p.shape, depth=depth[p.name], role=p.role))
+        if p.kind in ("input", "graded"):            # graded: the stream's relays, no dynamics (sim.ir)
+            pops.append(Population(p.name, size, p.kind, shape=p.shape, depth=depth[p.name], role=p.role))
             continue
         du, dv, vth = (p.params.du, p.params.dv, p.params.vth) if loihi else p.params.as_float()
         pops.append(Population(p.name, size, "lif", du, dv, vth, p.shape, depth[p.name], p.role))
@@ -67,7 +69,7 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
             pre, post = spec.shape(pr.pre), spec.shape(pr.post)
             indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight), int(np.prod(pre)))
         projs.append(Projection(pr.name, pr.pre, pr.post, indptr, indices, np.asarray(weights).astype(wdtype),
-                                delay=depth[pr.post] - depth[pr.pre]))
+                                delay=depth[pr.post] - depth[pr.pre], weight_exp=pr.weight_exp))
     graph = AerGraph(numerics, tuple(pops), tuple(projs), readout(depth), timesteps, metadata or {})
     graph.check_delays()
     return graph

@@ -1,4 +1,17 @@
-"""The model as data: populations and projections, shared by the torch forward pass and the converter."""
+"""The model as data: populations and projections, shared by the torch forward pass and the converter.
+
+The residual stream R (a sum of synaptic currents) is a chain of graded relays
+(``sim.ir``: payload = summed input, no dynamics)::
+
+    r_0 = W_emb·input,   r_k = r_{k−1} + W_k·s_k   (W_k: a block's W_o·attn, then W_2·hidden)
+
+and each stream LIF population (b{l}.x, b{l}.y, out) receives only its relay. Relay
+links pass the payload exactly: weight 2 with weight_exp −1 adds floor(2g/2) = g.
+So a stream population at depth d sees the zero-delay model's R shifted by d ticks
+(``spikeformer.convert`` balances the delays), and the stream has one copy of each
+trained projection plus 2 identity links per relay: synapses linear in depth
+(a stream population receiving every earlier projection is quadratic).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +41,7 @@ GE1 = count_neuron(1)      # fires iff its summed weight-2 input count is ≥ 1
 class PopSpec:
     name: str
     shape: tuple[int, ...]
-    kind: str                 # "input" | "lif"
+    kind: str                 # "input" | "lif" | "graded" (a relay: params None)
     params: LifParams | None
     role: str
 
@@ -36,7 +49,8 @@ class PopSpec:
 @dataclass(frozen=True)
 class ProjSpec:
     """op: 'linear' (token-shared trained W, named by ``param``) or a fixed op of
-    ``spikeformer.wiring`` (``weight`` is the identity op's weight)."""
+    ``spikeformer.wiring`` (``weight`` is the identity op's weight); ``weight_exp``
+    is the projection's exponent (``sim.ir.Projection``: the summed input is shifted by it)."""
 
     name: str
     pre: str
@@ -44,6 +58,7 @@ class ProjSpec:
     op: str
     param: str = ""
     weight: int = FIXED_WEIGHT
+    weight_exp: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,19 +74,33 @@ class Spec:
         return next(p.shape for p in self.populations if p.name == name)
 
 
+RELAY_WEIGHT, RELAY_EXP = FIXED_WEIGHT, -1      # relay link: floor(2·g / 2) = g, the payload unchanged
+
+
 def build_spec(cfg: "ModelConfig") -> Spec:
     """Populations (in execution order) and projections of the model (see module doc)."""
     N, D, H = cfg.tokens, cfg.dim, cfg.dim * cfg.mlp_ratio
     lif = LifParams(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
     pops = [PopSpec("input", (N, cfg.features), "input", None, "input")]
     projs: list[ProjSpec] = []
-    stream: list[tuple[str, str]] = [("input", "emb")]        # (pre population, weight) summed into R
+    relays: list[str] = []                                     # the stream so far: r_0, r_1, …
+
+    def relay(pre: str, param: str) -> None:
+        """r_k = r_{k−1} (exact link) + W_param·pre."""
+        name = f"r{len(relays)}"
+        pops.append(PopSpec(name, (N, D), "graded", None, "relay"))
+        if relays:
+            projs.append(ProjSpec(f"{relays[-1]}->{name}", relays[-1], name, "identity",
+                                  weight=RELAY_WEIGHT, weight_exp=RELAY_EXP))
+        projs.append(ProjSpec(f"{param}->{name}", pre, name, "linear", param))
+        relays.append(name)
 
     def stream_pop(name: str, role: str) -> None:
         pops.append(PopSpec(name, (N, D), "lif", lif, role))
-        for pre, w in stream:
-            projs.append(ProjSpec(f"{w}->{name}", pre, name, "linear", w))
+        projs.append(ProjSpec(f"{relays[-1]}->{name}", relays[-1], name, "identity",
+                              weight=RELAY_WEIGHT, weight_exp=RELAY_EXP))
 
+    relay("input", "emb")
     for l in range(cfg.depth):
         b = f"b{l}"
         stream_pop(f"{b}.x", "stream")
@@ -82,7 +111,7 @@ def build_spec(cfg: "ModelConfig") -> Spec:
         att_pops, att_projs = attention_block(cfg.attention, b, N, D, cfg.heads, cfg.mask_count, cfg.kwta_k)
         pops += att_pops
         projs += att_projs
-        stream.append((f"{b}.attn", f"{b}.wo"))
+        relay(f"{b}.attn", f"{b}.wo")
         stream_pop(f"{b}.y", "stream")
         pops.append(PopSpec(f"{b}.h", (N, H), "lif", lif, "hidden"))
         projs.append(ProjSpec(f"{b}.w1", f"{b}.y", f"{b}.h", "linear", f"{b}.w1"))
@@ -92,6 +121,6 @@ def build_spec(cfg: "ModelConfig") -> Spec:
             pops.append(PopSpec(hidden, (N, H), "lif", GE1, "hidden_kwta"))
             projs += [ProjSpec(f"{b}.h->hk", f"{b}.h", hidden, "identity", weight=FIXED_WEIGHT * cfg.hidden_k),
                       ProjSpec(f"{b}.h-|hk", f"{b}.h", hidden, "earlier_inhibit")]
-        stream.append((hidden, f"{b}.w2"))
+        relay(hidden, f"{b}.w2")
     stream_pop("out", "stream")
     return Spec(tuple(pops), tuple(projs), "out")

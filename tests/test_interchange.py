@@ -1,21 +1,25 @@
-"""NIR and netx files: round trips, and snnTorch's NIR import reproducing our spikes."""
+"""NIR and netx files: round trips, snnTorch's NIR import reproducing our spikes, graded relays collapsed."""
 from __future__ import annotations
 
 import json
 
 import nir
 import numpy as np
+import pytest
 import torch
 
-from loihi_export.nir_export import DT, read_netx, write_netx, write_nir
+from loihi_export.nir_export import DT, RelayError, collapse_relays, read_netx, to_nir, write_netx, write_nir
 from sim.engine import simulate
 from sim.ir import AerGraph, Population, Projection
 from spikeformer.pipeline import load_run_graph
 
 
 def test_nir_round_trip_of_the_transformer(tiny_run, tmp_path):
-    graph = load_run_graph(tiny_run)
-    back = nir.read(write_nir(graph, tmp_path / "m.nir"))
+    relays = load_run_graph(tiny_run)
+    graph = collapse_relays(relays)              # NIR has no graded relay: the stream as the model defines it
+    back = nir.read(write_nir(relays, tmp_path / "m.nir"))
+    assert not any(p.name in back.nodes for p in relays.populations if p.kind == "graded")
+    assert {k for k in back.nodes if k.startswith("proj:")} == {f"proj:{pr.name}" for pr in graph.projections}
     sizes = {p.name: p.size for p in graph.populations}
     for pr in graph.projections:
         node = back.nodes[f"proj:{pr.name}"]
@@ -57,8 +61,9 @@ def test_snntorch_nir_import_gives_the_same_spikes(tmp_path):
 
 
 def test_netx_round_trip(tiny_run, tmp_path):
-    graph = load_run_graph(tiny_run)
-    back = read_netx(write_netx(graph, tmp_path / "m.net.h5"))
+    relays = load_run_graph(tiny_run)
+    graph = collapse_relays(relays)
+    back = read_netx(write_netx(relays, tmp_path / "m.net.h5"))
     assert [l["name"] for l in back["layers"]] == [p.name for p in graph.populations]
     sizes = {p.name: p.size for p in graph.populations}
     for pr, s in zip(graph.projections, back["synapses"]):
@@ -79,3 +84,54 @@ def test_export_commands(tiny_run, tmp_path):
         assert p.returncode == 0, p.stderr
         assert json.loads(p.stdout)[kind].endswith(name) and (d / name).stat().st_size > 0
     assert_user_error(run("export", "nir", str(tmp_path / "none")), "graph.aer.npz", "spikeformer convert")
+
+
+def _random_transformer(depth: int = 2):
+    from spikeformer import presets
+    from spikeformer.convert import to_graph
+    from spikeformer.model import ModelConfig, SpikingTransformer
+
+    cfg = ModelConfig(**{**presets.preset("tiny")[0].to_dict(), "depth": depth})
+    torch.manual_seed(0)
+    return to_graph(SpikingTransformer(cfg))
+
+
+def test_nir_of_relay_stream_feeds_every_stream_lif_all_earlier_currents():
+    """The exported NIR is the pre-relay graph: each stream LIF receives emb and every earlier W_o, W_2
+    through Linear nodes with the trained weights; snnTorch's importer builds and runs it."""
+    from snntorch.import_nir import import_from_nir
+
+    g = _random_transformer()
+    n = to_nir(g)
+    stream = ["b0.x", "b0.y", "b1.x", "b1.y", "out"]
+    currents = ["emb", "b0.wo", "b0.w2", "b1.wo", "b1.w2"]
+    for k, post in enumerate(stream):
+        pres = [a[len("proj:"):-len(f"->{post}")] for a, b in n.edges if b == post]
+        assert pres == currents[:k + 1], post
+    trained = {pr.name.split("->")[0]: pr for pr in g.projections if pr.pre in ("input", "b0.attn", "b0.h",
+                                                                                   "b1.attn", "b1.h")
+               and pr.post.startswith("r")}
+    for name in currents:
+        src = trained[name]
+        np.testing.assert_array_equal(n.nodes[f"proj:{name}->out"].weight,
+                                      src.to_dense(g.population(src.post).size).astype(np.float32))
+        assert n.nodes[f"proj:{name}->out"].metadata["delay"] == g.population("out").depth - g.population(src.pre).depth
+    net = import_from_nir(n)
+    out = net(torch.zeros(2, g.population("input").size))
+    assert isinstance(out, tuple)
+
+
+def test_graded_population_that_is_not_a_relay_is_refused(tmp_path):
+    pops = (Population("in", 3, "input"), Population("g", 2, "graded", depth=1),
+            Population("o", 2, "lif", 4095, 0, 10, depth=2))
+    w = np.array([[2, 0], [0, 4]], np.int16)                 # 4·2^-1 = 2: the payload is doubled, not relayed
+    g = AerGraph("loihi", pops, (Projection.from_dense("a", "in", "g", np.full((2, 3), 2, np.int16)),
+                                 Projection.from_dense("b", "g", "o", w, weight_exp=-1)), None, 2)
+    for write, name in ((write_nir, "m.nir"), (write_netx, "m.net.h5")):
+        with pytest.raises(RelayError, match=r"graded population 'g' cannot be expressed.*projection 'b'") as e:
+            write(g, tmp_path / name)
+        assert "\n" not in str(e.value)
+    ok = AerGraph("loihi", pops, (g.projections[0], Projection.from_dense("b", "g", "o", np.eye(2, dtype=np.int16) * 2,
+                                                                        weight_exp=-1)), None, 2)
+    back = read_netx(write_netx(ok, tmp_path / "ok.net.h5"))
+    assert [s["name"] for s in back["synapses"]] == ["a->o"] and back["synapses"][0]["delay"] == 2

@@ -19,6 +19,7 @@ import pytest
 from loihi_export.build import to_lava
 from loihi_export.errors import LavaRunError
 from loihi_export.run import run_lava
+from sim.engine import simulate
 from sim.ir import AerGraph, Population, Projection, Readout
 from sim.reference import simulate_dense
 
@@ -255,3 +256,59 @@ def test_bad_arguments_are_refused():
         run_lava(g, x, inject_fault="segfault")
     with pytest.raises(ValueError, match="inputs"):
         run_lava(g, {"in": np.ones((1, 6, 11), bool)})
+
+
+# -- graded relays ---------------------------------------------------------------------------------
+
+def assert_same_payloads(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert set(got) == set(want) and want
+    for name in want:
+        assert got[name].dtype == np.int32 and got[name].shape == want[name].shape, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+@pytest.mark.parametrize("seed, record", [(21, "packed"), (24, "monitor")])
+def test_lava_equals_engine_on_graded_graph(seed, record):
+    """Input, LIF and graded populations mixed, delays > 1, negative weight_exp out of graded ones:
+    Lava's GradedVec + Sparse/DelaySparse (num_message_bits = 24) = the engine, spike for spike, and
+    Lava's payloads = the dense reference's (int32, not cast to bool by the bool-typed s_in ports)."""
+    from test_graded import graded_graph
+
+    g, x = graded_graph(np.random.default_rng(seed), active=True)
+    kind = {p.name: p.kind for p in g.populations}
+    from_graded = [pr for pr in g.projections if kind[pr.pre] == "graded"]
+    assert any(pr.delay > 1 for pr in from_graded) and all(pr.weight_exp < 0 for pr in from_graded)
+    assert any(kind[pr.post] == "graded" for pr in from_graded) and "lif" in kind.values()
+    ref_payloads: dict = {}
+    simulate_dense(g, x, ref_payloads)
+    assert any((np.abs(v) > 1).any() for k, v in ref_payloads.items() if any(pr.pre == k for pr in from_graded))
+    before = _snapshot()
+    payloads: dict = {}
+    lava = run_lava(g, x, timeout=300, record=record, payloads=payloads)
+    assert_same_spikes(g, lava, simulate(g, x).spikes)
+    assert_same_payloads(payloads, ref_payloads)
+    kids, shm = _leftovers(before)
+    assert kids == [] and shm == set()
+
+
+def test_lava_equals_engine_on_relay_stream_of_converted_model():
+    """A converted tiny model (random init, depth 2): its residual stream is a chain of 5 graded relays."""
+    import torch
+
+    from spikeformer import presets
+    from spikeformer.convert import to_graph
+    from spikeformer.model import ModelConfig, SpikingTransformer
+
+    cfg = ModelConfig(**{**presets.preset("tiny")[0].to_dict(), "depth": 2})
+    torch.manual_seed(0)
+    g = to_graph(SpikingTransformer(cfg))
+    relays = [p.name for p in g.populations if p.kind == "graded"]
+    assert relays == ["r0", "r1", "r2", "r3", "r4"]
+    x = {"input": np.random.default_rng(5).random((2, cfg.timesteps, g.population("input").size)) < 0.3}
+    ref_payloads: dict = {}
+    ref = simulate_dense(g, x, ref_payloads)
+    assert all(ref[p.name].any() for p in g.populations if p.role in ("stream", "relay"))
+    payloads: dict = {}
+    lava = run_lava(g, x, timeout=300, payloads=payloads)
+    assert_same_spikes(g, lava, simulate(g, x).spikes)
+    assert_same_payloads(payloads, ref_payloads)

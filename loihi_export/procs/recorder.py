@@ -1,4 +1,4 @@
-"""A spike recorder that reads out 32× faster than Lava's ``Monitor``.
+"""A spike recorder that reads out 32× faster than Lava's ``Monitor`` (and a graded-payload recorder).
 
 Why: in lava-nc 0.10 reading any Var (``Monitor.get_data``, ``sink.RingBuffer``'s
 ``data``) sends it **one element per message**, as float64, from the process
@@ -83,3 +83,36 @@ class PySpikeRecorderModel(PyLoihiProcessModel):
         if t < self.proc_params["ticks"]:
             w = words_per_tick(self.proc_params["size"])
             self.packed[t * w:(t + 1) * w] = pack_tick(spikes)
+
+
+class PayloadRecorder(AbstractProcess):
+    """Receives ``size`` graded payloads per tick for ``ticks`` ticks into the Var ``values``
+    (tick ``t`` = elements ``[t·size, (t+1)·size)``; int32, exact through the float64 read:
+    payloads are 24-bit). Unpacked, so reading back is as slow as a Monitor's — for tests."""
+
+    def __init__(self, *, size: int, ticks: int, name: str | None = None) -> None:
+        super().__init__(size=size, ticks=ticks, name=name)
+        self.s_in = InPort(shape=(size,))
+        self.values = Var(shape=(ticks * size,), init=0)
+
+    def payloads(self) -> np.ndarray:
+        """Recorded payloads, int32 (ticks, size); call after a run, before ``stop()``."""
+        ticks, size = self.proc_params["ticks"], self.proc_params["size"]
+        return np.asarray(self.values.get()).astype(np.int64).astype(np.int32).reshape(ticks, size)
+
+
+@implements(proc=PayloadRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyPayloadRecorderModel(PyLoihiProcessModel):
+    """Stores the payloads of time step ``t`` (1-based) at row ``t − 1``; later steps are ignored."""
+
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    values: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=32)
+
+    def run_spk(self) -> None:
+        x = self.s_in.recv()
+        t = self.time_step - 1
+        if t < self.proc_params["ticks"]:
+            n = self.proc_params["size"]
+            self.values[t * n:(t + 1) * n] = x
