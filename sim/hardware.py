@@ -1,4 +1,4 @@
-"""Loihi 2 resource model and a mapper that places populations on cores and chips.
+"""Loihi 2 resource model and a mapper that places populations on as many cores and chips as needed.
 
 Limits per neuro-core (each constant names its public source; "primary" = the
 vendor's or the designers' own publication about that chip, "secondary" = a
@@ -16,20 +16,41 @@ number from the Loihi 1 paper used for Loihi 2 or a stated modelling assumption)
   Neuromorphic Manycore Processor with On-Chip Learning", IEEE Micro 38(1), 2018
   (secondary for Loihi 2: the Loihi 1 per-core input/output axon limits).
 
-Mapping: populations in graph order; each LIF population is cut into contiguous
-slices, every slice the largest that keeps its core within all four limits
-(neurons, synapse memory, distinct presynaptic neurons = fan-in axons, distinct
-destination cores per source = fan-out, checked after placement and fixed by
-re-placing with smaller slices); cores fill
-chips in order. Input populations are spike sources fed from the host, not cores.
+Mapping: populations in graph order; every population except host inputs
+(``kind == "input"``: spike sources fed from the host, not cores) is cut into
+contiguous slices, each the largest that keeps its core within all four limits:
+
+* neurons ≤ ``neurons_per_core`` (or a smaller per-population cap, below);
+* incoming synapses ≤ ``synapses_per_core``;
+* fan-in: distinct presynaptic neurons ≤ ``fan_in_per_core``;
+* fan-out: Σ over the core's neurons of their distinct destination cores
+  ≤ ``fan_out_per_core``. It depends on where the destinations land, so it is
+  checked after placement; a population with a core over the limit gets the cap
+  ``neurons · limit / fan-out`` and the placement is redone.
+
+Cores are numbered in placement order and fill chips in order: core ``c`` is on
+chip ``c // cores_per_chip``, so ``chips_needed = ⌈cores / cores_per_chip⌉``.
+``Loihi2.chips`` is an optional cap (``None``: as many chips as the graph
+needs); a graph needing more is refused with a :class:`MappingError` naming the
+count it needs.
+
+Memory: the mapper streams over projections. Per population it builds only that
+population's incoming presynaptic ids (int32, by counting sort over its incoming
+CSR projections) for the fan-in counts, and the destination cores of every
+neuron come from one pass per projection (a row's targets are ascending and a
+population's cores are contiguous, so its distinct cores are runs). Peak memory
+beyond the graph ≈ 4 bytes × the largest population's incoming synapses, plus
+O(neurons + (neuron, destination core) pairs).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
-from sim.ir import AerGraph
+from sim.ir import AerGraph, Population, Projection
 
 NEURONS_PER_CORE = 8192
 CORES_PER_CHIP = 128
@@ -41,20 +62,26 @@ FAN_OUT_AXONS = 4096
 
 @dataclass(frozen=True)
 class Loihi2:
-    """Per-core and per-system limits (defaults: see module docstring)."""
+    """Per-core limits and an optional cap on chips (defaults: see module docstring).
+
+    ``chips=None`` places the graph on as many chips as it needs; an integer caps it.
+    """
 
     neurons_per_core: int = NEURONS_PER_CORE
     synapses_per_core: int = SYNAPSE_MEMORY_BITS // BITS_PER_SYNAPSE
     fan_in_per_core: int = FAN_IN_AXONS
     fan_out_per_core: int = FAN_OUT_AXONS
     cores_per_chip: int = CORES_PER_CHIP
-    chips: int = 1
+    chips: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("neurons_per_core", "synapses_per_core", "fan_in_per_core", "fan_out_per_core",
                      "cores_per_chip", "chips"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"Loihi2.{name} must be a positive integer, got {getattr(self, name)!r}")
+            x = getattr(self, name)
+            if name == "chips" and x is None:
+                continue
+            if not isinstance(x, int) or isinstance(x, bool) or x < 1:
+                raise ValueError(f"Loihi2.{name} must be a positive integer, got {x!r}")
 
 
 class MappingError(ValueError):
@@ -63,27 +90,42 @@ class MappingError(ValueError):
 
 @dataclass
 class Mapping:
-    """Placement: ``core_of[global neuron] = core`` (−1 for host inputs); per-core usage."""
+    """Placement: ``core_of[global neuron] = core`` (−1 for host inputs); per-core usage.
+
+    Destination cores of global neuron ``i`` (ascending, distinct):
+    ``dest_core[dest_ptr[i]:dest_ptr[i + 1]]`` — one spike message to each.
+    """
 
     hw: Loihi2
-    core_of: np.ndarray
+    core_of: np.ndarray            # int32 per global neuron
     core_population: list[str]
     neurons: np.ndarray            # per core
     synapses: np.ndarray           # incoming synapses stored per core
     fan_in: np.ndarray             # distinct presynaptic neurons per core
-    fan_out: np.ndarray            # max over the core's neurons of distinct destination cores... summed per core
-    dest_cores: np.ndarray = field(repr=False, default=None)   # per global neuron: destination cores
+    fan_out: np.ndarray            # Σ over the core's neurons of their distinct destination cores
+    dest_ptr: np.ndarray = field(repr=False, default=None)    # int64, n_neurons + 1
+    dest_core: np.ndarray = field(repr=False, default=None)   # int32
 
     @property
     def cores(self) -> int:
         return int(len(self.neurons))
 
     @property
-    def chips(self) -> int:
+    def chips_needed(self) -> int:
+        """``⌈cores / cores_per_chip⌉``: the chips the placement occupies."""
         return int(-(-self.cores // self.hw.cores_per_chip))
+
+    @property
+    def chips(self) -> int:
+        """Chips of the system: the cap when one is set, else ``chips_needed``."""
+        return self.hw.chips if self.hw.chips is not None else self.chips_needed
 
     def chip_of_core(self, core: np.ndarray | int) -> np.ndarray | int:
         return np.asarray(core) // self.hw.cores_per_chip
+
+    def dest_cores(self, neuron: int) -> np.ndarray:
+        """Destination cores of one global neuron."""
+        return self.dest_core[self.dest_ptr[neuron]:self.dest_ptr[neuron + 1]]
 
     def utilisation(self) -> dict[str, np.ndarray]:
         """Per core, the fraction of each limit used."""
@@ -93,106 +135,223 @@ class Mapping:
                 "fan_out": self.fan_out / self.hw.fan_out_per_core}
 
 
-def _incoming(graph: AerGraph) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per population: (global pre index, local post index) of every incoming synapse."""
+# -- kernels (one pass over a projection's CSR; no per-synapse temporaries) -------------------
+
+@numba.njit(cache=True)
+def _count_post(indices: np.ndarray, counts: np.ndarray) -> None:
+    for k in range(len(indices)):
+        counts[indices[k]] += 1
+
+
+@numba.njit(cache=True)
+def _scatter_pre(indptr: np.ndarray, indices: np.ndarray, pre_offset: int, cursor: np.ndarray,
+                 out: np.ndarray) -> None:
+    """Counting-sort transpose: global pre id of every synapse, grouped by post neuron."""
+    for r in range(len(indptr) - 1):
+        for k in range(indptr[r], indptr[r + 1]):
+            c = indices[k]
+            out[cursor[c]] = pre_offset + r
+            cursor[c] += 1
+
+
+@numba.njit(cache=True)
+def _count_distinct(values: np.ndarray, stamp: np.ndarray, tag: np.ndarray) -> int:
+    """Distinct entries of ``values`` (ids < len(stamp)); ``tag[0]`` is bumped per call."""
+    tag[0] += 1
+    t = tag[0]
+    n = 0
+    for v in values:
+        if stamp[v] != t:
+            stamp[v] = t
+            n += 1
+    return n
+
+
+@numba.njit(cache=True)
+def _gather_row(indptr, indices, core_of, post_offset, r, buf) -> int:
+    """Target cores of row ``r`` into ``buf``, ascending (sorted only if not already)."""
+    m = 0
+    ordered = True
+    for k in range(indptr[r], indptr[r + 1]):
+        c = core_of[post_offset + indices[k]]
+        if m > 0 and c < buf[m - 1]:
+            ordered = False
+        buf[m] = c
+        m += 1
+    if not ordered:
+        buf[:m].sort()
+    return m
+
+
+@numba.njit(cache=True)
+def row_core_runs(indptr: np.ndarray, indices: np.ndarray, core_of: np.ndarray, post_offset: int,
+                  want_counts: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pre row: its distinct target cores (ascending) and, optionally, synapses to each.
+
+    Returns CSR ``(ptr int64, cores int32, counts int32)``; counts is empty unless asked for.
+    """
+    n = len(indptr) - 1
+    longest = 0
+    for r in range(n):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    buf = np.empty(longest, np.int32)
+    ptr = np.zeros(n + 1, np.int64)
+    for r in range(n):
+        m = _gather_row(indptr, indices, core_of, post_offset, r, buf)
+        runs = 0
+        for j in range(m):
+            if j == 0 or buf[j] != buf[j - 1]:
+                runs += 1
+        ptr[r + 1] = ptr[r] + runs
+    cores = np.empty(ptr[n], np.int32)
+    counts = np.zeros(ptr[n] if want_counts else 0, np.int32)
+    for r in range(n):
+        m = _gather_row(indptr, indices, core_of, post_offset, r, buf)
+        w = ptr[r] - 1
+        for j in range(m):
+            if j == 0 or buf[j] != buf[j - 1]:
+                w += 1
+                cores[w] = buf[j]
+            if want_counts:
+                counts[w] += 1
+    return ptr, cores, counts
+
+
+@numba.njit(cache=True)
+def _union_rows(pa: np.ndarray, a: np.ndarray, pb: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise union of two CSR sets of ascending distinct ints."""
+    n = len(pa) - 1
+    ptr = np.zeros(n + 1, np.int64)
+    out = np.empty(len(a) + len(b), np.int32)
+    w = 0
+    for r in range(n):
+        i, j, ie, je = pa[r], pb[r], pa[r + 1], pb[r + 1]
+        while i < ie or j < je:
+            if j >= je or (i < ie and a[i] < b[j]):
+                v = a[i]
+                i += 1
+            elif i >= ie or b[j] < a[i]:
+                v = b[j]
+                j += 1
+            else:
+                v = a[i]
+                i += 1
+                j += 1
+            out[w] = v
+            w += 1
+        ptr[r + 1] = w
+    return ptr, out[:w].copy()
+
+
+# -- placement ---------------------------------------------------------------------------------
+
+def _slices(p: Population, incoming: list[Projection], offsets: dict[str, int], hw: Loihi2, cap: int,
+            stamp: np.ndarray, tag: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Greedy cut of one population into cores: ``[(start, stop, synapses, fan-in), ...]``."""
+    per_neuron = np.zeros(p.size, np.int64)
+    for pr in incoming:
+        _count_post(pr.indices, per_neuron)
+    syn_cum = np.zeros(p.size + 1, np.int64)            # synapses into neurons [0, k)
+    np.cumsum(per_neuron, out=syn_cum[1:])
+    del per_neuron
+    pre = np.empty(int(syn_cum[-1]), np.int32)         # global pre id per synapse, grouped by post
+    cursor = syn_cum[:-1].copy()
+    for pr in incoming:
+        _scatter_pre(pr.indptr, pr.indices, offsets[pr.pre], cursor, pre)
+    del cursor
+    out, start = [], 0
+    while start < p.size:
+        # largest stop within neuron and synapse limits, then shrink until fan-in fits
+        stop = min(p.size, start + cap)
+        stop = min(stop, int(np.searchsorted(syn_cum, syn_cum[start] + hw.synapses_per_core, side="right")) - 1)
+        if stop <= start:
+            raise MappingError(f"population '{p.name}': neuron {start} alone has "
+                               f"{syn_cum[start + 1] - syn_cum[start]} incoming synapses, more than the "
+                               f"{hw.synapses_per_core} a core can store")
+        while True:
+            distinct = _count_distinct(pre[syn_cum[start]:syn_cum[stop]], stamp, tag)
+            if distinct <= hw.fan_in_per_core or stop - start == 1:
+                break
+            stop = start + max(1, (stop - start) * hw.fan_in_per_core // distinct)
+        if distinct > hw.fan_in_per_core:
+            raise MappingError(f"population '{p.name}': neuron {start} has {distinct} presynaptic "
+                               f"neurons, more than the fan-in limit {hw.fan_in_per_core}")
+        out.append((start, stop, int(syn_cum[stop] - syn_cum[start]), distinct))
+        start = stop
+    return out
+
+
+def destinations(graph: AerGraph, core_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(ptr int64, cores int32)`` of every global neuron's distinct destination cores, ascending."""
     offsets = graph.offsets()
-    pre_of = {p.name: [] for p in graph.populations}
-    post_of = {p.name: [] for p in graph.populations}
-    for pr in graph.projections:
-        rows = np.repeat(np.arange(pr.n_pre), np.diff(pr.indptr)) + offsets[pr.pre]
-        pre_of[pr.post].append(rows)
-        post_of[pr.post].append(pr.indices.astype(np.int64))
-    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)  # noqa: E731
-    return [cat(pre_of[p.name]) for p in graph.populations], [cat(post_of[p.name]) for p in graph.populations]
+    deg = np.zeros(graph.n_neurons, np.int64)
+    parts: list[np.ndarray] = []
+    for p in graph.populations:
+        ptr = cores = None
+        for pr in (pr for pr in graph.projections if pr.pre == p.name):
+            rp, rc, _ = row_core_runs(pr.indptr, pr.indices, core_of, offsets[pr.post], False)
+            ptr, cores = (rp, rc) if ptr is None else _union_rows(ptr, cores, rp, rc)
+        if ptr is not None:
+            deg[offsets[p.name]:offsets[p.name] + p.size] = np.diff(ptr)
+            parts.append(cores)
+    dest_ptr = np.zeros(graph.n_neurons + 1, np.int64)
+    np.cumsum(deg, out=dest_ptr[1:])
+    return dest_ptr, (np.concatenate(parts) if parts else np.zeros(0, np.int32))
 
 
 def map_graph(graph: AerGraph, hw: Loihi2 | None = None) -> Mapping:
-    """Place every LIF population on cores (splitting as needed) and cores on chips.
+    """Place every non-input population on cores (splitting as needed) and the cores on chips.
 
     Fan-out depends on where the destinations land, so it is checked after
     placement: a population with a core over the limit gets a smaller per-core
-    neuron cap (neurons · limit / fan-out) and the placement is redone.
+    neuron cap (neurons · limit / fan-out) and the placement is redone (only that
+    population is re-cut). Raises :class:`MappingError` if a single neuron breaks
+    a limit or the cores need more than ``hw.chips`` chips.
     """
     hw = hw or Loihi2()
+    offsets = graph.offsets()
+    incoming: dict[str, list[Projection]] = {p.name: [] for p in graph.populations}
+    for pr in graph.projections:
+        incoming[pr.post].append(pr)
+    stamp, tag = np.zeros(graph.n_neurons, np.int64), np.zeros(1, np.int64)
+    cut: dict[str, tuple[int, list]] = {}                 # population → (cap, slices)
     caps: dict[str, int] = {}
-    incoming = _incoming(graph)
     for _ in range(32):
-        m = _place(graph, hw, caps, incoming)
-        over = np.nonzero(m.fan_out > hw.fan_out_per_core)[0]
+        core_of = np.full(graph.n_neurons, -1, np.int32)
+        core_pop, stats = [], []
+        for p in graph.populations:
+            if p.kind == "input":
+                continue
+            cap = caps.get(p.name, hw.neurons_per_core)
+            if cut.get(p.name, (None,))[0] != cap:
+                cut[p.name] = (cap, _slices(p, incoming[p.name], offsets, hw, cap, stamp, tag))
+            for start, stop, syn, fan_in in cut[p.name][1]:
+                core_of[offsets[p.name] + start: offsets[p.name] + stop] = len(stats)
+                core_pop.append(p.name)
+                stats.append((stop - start, syn, fan_in))
+        n_cores = len(stats)
+        dest_ptr, dest_core = destinations(graph, core_of)
+        on_chip = core_of >= 0
+        fan_out = np.bincount(core_of[on_chip], weights=np.diff(dest_ptr)[on_chip], minlength=n_cores).astype(np.int64)
+        neurons, synapses, fan_in = (np.array([s[k] for s in stats], np.int64).reshape(-1) for k in range(3))
+        m = Mapping(hw, core_of, core_pop, neurons, synapses, fan_in, fan_out, dest_ptr, dest_core)
+        over = np.nonzero(fan_out > hw.fan_out_per_core)[0]
         if not len(over):
+            if hw.chips is not None and m.chips_needed > hw.chips:
+                raise MappingError(f"graph needs {n_cores} cores = {m.chips_needed} chips of {hw.cores_per_chip} "
+                                   f"cores; --chips caps it at {hw.chips}")
             return m
         used = dict(caps)
         for c in over:
-            name = m.core_population[c]
-            if m.neurons[c] == 1:
-                raise MappingError(f"core {c} ('{name}') sends to {m.fan_out[c]} (neuron, core) destinations, "
+            name = core_pop[c]
+            if neurons[c] == 1:
+                raise MappingError(f"core {c} ('{name}') sends to {fan_out[c]} (neuron, core) destinations, "
                                    f"more than the fan-out limit {hw.fan_out_per_core}")
-            cap = max(1, int(m.neurons[c]) * hw.fan_out_per_core // int(m.fan_out[c]))
+            cap = max(1, int(neurons[c]) * hw.fan_out_per_core // int(fan_out[c]))
             caps[name] = min(caps.get(name, hw.neurons_per_core), cap, used.get(name, hw.neurons_per_core) - 1)
     raise MappingError(f"fan-out placement did not converge for populations {sorted(caps)}")
 
 
-def _place(graph: AerGraph, hw: Loihi2, caps: dict[str, int],
-           incoming: tuple[list[np.ndarray], list[np.ndarray]]) -> Mapping:
-    pres, posts = incoming
-    core_of = np.full(graph.n_neurons, -1, np.int64)
-    core_pop, neurons, synapses, fan_in = [], [], [], []
-    offset = 0
-    for p, pre, post in zip(graph.populations, pres, posts):
-        if p.kind == "input":
-            offset += p.size
-            continue
-        order = np.argsort(post, kind="stable")
-        pre, post = pre[order], post[order]
-        syn_cum = np.searchsorted(post, np.arange(p.size + 1))      # synapses into neurons [0, k)
-        start = 0
-        while start < p.size:
-            # largest stop within neuron and synapse limits, then shrink until fan-in fits
-            stop = min(p.size, start + caps.get(p.name, hw.neurons_per_core))
-            stop = min(stop, int(np.searchsorted(syn_cum, syn_cum[start] + hw.synapses_per_core, side="right")) - 1)
-            if stop <= start:
-                raise MappingError(f"population '{p.name}': neuron {start} alone has "
-                                   f"{syn_cum[start + 1] - syn_cum[start]} incoming synapses, more than the "
-                                   f"{hw.synapses_per_core} a core can store")
-            while True:
-                distinct = len(np.unique(pre[syn_cum[start]:syn_cum[stop]]))
-                if distinct <= hw.fan_in_per_core or stop - start == 1:
-                    break
-                stop = start + max(1, (stop - start) * hw.fan_in_per_core // distinct)
-            if distinct > hw.fan_in_per_core:
-                raise MappingError(f"population '{p.name}': neuron {start} has {distinct} presynaptic "
-                                   f"neurons, more than the fan-in limit {hw.fan_in_per_core}")
-            core = len(neurons)
-            core_of[offset + start: offset + stop] = core
-            core_pop.append(p.name)
-            neurons.append(stop - start)
-            synapses.append(int(syn_cum[stop] - syn_cum[start]))
-            fan_in.append(distinct)
-            start = stop
-        offset += p.size
-    n_cores = len(neurons)
-    capacity = hw.chips * hw.cores_per_chip
-    if n_cores > capacity:
-        raise MappingError(f"graph needs {n_cores} cores ({-(-n_cores // hw.cores_per_chip)} chips of "
-                           f"{hw.cores_per_chip} cores); the configuration has {hw.chips} chip(s) = {capacity} cores")
-    dest_cores, fan_out = _fan_out(graph, core_of, n_cores)
-    return Mapping(hw, core_of, core_pop, np.array(neurons), np.array(synapses), np.array(fan_in), fan_out, dest_cores)
-
-
-def _fan_out(graph: AerGraph, core_of: np.ndarray, n_cores: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Destination cores of every neuron; per core, Σ over its neurons of their destination cores."""
-    offsets = graph.offsets()
-    src_all, dst_all = [], []
-    for pr in graph.projections:
-        rows = np.repeat(np.arange(pr.n_pre), np.diff(pr.indptr)) + offsets[pr.pre]
-        src_all.append(rows)
-        dst_all.append(core_of[pr.indices.astype(np.int64) + offsets[pr.post]])
-    if not src_all:
-        return [np.zeros(0, np.int64)] * graph.n_neurons, np.zeros(n_cores, np.int64)
-    pairs = np.unique(np.stack([np.concatenate(src_all), np.concatenate(dst_all)], axis=1), axis=0)
-    dest = np.split(pairs[:, 1], np.searchsorted(pairs[:, 0], np.arange(1, graph.n_neurons)))
-    fan_out = np.zeros(n_cores, np.int64)
-    src_core = core_of[pairs[:, 0]]
-    on_chip = src_core >= 0
-    np.add.at(fan_out, src_core[on_chip], 1)
-    return dest, fan_out
+def chip_grid_columns(chips: int) -> int:
+    """Columns of the near-square planar grid chips are laid on (row-major): ``⌈√chips⌉``."""
+    return max(1, math.isqrt(max(chips, 1) - 1) + 1)

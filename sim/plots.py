@@ -131,14 +131,20 @@ def core_map(mapping: Mapping, ops_per_core: np.ndarray, messages_per_core: np.n
     ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
     im = ax1.imshow(rows, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     ax1.set_yticks(range(4), ["neurons", "synapses", "fan-in", "fan-out"])
-    ax1.set_xticks(range(mapping.cores), [f"{c}\n{mapping.core_population[c]}" for c in range(mapping.cores)],
-                   fontsize=6)
-    ax1.set_title(f"utilisation of each core ({mapping.cores} cores, {mapping.chips} chip)")
+    if mapping.cores <= 64:                    # one labelled tick per core while they stay legible
+        ax1.set_xticks(range(mapping.cores), [f"{c}\n{mapping.core_population[c]}" for c in range(mapping.cores)],
+                       fontsize=6)
+    ax1.set_title(f"utilisation of each core ({mapping.cores} cores on {mapping.chips_needed} chip(s) "
+                  f"of {mapping.hw.cores_per_chip}; white lines: chip boundaries)")
     fig.colorbar(im, ax=ax1, fraction=0.03)
     traffic = np.vstack([ops_per_core / max(ops_per_core.max(), 1), messages_per_core / max(messages_per_core.max(), 1)])
     ax2.imshow(traffic, aspect="auto", cmap="inferno", interpolation="nearest")
     ax2.set_yticks([0, 1], ["syn ops", "messages in"])
-    ax2.set_xticks(range(mapping.cores))
+    if mapping.cores <= 64:
+        ax2.set_xticks(range(mapping.cores))
+    for ax in (ax1, ax2):
+        for b in range(mapping.hw.cores_per_chip, mapping.cores, mapping.hw.cores_per_chip):
+            ax.axvline(b - 0.5, color="white", lw=0.8)
     ax2.set_title("spike traffic per core (normalised)")
     return fig
 
@@ -161,7 +167,9 @@ def report_figure(graph: AerGraph, mapping: Mapping, result, figures: dict, path
     ax.set_ylabel("µJ / inference")
     ax.set_yscale("log")
     ax.set_title(f"energy per inference — with memory, {figures['winner']} wins at spike rate "
-                 f"{figures['spike_rate']:.3f} (crossover {figures['crossover_rate']:.3f})")
+                 f"{figures['spike_rate']:.3f} (crossover {figures['crossover_rate']:.3f})\nLoihi 2 total includes "
+                 f"{figures['inter_chip_messages']:.3g} inter-chip messages = "
+                 f"{figures['energy_inter_chip_joules'] * 1e6:.3g} µJ (assumed link cost)")
     path = Path(path)
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -116,8 +116,12 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
     return figures
 
 
-def report_run(run_dir: str | Path, chips: int = 1, cores_per_chip: int = 128) -> tuple[dict, object, object, AerGraph]:
-    """Map the graph onto Loihi 2 and cost the last simulation: (figures, Mapping, SimResult, graph)."""
+def report_run(run_dir: str | Path, chips: int | None = None,
+               cores_per_chip: int = 128) -> tuple[dict, object, object, AerGraph]:
+    """Map the graph onto Loihi 2 and cost the last simulation: (figures, Mapping, SimResult, graph).
+
+    The mapper uses as many chips as the graph needs; ``chips`` caps that (MappingError above it).
+    """
     from sim.cost import cost_report
     from sim.hardware import Loihi2, map_graph
 

@@ -21,16 +21,17 @@ def simulated(tiny_run):
 
 def check_limits(graph, m):
     hw = m.hw
-    lif = np.concatenate([np.arange(o, o + p.size) for p, o in zip(graph.populations, graph.offsets().values())
-                          if p.kind == "lif"])
-    assert (m.core_of[lif] >= 0).all()                                        # every LIF neuron placed once
-    assert np.bincount(m.core_of[lif], minlength=m.cores).tolist() == m.neurons.tolist()
+    placed = np.concatenate([np.arange(o, o + p.size) for p, o in zip(graph.populations, graph.offsets().values())
+                             if p.kind != "input"])                           # LIF and graded neurons
+    assert (m.core_of[placed] >= 0).all() and (m.core_of >= 0).sum() == len(placed)   # each placed once
+    assert np.bincount(m.core_of[placed], minlength=m.cores).tolist() == m.neurons.tolist()
     assert (m.neurons <= hw.neurons_per_core).all()
     assert (m.synapses <= hw.synapses_per_core).all()
     assert (m.fan_in <= hw.fan_in_per_core).all()
     assert (m.fan_out <= hw.fan_out_per_core).all()
     assert m.synapses.sum() == graph.n_synapses                             # every synapse stored once
-    assert m.chips <= hw.chips
+    assert hw.chips is None or m.chips_needed <= hw.chips
+    assert m.chips_needed == -(-m.cores // hw.cores_per_chip)
 
 
 def test_report_counts_equal_simulator_counters(simulated):
@@ -58,8 +59,8 @@ def test_small_cores_split_populations_and_still_respect_limits(simulated):
     hw = Loihi2(neurons_per_core=50, synapses_per_core=3000, fan_in_per_core=200, fan_out_per_core=4000, cores_per_chip=8, chips=64)
     m = map_graph(graph, hw)
     check_limits(graph, m)
-    assert m.cores > len([p for p in graph.populations if p.kind == "lif"])     # some population was split
-    assert m.chips > 1
+    assert m.cores > len([p for p in graph.populations if p.kind != "input"])   # some population was split
+    assert m.chips_needed > 1 and m.chips == 64
     rep = cost_report(graph, m, res)
     assert rep.inter_chip_messages > 0 and rep.synaptic_ops == pytest.approx(res.synaptic_ops_per_inference)
 
@@ -68,8 +69,10 @@ def test_graph_too_large_for_chips_is_refused_with_core_count(simulated):
     graph, _ = simulated
     hw = Loihi2(neurons_per_core=50, synapses_per_core=3000, cores_per_chip=4, chips=1)
     need = map_graph(graph, Loihi2(neurons_per_core=50, synapses_per_core=3000, cores_per_chip=4, chips=1000)).cores
-    with pytest.raises(MappingError, match=f"needs {need} cores"):
+    with pytest.raises(MappingError, match=f"^graph needs {need} cores = {-(-need // 4)} chips of 4 cores; "
+                                           f"--chips caps it at 1$"):
         map_graph(graph, hw)
+    assert map_graph(graph, Loihi2(neurons_per_core=50, synapses_per_core=3000, cores_per_chip=4)).cores == need
 
 
 def test_report_cli_and_missing_simulation(tiny_run, tmp_path):
@@ -82,13 +85,16 @@ def test_report_cli_and_missing_simulation(tiny_run, tmp_path):
     p = run("report", str(d), "--json")
     assert p.returncode == 0, p.stderr
     fig = json.loads(p.stdout)
-    for key in ("cores", "chips", "synaptic_ops", "spikes", "messages", "energy_loihi2_joules",
+    for key in ("cores", "chips", "chips_needed", "inter_chip_messages", "inter_core_messages", "synaptic_ops",
+                "spikes", "messages", "energy_loihi2_joules",
                 "energy_45nm_joules", "latency_s", "energy_ann_int8_memory_joules", "winner"):
         assert key in fig
     assert (d / "report.png").stat().st_size > 10_000
     sim = json.loads((d / "simulation.json").read_text())
     assert fig["synaptic_ops"] == pytest.approx(sim["synaptic_ops_per_inference"])
-    assert_user_error(run("report", str(d), "--cores-per-chip", "2"), "needs", "cores", "chip(s)")
+    assert fig["chips"] == fig["chips_needed"] == 1
+    need = f"graph needs {fig['cores']} cores = {-(-fig['cores'] // 2)} chips of 2 cores; --chips caps it at 1"
+    assert_user_error(run("report", str(d), "--cores-per-chip", "2", "--chips", "1"), need)
 
 
 def _all_to_all(n_pre: int, n_post: int):
