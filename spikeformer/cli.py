@@ -66,6 +66,8 @@ def train(out: Path = typer.Option(..., "--out", help="Run directory (created; r
           preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: demo | kwta | ternary | events | tiny."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of epochs."),
           batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the batch size."),
+          steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch",
+                                                        help="At most N batches per epoch (smoke runs)."),
           device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: cuda when present)."),
           checkpoint: bool = typer.Option(False, "--checkpoint/--no-checkpoint",
                                           help="Recompute each block in backward: less memory, more time."),
@@ -81,6 +83,8 @@ def train(out: Path = typer.Option(..., "--out", help="Run directory (created; r
         train_cfg.epochs = epochs
     if batch_size is not None:
         train_cfg.batch_size = batch_size
+    if steps_per_epoch is not None:
+        train_cfg.steps_per_epoch = steps_per_epoch
     train_cfg.__post_init__()
     res = run_train(model_cfg, train_cfg, out, progress=not as_json, device=device, checkpoint=checkpoint)
     emit({"test_accuracy": res.test_accuracy, "train_accuracy": res.train_accuracy,

@@ -69,40 +69,67 @@ def graph_inputs(graph: AerGraph, x: torch.Tensor) -> dict[str, np.ndarray]:
     return {"input": x.numpy().reshape(len(x), graph.timesteps, -1)}
 
 
+RECORD_BYTES = 1 << 30       # recorded spikes (bool, samples × ticks × neurons) held per chunk
+KEEP_RECORDED = 16           # samples whose spikes are saved for report, trace and notebooks
+
+
 def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool = False,
                  trace: str | Path | None = None, shards: int | None = None,
                  scheduler: str | None = None) -> dict:
     """Simulate test samples in the event-driven engine and compare with the torch model.
 
-    With ``trace``, also write every spike as an AER event trace (.h5 or Perfetto .json).
-    With ``shards`` or ``scheduler``, the batch runs sharded on a Dask cluster
+    Samples run in chunks whose recorded spikes fit ``RECORD_BYTES``; every chunk is
+    compared with the model spike for spike, counts and synaptic ops are kept for all
+    samples, recorded spikes for the first ``KEEP_RECORDED`` (what ``report``, the
+    trace and the notebooks read).
+    With ``trace``, also write those spikes as an AER event trace (.h5 or Perfetto .json).
+    With ``shards`` or ``scheduler``, each chunk runs sharded on a Dask cluster
     (``sim.distributed``: a LocalCluster, or the scheduler at that address); spikes are identical.
     """
-    from sim.engine import simulate
+    from tqdm.auto import tqdm
+
+    from sim.engine import SimResult, flatten, simulate
     from sim.trace import check_writable, write_trace
 
     if trace is not None:
         check_writable(trace)                       # fail before any work
-
     model, graph, x, y = load_test_batch(run_dir, samples)
-    logits, rec = model_spikes(model, x)
-    t0 = time.perf_counter()
-    if shards or scheduler:
-        from sim.distributed import simulate_sharded
-        res = simulate_sharded(graph, graph_inputs(graph, x), shards=shards or 2, scheduler=scheduler,
-                               progress=progress)
-    else:
-        res = simulate(graph, graph_inputs(graph, x), progress=progress)
-    seconds = time.perf_counter() - t0
-    equal, mismatched = compare_to_model(graph, rec, res.spikes)
-    pred = graph.readout.logits(res.spikes[graph.readout.pre]).argmax(axis=1)
+    flat = flatten(graph)
+    chunk = int(max(1, min(256, RECORD_BYTES // (graph.ticks * graph.n_neurons))))
+    equal, preds, model_preds, parts = [], [], [], []
+    mismatched, seconds, kept = 0, 0.0, {}
+    for i in tqdm(range(0, len(x), chunk), desc="simulate", unit="chunk", disable=not progress):
+        xb = x[i:i + chunk]
+        logits, rec = model_spikes(model, xb)
+        t0 = time.perf_counter()
+        if shards or scheduler:
+            from sim.distributed import simulate_sharded
+            res = simulate_sharded(graph, graph_inputs(graph, xb), shards=shards or 2, scheduler=scheduler)
+        else:
+            res = simulate(graph, graph_inputs(graph, xb), flat=flat)
+        seconds += time.perf_counter() - t0
+        eq, mism = compare_to_model(graph, rec, res.spikes)
+        equal.append(eq)
+        mismatched += mism
+        preds.append(graph.readout.logits(res.spikes[graph.readout.pre]).argmax(axis=1))
+        model_preds.append(logits.argmax(axis=1))
+        parts.append(res)
+        room = KEEP_RECORDED - (len(next(iter(kept.values()))) if kept else 0)
+        if room > 0:
+            for name, s in res.spikes.items():
+                kept[name] = np.concatenate([kept[name], s[:room]]) if name in kept else s[:room]
+        res.spikes = {}                             # counts stay; spikes go
+    cat = lambda get: {k: np.concatenate([get(r)[k] for r in parts]) for k in get(parts[0])}  # noqa: E731
+    res = SimResult(kept, cat(lambda r: r.spike_counts), cat(lambda r: r.synaptic_ops),
+                    np.concatenate([r.neuron_updates for r in parts]), graph.ticks)
+    equal, pred, model_pred = np.concatenate(equal), np.concatenate(preds), np.concatenate(model_preds)
     figures = {
         "samples": int(len(y)),
         "accuracy": float((pred == y).mean()),
-        "model_accuracy": float((logits.argmax(axis=1) == y).mean()),
+        "model_accuracy": float((model_pred == y).mean()),
         "agreement_with_model": float(equal.mean()),
         "mismatched_spikes": mismatched,
-        "predictions_equal_model": bool((pred == logits.argmax(axis=1)).all()),
+        "predictions_equal_model": bool((pred == model_pred).all()),
         "synaptic_ops_per_inference": float(res.synaptic_ops_per_inference),
         "spikes_per_inference": float(res.spikes_per_inference),
         "neurons": graph.n_neurons, "synapses": graph.n_synapses, "ticks": graph.ticks,

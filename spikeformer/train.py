@@ -41,11 +41,16 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     shift: int = 0            # augmentation: random translation by up to ±shift pixels (0 = off)
+    steps_per_epoch: int | None = None   # at most this many batches per epoch (smoke runs); None = all
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "threads"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.steps_per_epoch is not None and (isinstance(self.steps_per_epoch, bool)
+                                                 or not isinstance(self.steps_per_epoch, int)
+                                                 or self.steps_per_epoch < 1):
+            raise ValueError(f"train.steps_per_epoch must be null or a positive integer, got {self.steps_per_epoch!r}")
         if not self.lr > 0:
             raise ValueError(f"train.lr must be > 0, got {self.lr!r}")
 
@@ -194,7 +199,9 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
     groups = [{"params": [p for n, p in model.named_parameters() if n != "log_temperature"]},
               {"params": [model.log_temperature], "lr": train_cfg.lr * TEMPERATURE_LR_RATIO}]
     opt = torch.optim.Adam(groups, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    steps = train_cfg.epochs * ((len(x_tr) + train_cfg.batch_size - 1) // train_cfg.batch_size)
+    per_epoch = (len(x_tr) + train_cfg.batch_size - 1) // train_cfg.batch_size
+    per_epoch = min(per_epoch, train_cfg.steps_per_epoch or per_epoch)
+    steps = train_cfg.epochs * per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[train_cfg.lr, train_cfg.lr * TEMPERATURE_LR_RATIO],
                                                 total_steps=steps, pct_start=0.15)
     config = {"model": model_cfg.to_dict(), "train": asdict(train_cfg)}
@@ -220,7 +227,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
         rng = np.random.default_rng([train_cfg.seed, epoch])
         model.train()
         total, correct, loss_sum = 0, 0, 0.0
-        bar = tqdm(range(0, len(order), train_cfg.batch_size), desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
+        bar = tqdm(range(0, per_epoch * train_cfg.batch_size, train_cfg.batch_size), desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
                    disable=not progress, leave=False, unit="batch")
         for i in bar:
             idx = order[i:i + train_cfg.batch_size]
