@@ -13,8 +13,9 @@ time is an integer and this is exactly the clocked engine (tested).
 Input spikes of tick t happen at time t. The result lists every spike as an
 event (``sim.trace.EVENT_DTYPE``, real ``time``) and, per sample, the latency
 from the first input spike to the first spike of the readout population.
-Limitations: weight_exp < 0 (Lava's floor of a shifted sum) and graded populations
-are refused here.
+A graded population (``sim.ir``) sends its summed input g as the payload of its
+event (``payload`` field; w·g is delivered), only where g ≠ 0; it keeps no state.
+Limitation: weight_exp < 0 (Lava's floor of a shifted sum) is refused here.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import numpy as np
 from numba import types
 from numba.typed import List
 
-from sim.engine import _decay, _step, flatten
+from sim.engine import KIND_GRADED, KIND_INPUT, _decay, _step, flatten
 from sim.ir import AerGraph
 from sim.reference import check_inputs
 from sim.trace import EVENT_DTYPE
@@ -52,20 +53,22 @@ def check_latencies(graph: AerGraph, latencies: Mapping[str, float] | None) -> n
 
 
 @numba.njit(cache=True)
-def _run_sample(pop_of, du, dv, vth, is_input, row_ptr, row_base, pre_start, target, weight, lat,
+def _run_sample(pop_of, du, dv, vth, kind, row_ptr, row_base, pre_start, target, weight, lat,
                 src_ptr, src_proj, in_t, in_i, acc_zero, state_zero, t_end):
-    """One sample; returns (spike times, spike neurons).
+    """One sample; returns (spike times, spike neurons, payloads).
 
-    Heap entries (time, kind, a, b): kind 0 = neuron b is due (input spike or
-    self wake-up), kind 1 = delivery of presynaptic neuron b through projection a.
+    Heap entries (time, kind, a, b, g): kind 0 = neuron b is due (input spike or
+    self wake-up), kind 1 = delivery of presynaptic neuron b through projection a
+    with payload g (1 for a spike).
     Projection a's row for local presynaptic index r is
     ``target/weight[row_ptr[row_base[a] + r] : row_ptr[row_base[a] + r + 1]]``.
     """
     n = len(pop_of)
-    heap = [(0.0, 0, 0, 0)]
+    one = acc_zero + 1
+    heap = [(0.0, 0, 0, 0, one)]
     heap.pop()
     for k in range(len(in_t)):
-        heapq.heappush(heap, (float(in_t[k]), 0, 0, int(in_i[k])))
+        heapq.heappush(heap, (float(in_t[k]), 0, 0, int(in_i[k]), one))
     acc = np.full(n, acc_zero)
     u = np.full(n, state_zero)
     v = np.full(n, state_zero)
@@ -74,15 +77,20 @@ def _run_sample(pop_of, du, dv, vth, is_input, row_ptr, row_base, pre_start, tar
     touched = np.empty(n, np.int64)
     out_t = List.empty_list(types.float64)
     out_i = List.empty_list(types.int64)
+    out_g = [one]
+    out_g.pop()
     while len(heap) > 0 and heap[0][0] <= t_end:
         now = heap[0][0]
         n_touched = 0
         spikers = List.empty_list(types.int64)
+        payloads = [one]
+        payloads.pop()
         while len(heap) > 0 and heap[0][0] == now:          # everything carrying this timestamp
-            _, kind, a, b = heapq.heappop(heap)
-            if kind == 0:
-                if is_input[pop_of[b]]:
+            _, ev, a, b, g = heapq.heappop(heap)
+            if ev == 0:
+                if kind[pop_of[b]] == KIND_INPUT:
                     spikers.append(b)
+                    payloads.append(one)
                 elif not mark[b]:
                     mark[b] = True
                     touched[n_touched] = b
@@ -91,7 +99,7 @@ def _run_sample(pop_of, du, dv, vth, is_input, row_ptr, row_base, pre_start, tar
                 r = row_base[a] + b - pre_start[a]
                 for s in range(row_ptr[r], row_ptr[r + 1]):
                     j = target[s]
-                    acc[j] += weight[s]
+                    acc[j] += weight[s] * g
                     if not mark[j]:
                         mark[j] = True
                         touched[n_touched] = j
@@ -99,6 +107,13 @@ def _run_sample(pop_of, du, dv, vth, is_input, row_ptr, row_base, pre_start, tar
         for i in np.sort(touched[:n_touched]):               # deterministic: index order
             mark[i] = False
             p = pop_of[i]
+            if kind[p] == KIND_GRADED:                       # stateless relay: payload = summed input
+                g = acc[i]
+                acc[i] = acc_zero
+                if g != acc_zero:
+                    spikers.append(i)
+                    payloads.append(g)
+                continue
             gap = 1 if last[i] < 0 else int(np.ceil(now - last[i]))
             if gap > 1 and v[i] != 0:
                 v[i] = _decay(v[i], dv[p], gap - 1)
@@ -108,16 +123,19 @@ def _run_sample(pop_of, du, dv, vth, is_input, row_ptr, row_base, pre_start, tar
             v[i] = vn
             last[i] = now
             if un != 0:
-                heapq.heappush(heap, (now + 1.0, 0, 0, i))
+                heapq.heappush(heap, (now + 1.0, 0, 0, i, one))
             if fired:
                 spikers.append(i)
-        for i in spikers:
+                payloads.append(one)
+        for e in range(len(spikers)):
+            i, g = spikers[e], payloads[e]
             out_t.append(now)
             out_i.append(i)
+            out_g.append(g)
             for q in range(src_ptr[i], src_ptr[i + 1]):
                 k = src_proj[q]
-                heapq.heappush(heap, (now + lat[k], 1, k, i))
-    return out_t, out_i
+                heapq.heappush(heap, (now + lat[k], 1, k, i, g))
+    return out_t, out_i, out_g
 
 
 @dataclass
@@ -142,10 +160,6 @@ def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
                         latencies: Mapping[str, float] | None = None, t_end: float | None = None) -> ContinuousResult:
     """Run every sample in continuous time (see module docstring) until ``t_end`` (default graph.ticks − 1)."""
     batch = check_inputs(graph, inputs)
-    graded = [p.name for p in graph.populations if p.kind == "graded"]
-    if graded:
-        raise ValueError(f"continuous-time mode does not support graded populations ({', '.join(graded[:3])}"
-                         f"{', …' if len(graded) > 3 else ''}); use the clocked engine (sim.engine.simulate)")
     lat = check_latencies(graph, latencies)
     loihi = graph.numerics == "loihi"
     flat = flatten(graph)
@@ -170,7 +184,7 @@ def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
     src_ptr = np.zeros(graph.n_neurons + 1, np.int64)
     np.cumsum(np.bincount(src, minlength=graph.n_neurons), out=src_ptr[1:])
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
-    args = (flat.pop_of, flat.du, flat.dv, flat.vth, flat.is_input, row_ptr, np.array(row_base, np.int64),
+    args = (flat.pop_of, flat.du, flat.dv, flat.vth, flat.kind, row_ptr, np.array(row_base, np.int64),
             np.array(pre_start, np.int64), cat(targets, np.int64), cat(weights, np.int64 if loihi else np.float64),
             lat, src_ptr, proj_of[order].astype(np.int64))
     zero = (np.int64(0), np.int32(0)) if loihi else (np.float64(0), np.float32(0))
@@ -184,12 +198,12 @@ def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
         for p in graph.inputs:
             t, i = np.nonzero(np.asarray(inputs[p.name][b], bool))
             in_t.append(t); in_i.append(i + offsets[p.name])
-        ts, ids = _run_sample(*args, np.concatenate(in_t).astype(np.float64), np.concatenate(in_i).astype(np.int64),
+        ts, ids, gs = _run_sample(*args, np.concatenate(in_t).astype(np.float64), np.concatenate(in_i).astype(np.int64),
                               zero[0], zero[1], t_end)
         ts, ids = np.asarray(ts, np.float64), np.asarray(ids, np.int64)
         ev = np.empty(len(ts), EVENT_DTYPE)
         ev["time"], ev["sample"], ev["population"] = ts, b, pop_index[ids]
-        ev["neuron"], ev["payload"] = ids - np.array(list(offsets.values()))[pop_index[ids]], 1
+        ev["neuron"], ev["payload"] = ids - np.array(list(offsets.values()))[pop_index[ids]], np.asarray(gs)
         parts.append(ev)
         out = (ids >= r_lo) & (ids < r_hi)
         inp = np.isin(pop_index[ids], [k for k, p in enumerate(graph.populations) if p.kind == "input"])

@@ -208,9 +208,14 @@ class Projection:
         if numerics == "loihi":
             if not np.issubdtype(self.weights.dtype, np.integer):
                 raise IRError(where, "weights", f"must be integers for loihi numerics, got {self.weights.dtype}")
-            if self.n_synapses and (self.weights.min() < nm.W_MIN or self.weights.max() > nm.W_MAX
-                                    or np.any(self.weights % 2)):
-                raise IRError(where, "weights", f"must be even integers in [{nm.W_MIN}, {nm.W_MAX}] (8-bit Loihi mantissa ×2)")
+            if self.n_synapses:
+                lo, hi = int(self.weights.min()), int(self.weights.max())
+                if lo < nm.W_MIN or hi > nm.W_MAX:
+                    raise IRError(where, "weights", f"must be integers in [{nm.W_MIN}, {nm.W_MAX}] (8-bit Loihi weights), "
+                                  f"got [{lo}, {hi}]")
+                if lo < 0 < hi and np.any(self.weights % 2):
+                    raise IRError(where, "weights", "mixes signs, so it must hold even integers (Lava drops the LSB "
+                                  "of a mixed-sign 8-bit weight); single-sign projections may use any integer")
 
 
 @dataclass(frozen=True, eq=False)

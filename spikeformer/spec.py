@@ -6,7 +6,8 @@ The residual stream R (a sum of synaptic currents) is a chain of graded relays
     r_0 = W_emb·input,   r_k = r_{k−1} + W_k·s_k   (W_k: a block's W_o·attn, then W_2·hidden)
 
 and each stream LIF population (b{l}.x, b{l}.y, out) receives only its relay. Relay
-links pass the payload exactly: weight 2 with weight_exp −1 adds floor(2g/2) = g.
+links pass the payload exactly: weight 1 (a single-sign projection, so Lava keeps
+the odd weight) adds 1·g = g.
 So a stream population at depth d sees the zero-delay model's R shifted by d ticks
 (``spikeformer.convert`` balances the delays), and the stream has one copy of each
 trained projection plus 2 identity links per relay: synapses linear in depth
@@ -74,7 +75,7 @@ class Spec:
         return next(p.shape for p in self.populations if p.name == name)
 
 
-RELAY_WEIGHT, RELAY_EXP = FIXED_WEIGHT, -1      # relay link: floor(2·g / 2) = g, the payload unchanged
+RELAY_WEIGHT, RELAY_EXP = 1, 0      # relay link: 1·g = g (single-sign, so Lava keeps the odd weight)
 
 
 def build_spec(cfg: "ModelConfig") -> Spec:

@@ -202,7 +202,7 @@ def test_stream_synapses_grow_linearly_with_depth():
         for p in g.populations:
             if p.role == "stream":                       # each stream LIF: its relay only, passed exactly
                 (pr,) = into[p.name]
-                assert roles[pr.pre] == "relay" and set(pr.weights.tolist()) == {2} and pr.weight_exp == -1
+                assert roles[pr.pre] == "relay" and set(pr.weights.tolist()) == {1} and pr.weight_exp == 0
         relays = [p.name for p in g.populations if p.role == "relay"]
         assert relays == [f"r{k}" for k in range(2 * depth + 1)]
         stream[depth] = sum(pr.n_synapses for pr in g.projections if roles[pr.post] in ("stream", "relay"))
@@ -260,7 +260,7 @@ def test_lowered_relays_are_graded_with_the_spec_exponent():
     g = _stream_graph(_cfg(1))
     assert [p.kind for p in g.populations if p.role == "relay"] == ["graded"] * 3
     links = [pr for pr in g.projections if pr.pre.startswith("r")]
-    assert links and all(pr.weight_exp == -1 and pr.delay >= 1 for pr in links)
+    assert links and all(pr.weight_exp == 0 and set(pr.weights.tolist()) == {1} and pr.delay >= 1 for pr in links)
     g.check_delays()
     f = _stream_graph(_cfg(1), numerics="float")
     x = {"input": np.random.default_rng(1).random((2, 8, 15)) < 0.5}

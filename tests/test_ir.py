@@ -42,6 +42,12 @@ def test_round_trip_preserves_everything(tmp_path, numerics):
     assert set(h.to_networkx().edges()) == {("in", "a"), ("a", "b")}
 
 
+def test_odd_weights_are_accepted_in_single_sign_projections():
+    pops = (Population("x", 2, "input"), Population("y", 2, "lif", 4095, 0, 1, depth=1))
+    for w in ([[1, 0], [0, 3]], [[-1, 0], [0, -253]]):
+        AerGraph("loihi", pops, (Projection.from_dense("p", "x", "y", np.array(w, np.int16)),), None, 1)
+
+
 def test_from_dense_keeps_only_nonzero_synapses():
     pr = Projection.from_dense("p", "x", "y", np.array([[0, 2], [4, 0], [0, 0]]))
     assert pr.n_synapses == 2
@@ -50,7 +56,7 @@ def test_from_dense_keeps_only_nonzero_synapses():
 
 @pytest.mark.parametrize("change, field", [
     (dict(indices=np.array([0, 7])), "indices"),               # out of range for post of size 3
-    (dict(weights=np.array([2, 3], np.int16)), "weights"),     # odd: not a Loihi weight
+    (dict(weights=np.array([-2, 3], np.int16)), "weights"),    # odd in a mixed-sign projection: Lava drops the LSB
     (dict(weights=np.array([2, 256], np.int16)), "weights"),   # beyond 8-bit mantissa
     (dict(weights=np.array([2.0, 4.0])), "weights"),           # float weights in loihi mode
     (dict(delay=0), "delay"),
