@@ -100,7 +100,7 @@ class ModelConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"config.dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.dataset == "events":
-            check_events_config(self.tokens, self.features, self.encoder)
+            check_events_config(self.tokens, self.features, self.encoder, self.classes)
         if self.encoder == "hd":
             check_hd(self.hd_dim, self.hd_active)
             if self.features != self.hd_dim:

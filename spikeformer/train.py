@@ -118,7 +118,7 @@ def load_model(run_dir: str | os.PathLike) -> SpikingTransformer:
 
 def load_dataset(model_cfg: ModelConfig) -> Split:
     """The fixed train/test split of the model's ``dataset`` (digit images or event streams)."""
-    return load_events_split() if model_cfg.dataset == "events" else load_digits_split()
+    return load_events_split(model_cfg.tokens) if model_cfg.dataset == "events" else load_digits_split()
 
 
 def encode(model_cfg: ModelConfig, images: np.ndarray) -> torch.Tensor:

@@ -162,7 +162,6 @@ def test_a_64_token_model_trains_on_cluttered_streams(tmp_path):
     assert 0 <= res.test_accuracy <= 1 and (tmp_path / "model.pt").exists()
 
 
-@pytest.mark.xfail(reason="train.load_dataset must call load_events_split(model_cfg.tokens)", strict=False)
 def test_train_loads_the_split_that_the_tokens_select():
     m, _ = presets.preset("events64")
     data = load_dataset(m)
