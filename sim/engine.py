@@ -178,9 +178,12 @@ def available_bytes() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def check_memory(graph: AerGraph, batch: int, record: bool) -> None:
-    """Refuse, before allocating, a run that would not fit in available memory."""
+def check_memory(graph: AerGraph, batch: int, record: bool, flat_built: bool = False) -> None:
+    """Refuse, before allocating, a run that would not fit in available memory (a flat graph
+    already built is resident, not needed)."""
     need = estimate_bytes(graph, batch, record)
+    if flat_built:
+        need["graph"] = 0
     have = available_bytes()
     if sum(need.values()) > have:
         parts = ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in need.items())
@@ -431,7 +434,7 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
              progress: bool = False, flat: FlatGraph | None = None) -> SimResult:
     """Run every sample of ``inputs`` ({input name: (batch, ≤timesteps, size)}) for graph.ticks ticks."""
     batch = check_inputs(graph, inputs)
-    check_memory(graph, batch, record)
+    check_memory(graph, batch, record, flat_built=flat is not None)
     flat = flat or flatten(graph)
     loihi = graph.numerics == "loihi"
     x_idx, x_ptr, x_off = _input_events(graph, inputs, batch)
