@@ -1,23 +1,30 @@
 """Execution inside a throw-away process (started by ``run.run_lava``)::
 
-    python -m loihi_export.worker GRAPH INPUTS OUT [--record packed|monitor] [--payloads]
+    python -m loihi_export.worker WEIGHTS INPUTS OUT [--record packed|monitor] [--payloads]
+                                  [--sequence S] [--period P] [--stats FILE]
                                   [--shm-log FILE] [--inject-fault raise|float-lif]
 
-Loads the AER graph file (``sim.io``) and the input npz, builds the network
-(``build.to_lava``), runs ``graph.ticks`` steps with
-``Loihi2SimCfg(select_tag="fixed_pt")``, checks that Lava picked the bit-accurate
-models, writes ``{population: bool (batch, ticks, size)}`` to OUT (npz, atomically;
-with ``--payloads`` also ``{"payload:" + graded population: int32 (batch, ticks, size)}``)
-and always calls ``stop()``. Every POSIX shared-memory segment Lava creates is
-appended to the ``--shm-log`` file, so the parent can remove exactly those if
-this process has to be killed.
+WEIGHTS is a ``build.LavaWeights`` directory (the graph's shape and its Lava weight
+matrices, memory-mapped: they stay in the page cache, shared with every Lava OS
+process, instead of being copied into this one). Reads the input npz, builds the
+network (``build.to_lava``: the samples in ``S`` slots ``P`` ticks apart), runs it
+with ``Loihi2SimCfg(select_tag="fixed_pt")``, checks that Lava picked the
+bit-accurate models and that every slot started at rest, writes ``{population:
+bool (samples, ticks, size)}`` to OUT (npz, atomically; bits packed along the neuron
+axis, ``build.unpack_spikes``; with ``--payloads`` also
+``{"payload:" + graded population: int32 (samples, ticks, size)}``) and always
+calls ``stop()``. ``--stats`` gets the seconds of each phase (JSON). Every POSIX
+shared-memory segment Lava creates is appended to the ``--shm-log`` file, so the
+parent can remove exactly those if this process has to be killed.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,10 +33,14 @@ if TYPE_CHECKING:
     from loihi_export.build import LavaNetwork
 
 # Lava process → the model it must run for bit-exact Loihi numerics.
-EXPECTED_MODELS = {"LIF": "PyLifModelBitAcc", "Sparse": "PySparseModelBitAcc",
+EXPECTED_MODELS = {"LIF": "PyLifModelBitAcc", "LIFReset": "PyLifResetModelBitAcc", "Sparse": "PySparseModelBitAcc",
                    "DelaySparse": "PyDelaySparseModelBitAcc", "RingBuffer": "PySendModelFixed",
                    "GradedVec": "PyGradedVecModelFixed"}
 PAYLOAD_PREFIX = "payload:"
+# Messages a port-to-port channel can hold (Lava's default: 64, i.e. 64 × 4 bytes per neuron of
+# shared memory per connection). LoihiProtocol runs every process through each tick before the
+# next, so a channel never holds more than one tick's message; 2 leaves one slot of slack.
+CHANNEL_SLOTS = 2
 
 
 def report_child_failures() -> None:
@@ -89,18 +100,22 @@ def check_models(net: LavaNetwork) -> str:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m loihi_export.worker")
-    ap.add_argument("graph")
+    ap.add_argument("weights")
     ap.add_argument("inputs")
     ap.add_argument("out")
     ap.add_argument("--record", default="packed")
     ap.add_argument("--payloads", action="store_true")
+    ap.add_argument("--sequence", type=int, default=1)
+    ap.add_argument("--period", type=int)
+    ap.add_argument("--stats")
+    ap.add_argument("--channel-slots", type=int, default=CHANNEL_SLOTS)
     ap.add_argument("--shm-log")
     ap.add_argument("--inject-fault")
     args = ap.parse_args(argv)
 
-    from loihi_export.build import read_payloads, read_spikes, to_lava
+    t0 = time.perf_counter()
+    from loihi_export.build import LavaWeights, read_payloads, read_spikes, to_lava
     from loihi_export.compat import import_lava
-    from sim.io import load_graph
 
     import_lava()
     report_child_failures()
@@ -109,26 +124,47 @@ def main(argv: list[str]) -> int:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    graph = load_graph(args.graph)
+    weights = LavaWeights(args.weights)
     with np.load(args.inputs, allow_pickle=False) as z:
         inputs = {k: z[k] for k in z.files}
-    net = to_lava(graph, inputs, record=args.record, payloads=args.payloads)
+    record_dir = tempfile.mkdtemp(prefix="record-", dir=os.path.dirname(os.path.abspath(args.out)))
+    stats: dict = {"import_s": time.perf_counter() - t0}
+    t = time.perf_counter()
+    net = to_lava(weights.shape, inputs, record=args.record, payloads=args.payloads, sequence=args.sequence,
+                  period=args.period, weights=weights, record_dir=record_dir)
     if args.inject_fault:
         from loihi_export.procs.faults import add_fault
         add_fault(net, args.inject_fault)
+    stats.update(build_s=time.perf_counter() - t, batch=net.batch, sequence=net.sequence, period=net.period,
+                 run_ticks=net.run_ticks)
     anchor = next(iter(net.processes.values()))
     try:
-        anchor.run(condition=RunSteps(num_steps=graph.ticks), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        t = time.perf_counter()
+        anchor.create_runtime(run_cfg=Loihi2SimCfg(select_tag="fixed_pt"),  # compile, fork the processes
+                              compile_config={"pypy_channel_size": args.channel_slots})
+        stats["compile_start_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        anchor.run(condition=RunSteps(num_steps=net.run_ticks))
+        stats["run_s"] = time.perf_counter() - t
         print("lava models:", check_models(net), file=sys.stderr, flush=True)
-        spikes = read_spikes(net)
+        t = time.perf_counter()
+        spikes = read_spikes(net, packed=True)
         if args.payloads:
             spikes.update({PAYLOAD_PREFIX + k: v for k, v in read_payloads(net).items()})
+        stats["read_s"] = time.perf_counter() - t
     finally:
+        t = time.perf_counter()
         anchor.stop()
+        stats["stop_s"] = time.perf_counter() - t
+    t = time.perf_counter()
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
         np.savez(f, **spikes)
     os.replace(tmp, args.out)
+    stats["write_s"] = time.perf_counter() - t
+    if args.stats:
+        with open(args.stats, "w") as f:
+            json.dump(stats, f)
     return 0
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import psutil
 import pytest
 
-from loihi_export.build import to_lava
+from loihi_export.build import rest_period, to_lava
 from loihi_export.errors import LavaRunError
 from loihi_export.run import run_lava
 from sim.engine import simulate
@@ -149,7 +149,7 @@ def feature_run():
     g = feature_graph()
     x = {"in": np.random.default_rng(1).random((5, 6, 12)) < 0.35}
     before = _snapshot()
-    spikes = run_lava(g, x, timeout=300, batch_size=3)       # two workers: 3 + 2 samples
+    spikes = run_lava(g, x, timeout=300, batch_size=3, sequence=1)       # two fresh workers: 3 + 2 samples
     return g, x, spikes, _leftovers(before)
 
 
@@ -169,8 +169,119 @@ def test_successful_run_leaves_no_processes_or_shared_memory(feature_run):
 
 def test_batched_run_equals_samples_one_by_one(feature_run):
     g, x, lava, _ = feature_run
-    one_by_one = run_lava(g, {"in": x["in"][1:3]}, batch_size=1)   # two workers, one sample each
+    stats: dict = {}
+    one_by_one = run_lava(g, {"in": x["in"][1:3]}, batch_size=1, sequence=1, stats=stats)   # two fresh workers
+    assert stats["workers"] == 2 and stats["sequence"] == 1
     assert_same_spikes(g, one_by_one, {k: v[1:3] for k, v in lava.items()})
+
+
+def test_samples_in_sequence_in_one_network_equal_the_reference(feature_run):
+    """One sample at a time through one network (LIFReset between them, a rest gap): the same
+    spikes as fresh networks; the feature graph's slow currents (du 2048, 3000) need a long gap."""
+    g, x, lava, _ = feature_run
+    stats: dict = {}
+    before = _snapshot()
+    seq = run_lava(g, x, batch_size=1, stats=stats)
+    assert stats["workers"] == 1 and stats["batch"] == 1 and stats["sequence"] == 5
+    assert stats["period"] == rest_period(g) > g.ticks + 3
+    assert_same_spikes(g, seq, lava)
+    kids, shm = _leftovers(before)
+    assert kids == [] and shm == set()
+    assert stats["peak_pss_bytes"] > stats["peak_worker_pss_bytes"] > 0 and stats["processes"] > 10
+    assert stats["seconds_per_sample"] > 0 and stats["phases"]["run_s"] > 0
+
+
+def test_lanes_and_slots_together_with_a_padded_slot():
+    """2 lanes × 3 slots for 5 samples (the last slot's second lane is padding), payloads too."""
+    g, x = random_graph(12)
+    x = {k: np.concatenate([v, v[:1]]) for k, v in x.items()}
+    stats: dict = {}
+    payloads: dict = {}
+    got = run_lava(g, x, batch_size=2, stats=stats, payloads=payloads)
+    assert (stats["batch"], stats["sequence"], stats["workers"]) == (2, 3, 1)
+    assert_same_spikes(g, got, simulate_dense(g, x))
+    assert payloads == {}                                     # no graded population
+
+
+def test_too_short_rest_gap_is_an_error_not_wrong_spikes(monkeypatch):
+    """If the bound were wrong, the recorded silence check in the worker catches it."""
+    import loihi_export.run as run_mod
+
+    g = feature_graph()
+    x = {"in": np.random.default_rng(1).random((3, 6, 12)) < 0.35}
+    ref = simulate_dense(g, x)
+    last = max(int(np.flatnonzero(ref[p.name].any(axis=(0, 2)))[-1]) for p in g.populations)
+    assert last >= g.ticks - 3                          # activity right up to the end of the window
+    monkeypatch.setattr(run_mod, "rest_period", lambda graph: graph.ticks + 3)
+    before = _snapshot()
+    with pytest.raises(LavaRunError, match="not at rest before sample slot 1"):
+        run_lava(g, x, batch_size=1, timeout=120)
+    kids, shm = _leftovers(before)
+    assert kids == [] and shm == set()
+
+
+def test_rest_period_bounds():
+    from loihi_export.build import current_settle_ticks
+
+    assert current_settle_ticks(4095, 10) == 1              # du = 4095: u is only this tick's input
+    assert current_settle_ticks(2047, 100) == 24            # halves each tick: 2²³ → 0 in 24
+    assert current_settle_ticks(0, 1000) is None            # du = 0 never decays
+    g = feature_graph()
+    assert rest_period(g) == 46
+    slow = replace(g, populations=tuple(replace(p, du=0) if p.name == "b" else p for p in g.populations))
+    assert rest_period(slow) is None
+    with pytest.raises(ValueError, match="does not come to rest"):
+        run_lava(slow, {"in": np.ones((2, 6, 12), bool)}, batch_size=1, sequence=2)
+    fast = replace(g, populations=tuple(replace(p, du=4095) if p.kind == "lif" else p for p in g.populations))
+    assert rest_period(fast) == fast.ticks + 3              # silent after the window, + the largest delay
+
+
+def _file_backed(a: np.ndarray) -> bool:
+    import mmap
+
+    while a is not None and not isinstance(a, mmap.mmap):
+        a = getattr(a, "base", None)
+    return a is not None
+
+
+def test_lava_weights_are_compact_memory_mapped_and_block_diagonal(tmp_path):
+    import scipy.sparse as sps
+
+    from loihi_export.build import LavaWeights, batched_weights, block_diagonal, lava_csr
+
+    from loihi_export.build import weight_dtype
+
+    assert [weight_dtype(np.array(w)) for w in ([-128, 127], [-2, 254], [0, 40000])] == [np.int8, np.int16, np.int32]
+    g = feature_graph()
+    small = replace(g.projections[0], weights=(g.projections[0].weights // 4) * 2)     # within int8
+    g = replace(g, projections=(small,) + g.projections[1:])
+    sizes = {p.name: p.size for p in g.populations}
+    lw = LavaWeights(LavaWeights.save(g, tmp_path / "w"))
+    for pr in g.projections:
+        dense = pr.to_dense(sizes[pr.post])            # (n_post, n_pre)
+        w = lw(pr, 1)
+        assert all(_file_backed(a) for a in (w.data, w.indices, w.indptr))            # no copy in memory
+        assert w.indices.dtype == np.int32 and w.indptr.dtype == np.int32
+        assert w.data.dtype == (np.int8 if -128 <= pr.weights.min() and pr.weights.max() <= 127 else np.int16)
+        np.testing.assert_array_equal(w.toarray(), dense)
+        np.testing.assert_array_equal(lava_csr(pr, sizes[pr.post]).toarray(), dense)
+        want = sps.block_diag([dense] * 3).toarray()
+        np.testing.assert_array_equal(lw(pr, 3).toarray(), want)
+        np.testing.assert_array_equal(batched_weights(pr, sizes[pr.post], 3).toarray(), want)
+        assert block_diagonal(w, 1) is w
+    assert {np.dtype(lw(pr, 1).data.dtype) for pr in g.projections} == {np.dtype(np.int8), np.dtype(np.int16)}
+    assert lw.shape.to_json() == type(lw.shape).of(g).to_json()
+
+
+def test_run_that_cannot_fit_is_refused_before_it_starts(monkeypatch):
+    import loihi_export.run as run_mod
+
+    g = feature_graph()
+    monkeypatch.setattr(run_mod, "_available_bytes", lambda: 2**20)
+    before = _snapshot()
+    with pytest.raises(MemoryError, match=r"needs about .* GiB, 0\.0 GiB available"):
+        run_lava(g, {"in": np.ones((1, 6, 12), bool)})
+    assert _leftovers(before) == ([], set())
 
 
 def test_monitor_recording_equals_packed_recording(feature_run):
@@ -250,6 +361,8 @@ def test_bad_arguments_are_refused():
     g, x = feature_graph(), {"in": np.ones((1, 6, 12), bool)}
     with pytest.raises(ValueError, match="batch_size"):
         run_lava(g, x, batch_size=0)
+    with pytest.raises(ValueError, match="sequence"):
+        run_lava(g, x, sequence=0)
     with pytest.raises(ValueError, match="record"):
         run_lava(g, x, record="probe")
     with pytest.raises(ValueError, match="inject_fault"):
