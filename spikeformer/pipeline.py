@@ -80,7 +80,7 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
 
     Samples run in chunks whose recorded spikes fit ``RECORD_BYTES``; every chunk is
     compared with the model spike for spike, counts and synaptic ops are kept for all
-    samples, recorded spikes for the first ``KEEP_RECORDED`` (what ``report``, the
+    samples, recorded spikes for the first ``KEEP_RECORDED`` (at most one chunk's worth: what ``report``, the
     trace and the notebooks read).
     With ``trace``, also write those spikes as an AER event trace (.h5 or Perfetto .json).
     With ``shards`` or ``scheduler``, each chunk runs sharded on a Dask cluster
@@ -96,6 +96,7 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
     model, graph, x, y = load_test_batch(run_dir, samples)
     flat = flatten(graph)
     chunk = int(max(1, min(256, RECORD_BYTES // (graph.ticks * graph.n_neurons))))
+    keep = min(KEEP_RECORDED, chunk)                # kept spikes fit RECORD_BYTES too (large-kwta: 1 sample)
     equal, preds, model_preds, parts = [], [], [], []
     mismatched, seconds, kept = 0, 0.0, {}
     for i in tqdm(range(0, len(x), chunk), desc="simulate", unit="chunk", disable=not progress):
@@ -114,7 +115,7 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
         preds.append(graph.readout.logits(res.spikes[graph.readout.pre]).argmax(axis=1))
         model_preds.append(logits.argmax(axis=1))
         parts.append(res)
-        room = KEEP_RECORDED - (len(next(iter(kept.values()))) if kept else 0)
+        room = keep - (len(next(iter(kept.values()))) if kept else 0)
         if room > 0:
             for name, s in res.spikes.items():
                 kept[name] = np.concatenate([kept[name], s[:room]]) if name in kept else s[:room]
@@ -184,6 +185,7 @@ def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600
     seconds = time.perf_counter() - t0
     flat = flatten(graph)
     chunk = int(max(1, min(256, RECORD_BYTES // (graph.ticks * graph.n_neurons))))
+    keep = min(KEEP_RECORDED, chunk)                # kept spikes fit RECORD_BYTES too (large-kwta: 1 sample)
     mismatched, equal_model = 0, []
     for i in range(0, len(x), chunk):
         lava_part = {k: v[i:i + chunk] for k, v in lava_spikes.items()}
