@@ -308,33 +308,27 @@ def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, 
             if kind[p] == KIND_INPUT:
                 continue
             mark[slot, i] = False
+            a = acc[slot, i]                                      # summed input, negative exponents applied
+            acc[slot, i] = 0
+            for m in range(neg_ptr[p], neg_ptr[p + 1]):
+                k = neg_base[m] + i - pop_start[p]
+                a += _shift(acc[slot, k], neg_shift[m])
+                acc[slot, k] = 0
             if kind[p] == KIND_GRADED:                            # stateless relay: payload = summed input
-                g = acc[slot, i]
-                acc[slot, i] = 0
-                for m in range(neg_ptr[p], neg_ptr[p + 1]):
-                    k = neg_base[m] + i - pop_start[p]
-                    g += _shift(acc[slot, k], neg_shift[m])
-                    acc[slot, k] = 0
                 updates += 1
-                if g != 0:
+                if a != 0:
                     pop_counts[p] += 1
                     if record:
                         spikes[t, i] = True
                     _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
                     _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, mark,
-                          touched, n_touched, g)
+                          touched, n_touched, a)
                 continue
             if last[i] <= epoch:                                  # first touch this sample: at rest
                 u[i] = 0
                 v[i] = 0
             elif now - last[i] > 1 and v[i] != 0:                 # lazy leak over skipped ticks
                 v[i] = _decay(v[i], dv[p], now - last[i] - 1)
-            a = acc[slot, i]
-            acc[slot, i] = 0
-            for m in range(neg_ptr[p], neg_ptr[p + 1]):
-                k = neg_base[m] + i - pop_start[p]
-                a += _shift(acc[slot, k], neg_shift[m])
-                acc[slot, k] = 0
             un, vn, fired = _step(u[i], v[i], a, du[p], dv[p], vth[p])
             u[i] = un
             v[i] = vn

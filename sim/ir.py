@@ -1,6 +1,6 @@
 """The AER graph IR: populations, CSR projections with delays, and a readout.
 
-The single contract between training and every backend (DESIGN.md). Each node
+The single contract between training and every backend (docs/anchor-scale.md). Each node
 kind is a small frozen dataclass validated on construction; a violation raises
 :class:`IRError` naming the object and field.
 

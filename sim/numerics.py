@@ -1,6 +1,6 @@
 """Neuron and synapse arithmetic shared by every backend: the single definition.
 
-Two numeric modes, ``loihi`` and ``float`` (see DESIGN.md, "Numerics contract").
+Two numeric modes, ``loihi`` and ``float``, named the same in the CLI, configs and code.
 
 ``loihi`` — Loihi 2 CUBA LIF, bit-exact with Lava's ``PyLifModelBitAcc``
 (``lava/proc/lif/models.py``) fed by ``PyDenseModelBitAcc``/``PySparseModelBitAcc``::
