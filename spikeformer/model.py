@@ -33,6 +33,7 @@ from torch import nn
 from sim import numerics as nm
 from spikeformer.attention import check_attention
 from spikeformer.attention_torch import ATTENTION
+from spikeformer.config import check_fields
 from spikeformer.events import check_model_config as check_events_config
 from spikeformer.hd import check_hd
 from spikeformer.neurons import LifParams, fires_at_least, lif_sequence, quantize_mantissa
@@ -73,6 +74,7 @@ class ModelConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_fields(self, "config")                       # exact types: a bool is not an int
         for name in ("tokens", "features", "dim", "depth", "heads", "mlp_ratio", "timesteps", "classes", "levels"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"config.{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -92,6 +94,8 @@ class ModelConfig:
                              f"at most k of the {hidden} hidden neurons of a token spike per tick "
                              f"(k ≤ {nm.W_MANT_MAX}, the largest weight mantissa)")
         LifParams(du=nm.DU_MAX, dv=self.dv, vth=self.vth)   # validates dv, vth
+        if not self.init_gain > 0:
+            raise ValueError(f"config.init_gain must be > 0, got {self.init_gain!r}")
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
         check_sparsity(self.weight_sparsity)
