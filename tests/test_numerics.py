@@ -59,12 +59,25 @@ def test_loihi_step_equals_lava_numpy_numba_and_torch(seed):
     np.testing.assert_array_equal(ts.numpy() > 0, ls)
 
 
-def test_a_wrong_rounding_would_be_caught():
-    """Floor instead of truncation toward zero differs from Lava on negative states."""
-    u = np.array([-4097, -1, 5000]); v = np.array([-3, -70000, 7])
-    lu, lv, _ = lava_lif_step(u, v, np.zeros(3), 100, 100, 10)
-    floored = (v * (4096 - 100)) >> 12
-    assert not np.array_equal(floored + lu, lv)
+def test_project_step_equals_lava_where_rounding_and_offsets_matter():
+    """Negative states (truncation toward zero, not floor), the current's +1 decay offset, the 24-bit
+    wrap and clip: ``sim.numerics`` (numpy and numba) equals Lava's PyLifModelBitAcc, and the
+    plausible wrong variants do not."""
+    u = np.array([-4097, -1, 5000, 8_000_000, -8_000_000, 4096, -70_001, 0])
+    v = np.array([-3, -70000, 7, 8_000_000, -8_000_000, 4095, 1, -8_388_000])
+    a = np.array([0, 0, 0, 3000, -3000, 0, 1, -200])
+    du, dv, vth = 100, 100, 10
+    lu, lv, ls = lava_lif_step(u, v, a, du, dv, vth)
+    ru, rv, rs = nm.lif_step_loihi_np(u, v, a, du, dv, vth)
+    np.testing.assert_array_equal(ru, lu)
+    np.testing.assert_array_equal(rv, lv)
+    np.testing.assert_array_equal(rs, ls)
+    for i in range(len(u)):
+        assert nm.lif_step_loihi(int(u[i]), int(v[i]), int(a[i]), du, dv, vth) == (lu[i], lv[i], ls[i]), i
+    floored = (v * (nm.DECAY_UNITY - dv)) >> nm.DECAY_SHIFT                # floor instead of truncation
+    assert not np.array_equal(np.clip(floored + lu, -nm.UV_MAX + 1, nm.UV_MAX - 1), lv)
+    no_offset = np.sign(u) * (np.abs(u * (nm.DECAY_UNITY - du)) >> nm.DECAY_SHIFT)   # du without Lava's +1
+    assert not np.array_equal(no_offset + (a << nm.ACT_SHIFT), lu)
 
 
 def test_float_step_matches_numpy_reference():
@@ -99,3 +112,33 @@ def test_quantized_weights_survive_lavas_clip_and_truncate():
     odd = np.array([-3, 1, 5])
     assert not np.array_equal(nm.lava_weights(odd), odd)          # odd weights do not survive
     assert SignMode.MIXED == determine_sign_mode(odd)
+
+
+def test_int32_rule_lava_equals_int64_within_the_validation_bounds_and_not_beyond():
+    """``sim.numerics``' integer widths: for |a| up to the bounds ``sim.ir.check_bounds`` enforces
+    (LIF_INPUT_MAX at du = 4095, LIF_CARRY_INPUT_MAX below), Lava's int32 steps equal ours over many
+    ticks, saturating inputs included; the issue's saturating input with a carried current does not."""
+    from sim.ir import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
+    rng = np.random.default_rng(11)
+    n, ticks = 600, 12
+    for du, amax in ((4095, LIF_INPUT_MAX), (0, LIF_CARRY_INPUT_MAX), (1, LIF_CARRY_INPUT_MAX),
+                     (2047, LIF_CARRY_INPUT_MAX), (4094, LIF_CARRY_INPUT_MAX)):
+        u = np.zeros(n, np.int64); v = np.zeros(n, np.int64)
+        lu, lv = u.copy(), v.copy()
+        sign = rng.choice([-1, 1], n)
+        for t in range(ticks):
+            a = np.where(np.arange(n) < n // 2, sign * amax, rng.integers(-amax, amax + 1, n))  # half saturating
+            lu, lv, ls = lava_lif_step(lu, lv, a, du, 0, 1000)
+            u, v, s = nm.lif_step_loihi_np(u, v, a, du, 0, 1000)
+            np.testing.assert_array_equal(u, lu, err_msg=f"du {du} tick {t}")
+            np.testing.assert_array_equal(v, lv, err_msg=f"du {du} tick {t}")
+            np.testing.assert_array_equal(s, ls, err_msg=f"du {du} tick {t}")
+        assert (np.abs(u) <= nm.UV_MAX).all() or du == 4095          # a carried current stays within 24 bits
+    a = np.array([1028 * 254 * 128, -1028 * 254 * 128])             # accepted at du = 4095, refused below
+    u = v = lu = lv = np.zeros(2, np.int64)
+    differ = False
+    for _ in range(4):
+        lu, lv, _ = lava_lif_step(lu, lv, a, 0, 0, 1000)
+        u, v, _ = nm.lif_step_loihi_np(u, v, a, 0, 0, 1000)
+        differ |= not np.array_equal(u, lu)
+    assert differ
