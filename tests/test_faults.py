@@ -163,13 +163,19 @@ def _numeric_cases(run: str, out: str) -> list[tuple[list[str], str]]:
     ]
 
 
-def test_every_numeric_option_is_checked_before_any_work(run_copy, tmp_path):
+def test_every_numeric_option_is_checked_before_any_work(tmp_path, monkeypatch):
+    """Checked first: before the run directory is read (it does not exist here) and before any training."""
+    import spikeformer.sweep
+    import spikeformer.train
+
+    def no_work(*a, **kw):
+        raise AssertionError("work started before the options were checked")
+    monkeypatch.setattr(spikeformer.train, "train", no_work)
+    monkeypatch.setattr(spikeformer.sweep, "sweep", no_work)
     out = tmp_path / "out"
-    before = digests(run_copy)
-    for args, option in _numeric_cases(str(run_copy), str(out)):
+    for args, option in _numeric_cases(str(tmp_path / "no-run"), str(out)):
         assert_user_error(cli(*args), option)
         assert not out.exists(), args
-    assert digests(run_copy) == before
 
 
 def test_in_range_values_pass_the_checks():

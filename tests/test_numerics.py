@@ -63,9 +63,9 @@ def test_project_step_equals_lava_where_rounding_and_offsets_matter():
     """Negative states (truncation toward zero, not floor), the current's +1 decay offset, the 24-bit
     wrap and clip: ``sim.numerics`` (numpy and numba) equals Lava's PyLifModelBitAcc, and the
     plausible wrong variants do not."""
-    u = np.array([-4097, -1, 5000, 8_000_000, -8_000_000, 4096, -70_001, 0])
-    v = np.array([-3, -70000, 7, 8_000_000, -8_000_000, 4095, 1, -8_388_000])
-    a = np.array([0, 0, 0, 3000, -3000, 0, 1, -200])
+    u = np.array([-4097, -1, 5000, 8_000_000, -8_000_000, 4096, -70_001, 0, 0, 0])
+    v = np.array([-3, -70000, 7, 8_000_000, -8_000_000, 4095, 1, -8_388_000, 0, 0])
+    a = np.array([0, 0, 0, 3000, -3000, 0, 1, -200, 10, 11])   # the last two: v = 64·vth exactly (no spike), +64
     du, dv, vth = 100, 100, 10
     lu, lv, ls = lava_lif_step(u, v, a, du, dv, vth)
     ru, rv, rs = nm.lif_step_loihi_np(u, v, a, du, dv, vth)
@@ -74,6 +74,7 @@ def test_project_step_equals_lava_where_rounding_and_offsets_matter():
     np.testing.assert_array_equal(rs, ls)
     for i in range(len(u)):
         assert nm.lif_step_loihi(int(u[i]), int(v[i]), int(a[i]), du, dv, vth) == (lu[i], lv[i], ls[i]), i
+    assert not ls[-2] and ls[-1]                                          # the threshold is strict: v > 64·vth
     floored = (v * (nm.DECAY_UNITY - dv)) >> nm.DECAY_SHIFT                # floor instead of truncation
     assert not np.array_equal(np.clip(floored + lu, -nm.UV_MAX + 1, nm.UV_MAX - 1), lv)
     no_offset = np.sign(u) * (np.abs(u * (nm.DECAY_UNITY - du)) >> nm.DECAY_SHIFT)   # du without Lava's +1
@@ -90,6 +91,14 @@ def test_float_step_matches_numpy_reference():
     np.testing.assert_array_equal(tu.numpy(), ru)
     np.testing.assert_array_equal(tv.numpy(), rv)
     np.testing.assert_array_equal(ts.numpy() > 0, rs)
+    for i in range(0, 1000, 7):                                           # the engine's scalar kernel
+        ku, kv, ks = nm.lif_step_float(float(u[i]), float(v[i]), float(a[i]), du, dv, vth)
+        assert (np.float32(ku), np.float32(kv), bool(ks)) == (ru[i], rv[i], rs[i]), i
+    # the threshold is strict (s = v > vth) and the input is added: u = 0, v = 0, a = vth gives v = vth
+    z = np.zeros(2, np.float32)
+    at = np.array([vth, np.nextafter(np.float32(vth), np.float32(1e9))], np.float32)
+    assert nm.lif_step_float_np(z, z, at, du, dv, vth)[2].tolist() == [False, True]
+    assert [bool(nm.lif_step_float(0.0, 0.0, float(x), du, dv, vth)[2]) for x in at] == [False, True]
 
 
 def test_surrogate_gradient_flows_through_loihi_step():
@@ -142,3 +151,33 @@ def test_int32_rule_lava_equals_int64_within_the_validation_bounds_and_not_beyon
         u, v, _ = nm.lif_step_loihi_np(u, v, a, 0, 0, 1000)
         differ |= not np.array_equal(u, lu)
     assert differ
+
+
+def test_lava_weights_equal_lavas_clip_and_truncate_in_every_sign_mode():
+    """Edge weights: 255 and 256 in excitatory matrices, −255 and −256 in inhibitory ones, odd weights
+    in mixed ones: ``nm.lava_weights`` does what Lava's clip + truncate does."""
+    for sample in (np.array([255, 256, 3, 0]), np.array([-255, -256, -3, 0]), np.array([255, -256, -3, 7]),
+                   np.array([-1, 1]), np.array([0, 0])):
+        mode = determine_sign_mode(sample)
+        lava = truncate_weights(clip_weights(sample, mode, num_bits=8), mode, 8)
+        np.testing.assert_array_equal(nm.lava_weights(sample), lava, err_msg=str(sample))
+
+
+def test_field_widths_are_the_ones_lava_declares():
+    """du, dv: 12-bit unsigned; vth: 17-bit; u, v: 24-bit signed; delays: 6 bits (+ the 1-tick hop)."""
+    from lava.proc.sparse.models import PyDelaySparseModelBitAcc
+    assert nm.DU_MAX == nm.DV_MAX == (1 << PyLifModelBitAcc.du.precision) - 1 == (1 << PyLifModelBitAcc.dv.precision) - 1
+    assert nm.VTH_MAX == (1 << PyLifModelBitAcc.vth.precision) - 1
+    assert nm.UV_MAX == 1 << (PyLifModelBitAcc.u.precision - 1) == 1 << (PyLifModelBitAcc.v.precision - 1)
+    assert nm.MAX_DELAY == 1 << PyDelaySparseModelBitAcc.delays.precision
+    # du = DU_MAX empties the current every tick (the model's stream LIFs and count neurons rely on it)
+    u, _, _ = lava_lif_step(np.array([5_000_000, -77]), np.zeros(2), np.zeros(2), nm.DU_MAX, 0, 10)
+    assert (u == 0).all() and (nm.lif_step_loihi_np([5_000_000, -77], [0, 0], [0, 0], nm.DU_MAX, 0, 10)[0] == 0).all()
+
+
+def test_exponent_shift_is_multiply_or_floor_division():
+    """a = acc << exp for exp ≥ 0, ⌊acc / 2^−exp⌋ for exp < 0 (arithmetic shift: floor, also for negatives)."""
+    acc = np.array([-7, -4, -1, 0, 1, 5, 1000])
+    for exp in range(-3, 4):
+        want = acc * 2 ** exp if exp >= 0 else np.floor_divide(acc, 2 ** -exp)
+        np.testing.assert_array_equal(nm.shift_activation(acc, exp), want, err_msg=str(exp))
