@@ -63,9 +63,10 @@ def test_project_step_equals_lava_where_rounding_and_offsets_matter():
     """Negative states (truncation toward zero, not floor), the current's +1 decay offset, the 24-bit
     wrap and clip: ``sim.numerics`` (numpy and numba) equals Lava's PyLifModelBitAcc, and the
     plausible wrong variants do not."""
-    u = np.array([-4097, -1, 5000, 8_000_000, -8_000_000, 4096, -70_001, 0, 0, 0])
-    v = np.array([-3, -70000, 7, 8_000_000, -8_000_000, 4095, 1, -8_388_000, 0, 0])
-    a = np.array([0, 0, 0, 3000, -3000, 0, 1, -200, 10, 11])   # the last two: v = 64·vth exactly (no spike), +64
+    # then: u reaching exactly ±2²³ (wrapped only at −2²³) and v clipped there; v = 64·vth exactly (no spike), +64
+    u = np.array([-4097, -1, 5000, 8_000_000, -8_000_000, 4096, -70_001, 0, 0, 0, 0, 0])
+    v = np.array([-3, -70000, 7, 8_000_000, -8_000_000, 4095, 1, -8_388_000, 0, 0, 0, 0])
+    a = np.array([0, 0, 0, 3000, -3000, 0, 1, -200, 1 << 17, -(1 << 17), 10, 11])
     du, dv, vth = 100, 100, 10
     lu, lv, ls = lava_lif_step(u, v, a, du, dv, vth)
     ru, rv, rs = nm.lif_step_loihi_np(u, v, a, du, dv, vth)
@@ -75,6 +76,7 @@ def test_project_step_equals_lava_where_rounding_and_offsets_matter():
     for i in range(len(u)):
         assert nm.lif_step_loihi(int(u[i]), int(v[i]), int(a[i]), du, dv, vth) == (lu[i], lv[i], ls[i]), i
     assert not ls[-2] and ls[-1]                                          # the threshold is strict: v > 64·vth
+    assert lu[8] == lu[9] == nm.UV_MAX                                    # (Lava wraps at u ≤ −2²³, not at +2²³)
     floored = (v * (nm.DECAY_UNITY - dv)) >> nm.DECAY_SHIFT                # floor instead of truncation
     assert not np.array_equal(np.clip(floored + lu, -nm.UV_MAX + 1, nm.UV_MAX - 1), lv)
     no_offset = np.sign(u) * (np.abs(u * (nm.DECAY_UNITY - du)) >> nm.DECAY_SHIFT)   # du without Lava's +1

@@ -141,6 +141,23 @@ def test_report_equals_the_cost_model_computed_independently(simulated, hw):
         assert rep[key] == pytest.approx(value, rel=1e-9, abs=0), key
 
 
+def test_report_equals_the_cost_model_on_a_recurrent_graph():
+    """A population projecting onto itself sends messages to its own core (E_SPIKE_CORE): the converted
+    models, one population per core and feed-forward, never do."""
+    from sim.ir import AerGraph, Population, Projection
+    rng = np.random.default_rng(2)
+    w = lambda n, m: np.where(rng.random((n, m)) < 0.5, 2 * rng.integers(-20, 60, (n, m)), 0).astype(np.int16)  # noqa: E731
+    pops = (Population("in", 6, "input"), Population("a", 40, "lif", 2048, 512, 20, depth=1))
+    g = AerGraph("loihi", pops, (Projection.from_dense("in->a", "in", "a", w(40, 6)),
+                                 Projection.from_dense("a->a", "a", "a", w(40, 40))), None, 8)
+    res = simulate(g, {"in": rng.random((3, 8, 6)) < 0.5})
+    m = map_graph(g, Loihi2(neurons_per_core=16, cores_per_chip=2, chips=4))
+    rep, want = cost_report(g, m, res).to_dict(), expected_costs(g, m, res)
+    assert res.spikes["a"].any() and want["inter_chip_messages"] > 0
+    for key, value in want.items():
+        assert rep[key] == pytest.approx(value, rel=1e-9, abs=0), key
+
+
 def test_small_cores_split_populations_and_still_respect_limits(simulated):
     graph, res = simulated
     hw = Loihi2(neurons_per_core=50, synapses_per_core=3000, fan_in_per_core=200, fan_out_per_core=4000, cores_per_chip=8, chips=64)
