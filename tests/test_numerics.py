@@ -30,6 +30,18 @@ def lava_lif_step(u, v, a, du, dv, vth):
     return m.u, m.v, s
 
 
+def lava_lif_pre(u, v, a, du, dv, vth):
+    """Lava's u and v after the sub-threshold update, before the spike test and reset."""
+    m = PyLifModelBitAcc({})
+    m.u, m.v = u.astype(np.int32).copy(), v.astype(np.int32).copy()
+    m.du, m.dv, m.vth = du, dv, vth
+    m.bias_mant = np.zeros(len(u), np.int16)
+    m.bias_exp = np.zeros(len(u), np.int16)
+    m.scale_bias()
+    m.subthr_dynamics(activation_in=a.astype(np.int32))
+    return m.u.copy(), m.v.copy()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_loihi_step_equals_lava_numpy_numba_and_torch(seed):
     rng = np.random.default_rng(seed)
@@ -64,9 +76,10 @@ def test_project_step_equals_lava_where_rounding_and_offsets_matter():
     wrap and clip: ``sim.numerics`` (numpy and numba) equals Lava's PyLifModelBitAcc, and the
     plausible wrong variants do not."""
     # then: u reaching exactly ±2²³ (wrapped only at −2²³) and v clipped there; v = 64·vth exactly (no spike), +64
-    u = np.array([-4097, -1, 5000, 8_000_000, -8_000_000, 4096, -70_001, 0, 0, 0, 0, 0])
-    v = np.array([-3, -70000, 7, 8_000_000, -8_000_000, 4095, 1, -8_388_000, 0, 0, 0, 0])
-    a = np.array([0, 0, 0, 3000, -3000, 0, 1, -200, 1 << 17, -(1 << 17), 10, 11])
+    # and v landing exactly on −2²³ (clipped to −2²³ + 1)
+    u = np.array([-4097, -1, 5000, 8_000_000, -8_000_000, 4096, -70_001, 0, 0, 0, 0, 0, 0])
+    v = np.array([-3, -70000, 7, 8_000_000, -8_000_000, 4095, 1, -8_388_000, 0, 0, -66, 0, 0])
+    a = np.array([0, 0, 0, 3000, -3000, 0, 1, -200, 1 << 17, -(1 << 17), 1 - (1 << 17), 10, 11])
     du, dv, vth = 100, 100, 10
     lu, lv, ls = lava_lif_step(u, v, a, du, dv, vth)
     ru, rv, rs = nm.lif_step_loihi_np(u, v, a, du, dv, vth)
@@ -77,6 +90,11 @@ def test_project_step_equals_lava_where_rounding_and_offsets_matter():
         assert nm.lif_step_loihi(int(u[i]), int(v[i]), int(a[i]), du, dv, vth) == (lu[i], lv[i], ls[i]), i
     assert not ls[-2] and ls[-1]                                          # the threshold is strict: v > 64·vth
     assert lu[8] == lu[9] == nm.UV_MAX                                    # (Lava wraps at u ≤ −2²³, not at +2²³)
+    pu, pv = lava_lif_pre(u, v, a, du, dv, vth)                            # before the reset: the clips show
+    assert pv[8] == nm.UV_MAX - 1 and pv[10] == -nm.UV_MAX + 1
+    for i in range(len(u)):
+        un, vn, clipped = nm.lif_step_loihi_pre(int(u[i]), int(v[i]), int(a[i]), du, dv, vth)
+        assert (un, vn) == (pu[i], pv[i]) and clipped == (abs(pv[i]) == nm.UV_MAX - 1), i
     floored = (v * (nm.DECAY_UNITY - dv)) >> nm.DECAY_SHIFT                # floor instead of truncation
     assert not np.array_equal(np.clip(floored + lu, -nm.UV_MAX + 1, nm.UV_MAX - 1), lv)
     no_offset = np.sign(u) * (np.abs(u * (nm.DECAY_UNITY - du)) >> nm.DECAY_SHIFT)   # du without Lava's +1

@@ -161,7 +161,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("groups", nargs="*", default=list(GROUP_TESTS))
     ap.add_argument("--out", default=str(ROOT / "docs" / "mutation-pass-results.md"))
+    ap.add_argument("--only", default="", help="comma-separated GROUP:K (K-th mutant of GROUP, from 1): just those")
     args = ap.parse_args()
+    only = {tuple(x.split(":")) for x in args.only.split(",") if x}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if {"cost", "cli"} & set(args.groups) and not env.get("SPIKEFORMER_TEST_TINY_RUN"):
         sys.path.insert(0, str(ROOT / "tests"))
@@ -170,11 +172,15 @@ def main() -> None:
         env["SPIKEFORMER_TEST_TINY_RUN"] = str(train_tiny(Path(tempfile.mkdtemp(prefix="mutation-tiny-")), "sdsa"))
     rows = []
     for group in args.groups:
+        if only and not any(g == group for g, _ in only):
+            continue
         ok, sec = run_tests(group, env)
         print(f"[{group}] unmutated tests {'pass' if ok else 'FAIL'} ({sec:.0f} s)", flush=True)
         if not ok:
             sys.exit(f"{group}: the unmutated tests fail; fix them first")
         for k, (g, rel, old, new) in enumerate(m for m in MUTANTS if m[0] == group):
+            if only and (group, str(k + 1)) not in only:
+                continue
             path = ROOT / rel
             src = path.read_text()
             if src.count(old) != 1:
