@@ -151,11 +151,14 @@ def test_report_equals_the_cost_model_on_a_recurrent_graph():
     g = AerGraph("loihi", pops, (Projection.from_dense("in->a", "in", "a", w(40, 6)),
                                  Projection.from_dense("a->a", "a", "a", w(40, 40))), None, 8)
     res = simulate(g, {"in": rng.random((3, 8, 6)) < 0.5})
-    m = map_graph(g, Loihi2(neurons_per_core=16, cores_per_chip=2, chips=4))
-    rep, want = cost_report(g, m, res).to_dict(), expected_costs(g, m, res)
-    assert res.spikes["a"].any() and want["inter_chip_messages"] > 0
-    for key, value in want.items():
-        assert rep[key] == pytest.approx(value, rel=1e-9, abs=0), key
+    assert res.spikes["a"].any()
+    # 4 chips of 2 cores; then one core per neuron: 40 cores over 3 rows of the 8 × 16 mesh
+    for hw in (Loihi2(neurons_per_core=16, cores_per_chip=2, chips=4), Loihi2(neurons_per_core=1)):
+        m = map_graph(g, hw)
+        rep, want = cost_report(g, m, res).to_dict(), expected_costs(g, m, res)
+        assert want["inter_chip_messages"] > 0 if hw.chips else m.cores > 2 * 16
+        for key, value in want.items():
+            assert rep[key] == pytest.approx(value, rel=1e-9, abs=0), key
 
 
 def test_small_cores_split_populations_and_still_respect_limits(simulated):
