@@ -161,6 +161,23 @@ def test_report_equals_the_cost_model_on_a_recurrent_graph():
             assert rep[key] == pytest.approx(value, rel=1e-9, abs=0), key
 
 
+def test_chip_hop_latency_takes_the_farthest_destination():
+    """One chip per core on a 3 × 3 chip grid: 'a' on chip 0 sends to chips 1, 2, 3 (1, 2, 1 hops);
+    a tick's inter-chip latency is its farthest message (2 hops), not the last destination's."""
+    from sim.ir import AerGraph, Population, Projection
+    pops = (Population("in", 4, "input"), Population("a", 8, "lif", 4095, 0, 1, depth=1),
+            Population("b", 24, "lif", 4095, 0, 1000, depth=2))
+    g = AerGraph("loihi", pops, (Projection.from_dense("in->a", "in", "a", np.full((8, 4), 2, np.int16)),
+                                 Projection.from_dense("a->b", "a", "b", np.full((24, 8), 2, np.int16))), None, 4)
+    res = simulate(g, {"in": np.ones((2, 4, 4), bool)})
+    m = map_graph(g, Loihi2(neurons_per_core=8, cores_per_chip=1, chips=9))
+    assert m.core_of[g.offsets()["a"]] == 0 and m.cores == 4
+    rep, want = cost_report(g, m, res).to_dict(), expected_costs(g, m, res)
+    assert want["latency_inter_chip_s"] == pytest.approx(res.spikes["a"].any(axis=2).sum(axis=1).mean() * 2 * 100e-9)
+    for key, value in want.items():
+        assert rep[key] == pytest.approx(value, rel=1e-9, abs=0), key
+
+
 def test_small_cores_split_populations_and_still_respect_limits(simulated):
     graph, res = simulated
     hw = Loihi2(neurons_per_core=50, synapses_per_core=3000, fan_in_per_core=200, fan_out_per_core=4000, cores_per_chip=8, chips=64)
