@@ -270,6 +270,7 @@ def test_signal_during_lava_run_leaves_nothing_behind(run_copy, sig):
 def test_deferred_interrupts_hold_the_signal_until_the_block_ends():
     from sim.signals import Interrupted, deferred_interrupts, interrupts_as_exceptions
     done = []
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)   # (an earlier test's library may have replaced it)
     with interrupts_as_exceptions():
         with pytest.raises(Interrupted) as e:
             with deferred_interrupts():
@@ -280,6 +281,7 @@ def test_deferred_interrupts_hold_the_signal_until_the_block_ends():
             with deferred_interrupts():
                 os.kill(os.getpid(), signal.SIGINT)
                 done.append("again")
+    signal.signal(signal.SIGINT, sigint)
     assert done[-1] == "again"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)       # nohup: stays ignored
