@@ -177,7 +177,7 @@ def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600
     from sim.engine import flatten, simulate
 
     model, graph, x, y = load_test_batch(run_dir, samples)
-    if graph.numerics != "loihi":
+    if not graph.arith.fixed_point:
         raise CheckpointError(f"{graph_path(run_dir)}: Lava export needs numerics='loihi', graph has '{graph.numerics}'")
     t0 = time.perf_counter()
     stats: dict = {}
