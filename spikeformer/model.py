@@ -144,7 +144,8 @@ class SpikingTransformer(nn.Module):
 
     @property
     def loihi(self) -> bool:
-        return self.cfg.numerics == "loihi"
+        """Fixed-point (Loihi) arithmetic in training."""
+        return nm.ARITHMETIC[self.cfg.numerics].fixed_point
 
     @property
     def dtype(self) -> torch.dtype:
