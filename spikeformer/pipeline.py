@@ -90,6 +90,12 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
 
     from sim.engine import SimResult, flatten, simulate
     from sim.trace import check_writable, write_trace
+    from spikeformer.imported import is_imported, simulate_imported
+
+    if is_imported(run_dir):                        # no torch model: inputs and float reference of the import
+        if trace is not None or shards or scheduler:
+            raise ValueError("--trace, --shards and --scheduler are not supported on imported runs")
+        return simulate_imported(run_dir, samples)
 
     if trace is not None:
         check_writable(trace)                       # fail before any work
@@ -175,7 +181,10 @@ def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600
     sample and the peak memory (PSS) of this process plus the Lava processes."""
     from loihi_export.run import run_lava
     from sim.engine import flatten, simulate
+    from spikeformer.imported import is_imported, lava_imported
 
+    if is_imported(run_dir):
+        return lava_imported(run_dir, samples, timeout)
     model, graph, x, y = load_test_batch(run_dir, samples)
     if not graph.arith.fixed_point:
         raise CheckpointError(f"{graph_path(run_dir)}: Lava export needs numerics='loihi', graph has '{graph.numerics}'")

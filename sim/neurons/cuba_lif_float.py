@@ -58,6 +58,16 @@ def decay_factor(d: float) -> float:
     return float(F32(1) - F32(d))
 
 
+def loihi_cuba(du: float, dv: float, vth: float, scale: float) -> NeuronModel:
+    """Loihi ``CubaLIF`` of float (du, dv, vth) with voltages scaled by ``scale`` (``fixed_point``)."""
+    from sim.neurons.cuba_lif import CubaLIF
+    from sim.numerics import DU_MAX, DV_MAX, VTH_MAX
+    t = round(scale * vth)
+    if not np.isfinite(vth) or t > VTH_MAX:
+        raise ModelError("vth", f"{vth}·{scale:.4g} does not fit Loihi's 17-bit threshold (≤ {VTH_MAX})")
+    return CubaLIF(int(np.clip(round(4096 * du) - 1, 0, DU_MAX)), int(np.clip(round(4096 * dv), 0, DV_MAX)), int(t))
+
+
 def check_fraction(name: str, x: float) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float, np.number)) or not 0.0 <= float(x) <= 1.0:
         raise ModelError(name, f"must be in [0, 1] for float numerics, got {x}")
@@ -91,3 +101,8 @@ class CubaLIFFloat(NeuronModel):
 
     def kernel_params(self) -> tuple[float, float, float]:
         return (decay_factor(self.du), decay_factor(self.dv), self.vth)
+
+    def fixed_point(self, scale: float) -> NeuronModel:
+        """The Loihi ``CubaLIF`` closest to this neuron with its voltage scaled by ``scale`` (weights
+        scaled alike): du = round(4096·du_f) − 1, dv = round(4096·dv_f), vth = round(scale·vth)."""
+        return loihi_cuba(self.du, self.dv, self.vth, scale)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sim.neurons import NeuronModel, register
-from sim.neurons.cuba_lif_float import check_threshold
+from sim.neurons.cuba_lif_float import check_threshold, loihi_cuba
 
 
 @register
@@ -29,3 +29,8 @@ class IF(NeuronModel):
 
     def kernel_params(self) -> tuple[float, float, float]:
         return (0.0, 1.0, self.vth)
+
+    def fixed_point(self, scale: float) -> NeuronModel:
+        """The Loihi ``CubaLIF`` closest to this neuron with its voltage scaled by ``scale`` (weights
+        scaled alike): du = round(4096·du_f) − 1, dv = round(4096·dv_f), vth = round(scale·vth)."""
+        return loihi_cuba(1.0, 0.0, self.vth, scale)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sim.neurons import NeuronModel, register
-from sim.neurons.cuba_lif_float import check_fraction, check_threshold, decay_factor
+from sim.neurons.cuba_lif_float import check_fraction, check_threshold, decay_factor, loihi_cuba
 
 
 @register
@@ -32,3 +32,8 @@ class LIF(NeuronModel):
 
     def kernel_params(self) -> tuple[float, float, float]:
         return (0.0, decay_factor(self.dv), self.vth)
+
+    def fixed_point(self, scale: float) -> NeuronModel:
+        """The Loihi ``CubaLIF`` closest to this neuron with its voltage scaled by ``scale`` (weights
+        scaled alike): du = round(4096·du_f) − 1, dv = round(4096·dv_f), vth = round(scale·vth)."""
+        return loihi_cuba(1.0, self.dv, self.vth, scale)
