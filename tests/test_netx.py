@@ -9,12 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from loihi_export.errors import LavaRunError
 from loihi_export.netx_export import (
     NetxError,
     lava_dense_weights,
@@ -26,8 +28,33 @@ from loihi_export.netx_export import (
 from loihi_export.netx_run import default_ticks, run_netx
 from sim.engine import simulate
 from sim.ir import AerGraph, Population, Projection
+from test_lava import _leftovers, _snapshot  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mapped() -> set[str]:
+    """/dev/shm entries some live process maps."""
+    mapped = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                mapped.update(line.rsplit("/dev/shm/", 1)[1].split()[0] for line in f if "/dev/shm/" in line)
+        except OSError:
+            pass
+    return mapped
+
+
+def _orphans(before) -> tuple[list, set[str]]:
+    """``test_lava._leftovers``, less the segments of other Lava runs on this machine at the same time:
+    a segment our run leaked is mapped by no live process and still there seconds later."""
+    kids, shm = _leftovers(before)
+    shm -= _mapped()
+    if shm:
+        time.sleep(3)                          # another run between unmapping and unlinking its segments
+        shm &= set(os.listdir("/dev/shm"))
+        shm -= _mapped()
+    return kids, shm
 
 
 def _w(rng, shape, lo, hi, p=0.6):
@@ -118,13 +145,23 @@ def test_lava_dl_run_of_our_netx_file_equals_the_engine(tmp_path):
     g = chain_graph()
     x = np.random.default_rng(2).random((3, g.timesteps, 20)) < 0.4
     path = write_netx(g, tmp_path / "m.net.h5")
+    before = _snapshot()
     lava = run_netx(path, x, timeout=300, lanes=2)               # two workers: 2 + 1 samples
+    assert _orphans(before) == ([], set())                       # no process or shared memory left
     ours = simulate(g, {"in": x}).spikes
     assert sorted(lava) == ["h1", "h2", "o"]
     for name, spikes in lava.items():
         assert spikes.shape == ours[name].shape == (3, g.ticks, g.population(name).size)
         assert 0 < spikes.mean() < 0.9, name                     # neither silent nor saturated
         np.testing.assert_array_equal(spikes, ours[name], err_msg=name)
+
+
+def test_netx_run_timeout_kills_everything(tmp_path):
+    path = write_netx(chain_graph(), tmp_path / "m.net.h5")
+    before = _snapshot()
+    with pytest.raises(LavaRunError, match=r"timed out after 0\.5 s"):
+        run_netx(path, np.ones((1, 10, 20), bool), timeout=0.5)
+    assert _orphans(before) == ([], set())
 
 
 def _graph(pops, projs, numerics="loihi"):
