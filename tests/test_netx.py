@@ -21,7 +21,6 @@ from loihi_export.netx_export import (
     NetxError,
     lava_dense_weights,
     layer_names,
-    netx_chain,
     netx_optimize,
     write_netx,
 )
