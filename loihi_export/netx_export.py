@@ -172,7 +172,7 @@ def netx_chain(graph: AerGraph) -> list[NetxLayer]:
         if len(outs[cur]) > 1:
             raise NetxError(f"netx export: population '{cur}' feeds {len(outs[cur])} populations "
                             f"{[pr.post for pr in outs[cur]]}; netx layers are sequential, each feeding only the "
-                            f"next (no fan-out or skip connection)")
+                            f"next (a skip connection, residual stream or attention cannot be expressed)")
         pr = outs[cur][0]
         nxt = pops[pr.post]
         rec = [q for q in ins[nxt.name] if q.pre == nxt.name]
