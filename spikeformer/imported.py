@@ -82,7 +82,7 @@ def import_run(fmt: str, source: str | Path, out: str | Path, *, numerics: str =
                dt: float | None = None) -> dict:
     """Import ``source`` into run directory ``out``; returns the figures (with loihi: agreement with float)."""
     from sim.engine import simulate
-    from sim.numerics import NUMERICS
+    from sim.numerics import ARITHMETIC, NUMERICS
 
     if numerics not in NUMERICS:
         raise ValueError(f"--numerics must be one of {NUMERICS}, got {numerics!r}")
@@ -109,7 +109,7 @@ def import_run(fmt: str, source: str | Path, out: str | Path, *, numerics: str =
                "timesteps": graph.timesteps, "populations": len(graph.populations),
                "projections": len(graph.projections), "neurons": graph.n_neurons, "synapses": graph.n_synapses}
     run_graph = graph
-    if numerics == "loihi":
+    if ARITHMETIC[numerics].fixed_point:
         run_graph, scales = quantize(graph)
         save_graph(graph, out / FLOAT_GRAPH)
         a = simulate(graph, x).spikes
