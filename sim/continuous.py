@@ -30,7 +30,7 @@ from numba.typed import List
 
 from sim.engine import KIND_GRADED, KIND_INPUT, flatten
 from sim.ir import AerGraph
-from sim.neurons import kernel_idle, kernel_step
+from sim.neurons import kernel_idle, kernel_key, kernel_step
 from sim.reference import check_inputs, source_spikes
 from sim.trace import EVENT_DTYPE
 
@@ -54,7 +54,7 @@ def check_latencies(graph: AerGraph, latencies: Mapping[str, float] | None) -> n
 
 
 @numba.njit(cache=True)
-def _run_sample(pop_of, params, code, kind, row_ptr, row_base, pre_start, target, weight, lat,
+def _run_sample(pop_of, params, code, kernels, kind, row_ptr, row_base, pre_start, target, weight, lat,
                 src_ptr, src_proj, in_t, in_i, acc_zero, state_zero, t_end):
     """One sample; returns (spike times, spike neurons, payloads).
 
@@ -184,7 +184,7 @@ def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
     src_ptr = np.zeros(graph.n_neurons + 1, np.int64)
     np.cumsum(np.bincount(src, minlength=graph.n_neurons), out=src_ptr[1:])
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
-    args = (flat.pop_of, flat.params, flat.code, flat.kind, row_ptr, np.array(row_base, np.int64),
+    args = (flat.pop_of, flat.params, flat.code, kernel_key(), flat.kind, row_ptr, np.array(row_base, np.int64),
             np.array(pre_start, np.int64), cat(targets, np.int64), cat(weights, arith.acc_dtype),
             lat, src_ptr, proj_of[order].astype(np.int64))
     zero = (arith.acc_dtype(0), arith.state_dtype(0))

@@ -33,7 +33,7 @@ from numba import types
 from numba.extending import overload
 
 from sim.ir import AerGraph
-from sim.neurons import kernel_idle, kernel_step
+from sim.neurons import kernel_idle, kernel_key, kernel_step
 from sim.reference import check_inputs, source_spikes
 
 
@@ -250,7 +250,7 @@ def _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops):
 
 
 @numba.njit(cache=True)
-def _run_sample(pop_of, params, code, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
+def _run_sample(pop_of, params, code, kernels, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
                 weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks, x_idx, x_ptr, epoch,
                 acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, record):
     """One sample on one thread's working buffers; returns the number of neuron updates.
@@ -259,6 +259,7 @@ def _run_sample(pop_of, params, code, kind, indptr, seg_ptr, seg_end, seg_delay,
     ``epoch + tick + 1`` (a neuron whose ``last`` ≤ epoch starts this sample at rest,
     u = v = 0), and only slots left pending after the last tick are cleared.
     x_idx/x_ptr: this sample's input spikes as CSR over ticks (global neuron ids).
+    ``kernels`` (``sim.neurons.kernel_key``) is unused: its type makes numba's cache tell kernel sets apart.
     """
     updates = 0
     n_active = 0
@@ -337,7 +338,7 @@ def _run_sample(pop_of, params, code, kind, indptr, seg_ptr, seg_end, seg_delay,
 
 
 @numba.njit(cache=True, parallel=True)
-def _run_batch(pop_of, params, code, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
+def _run_batch(pop_of, params, code, kernels, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
                weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks, x_idx, x_ptr, x_off,
                acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, updates, record):
     """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread)."""
@@ -345,7 +346,7 @@ def _run_batch(pop_of, params, code, kind, indptr, seg_ptr, seg_end, seg_delay, 
     batch = len(updates)
     for c in numba.prange(n_buf):
         for b in range(c, batch, n_buf):
-            updates[b] = _run_sample(pop_of, params, code, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta,
+            updates[b] = _run_sample(pop_of, params, code, kernels, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta,
                                      seg_proj, target, weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks,
                                      x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], b * (ticks + 1),
                                      acc[c], mark[c], touched[c], n_touched[c], last[c], done[c], u[c], v[c],
@@ -424,7 +425,7 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     pop_counts = np.zeros((batch, len(graph.populations)), np.int64)
     ops = np.zeros((batch, max(len(graph.projections), 1)), np.int64)
     updates = np.zeros(batch, np.int64)
-    _run_batch(flat.pop_of, flat.params, flat.code, flat.kind, flat.indptr, flat.seg_ptr, flat.seg_end,
+    _run_batch(flat.pop_of, flat.params, flat.code, kernel_key(), flat.kind, flat.indptr, flat.seg_ptr, flat.seg_end,
                flat.seg_delay, flat.seg_delta, flat.seg_proj, flat.target, flat.weight, flat.neg_ptr, flat.neg_base,
                flat.neg_shift, flat.pop_start, R, graph.ticks, x_idx, x_ptr, x_off,
                acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, updates, record)

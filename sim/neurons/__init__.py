@@ -175,6 +175,13 @@ def _family(integer: bool) -> list[Kernel]:
     return sorted((k for k in KERNELS.values() if k.integer == integer), key=lambda k: k.code)
 
 
+def kernel_key() -> tuple:
+    """A value whose numba type changes with the registered kernels (one int8 per kernel): passed
+    to the cached engine functions so that a new kernel compiles them afresh instead of running
+    a cached dispatch that does not know it."""
+    return tuple(np.int8(k.code) for k in KERNELS.values())
+
+
 def kernel_step(code, u, v, a, p0, p1, p2):
     """One step of kernel ``code`` (of the state's type): (u, v, spiked). Numba only."""
 
@@ -208,5 +215,5 @@ from sim.neurons.li import LI  # noqa: E402
 from sim.neurons.lif import LIF  # noqa: E402
 
 __all__ = ["Bias", "CubaLIF", "CubaLIFFloat", "GradedRelay", "IF", "Input", "KERNELS", "Kernel", "LI", "LIF",
-           "MODELS", "ModelError", "NeuronModel", "cuba", "kernel_idle", "kernel_step", "model_from_dict",
+           "MODELS", "ModelError", "NeuronModel", "cuba", "kernel_idle", "kernel_key", "kernel_step", "model_from_dict",
            "register", "register_kernel"]
