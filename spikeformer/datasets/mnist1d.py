@@ -6,11 +6,12 @@ resampled; zero mean, unit variance over the set); own split 4,000 train / 1,000
 package's global NumPy RNG state is restored after generation.
 
 Encoding (deterministic, identical every tick): N = ``config.tokens`` tokens (N divides 40),
-token n is the window of W = 2·s samples starting at n·s (s = 40/N; past the end: zeros).
-Every sample x of the window is thermometer-coded in L = ``config.levels`` levels
-``x > −R + 2R·(l + ½)/L`` (R = ``RANGE``), followed by the token's one-hot position::
+token n is the window of W samples starting at n·s, s = 40/N, circularly (sample (n·s + k) mod 40:
+the generator's translation is circular). Every sample x of the window is thermometer-coded in
+L = ``config.levels`` levels ``x > −R + 2R·(l + ½)/L`` (R = ``RANGE``), followed by the token's
+one-hot position::
 
-    F = W·L + N
+    F = W·L + N        (config.features picks W; default W = DEFAULT_WINDOW)
 
 ``train.shift`` = k: every training signal is rolled circularly by a uniform shift in [−k, k]
 (the generator's own translation is circular).
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 LENGTH = 40
 CLASSES = 10
 RANGE = 2.5                 # thermometer levels span [−R, R] (the signals have unit variance)
+DEFAULT_WINDOW = 12         # samples per token: a digit spans ~7–10 of the 40 samples
 
 
 @lru_cache(maxsize=1)
@@ -53,26 +55,29 @@ def load_mnist1d_split() -> Split:
     return Split(*_generated())
 
 
-def window(tokens: int) -> int:
-    """W = 2·(40 / tokens) samples per token."""
-    return 2 * (LENGTH // tokens)
+def window(features: int, tokens: int, levels: int) -> int | None:
+    """W = (F − N) / L samples per token, or None if that is not a whole number in [1, 40]."""
+    w, r = divmod(features - tokens, levels)
+    return w if r == 0 and 1 <= w <= LENGTH else None
 
 
-def token_features(tokens: int, levels: int) -> int:
-    """F = W·L + N."""
-    return window(tokens) * levels + tokens
+def token_features(tokens: int, levels: int, window: int | None = None) -> int:
+    """F = W·L + N (W: DEFAULT_WINDOW when None)."""
+    return (DEFAULT_WINDOW if window is None else window) * levels + tokens
 
 
-def encode_mnist1d(signals: np.ndarray, timesteps: int, tokens: int, levels: int) -> np.ndarray:
+def encode_mnist1d(signals: np.ndarray, timesteps: int, tokens: int, levels: int,
+                   window: int | None = None) -> np.ndarray:
     """Spikes (n, timesteps, N, W·L + N) bool (module docstring)."""
     signals = np.asarray(signals)
+    w = DEFAULT_WINDOW if window is None else window
     if signals.ndim != 2 or signals.shape[1] != LENGTH:
         raise ValueError(f"signals: expected shape (n, {LENGTH}), got {signals.shape}")
-    if LENGTH % tokens:
-        raise ValueError(f"tokens ({tokens}) must divide {LENGTH}")
-    s, w = LENGTH // tokens, window(tokens)
-    padded = np.concatenate([signals, np.zeros((len(signals), w), signals.dtype)], axis=1)
-    windows = np.stack([padded[:, n * s:n * s + w] for n in range(tokens)], axis=1)       # (n, N, W)
+    if LENGTH % tokens or not 1 <= w <= LENGTH:
+        raise ValueError(f"tokens ({tokens}) must divide {LENGTH} and window ({w}) be in [1, {LENGTH}]")
+    s = LENGTH // tokens
+    idx = (np.arange(tokens)[:, None] * s + np.arange(w)[None, :]) % LENGTH
+    windows = signals[:, idx]                                                             # (n, N, W)
     thresholds = -RANGE + 2 * RANGE * (np.arange(levels) + 0.5) / levels
     thermo = (windows[..., None] > thresholds).reshape(len(signals), tokens, w * levels)
     position = np.broadcast_to(np.eye(tokens, dtype=bool), (len(signals), tokens, tokens))
@@ -90,20 +95,20 @@ class Mnist1d(Dataset):
     name = "mnist1d"
 
     def defaults(self, model: dict) -> dict:
-        model.setdefault("tokens", 10)
-        tokens = model["tokens"]
-        if isinstance(tokens, int) and tokens > 0 and LENGTH % tokens == 0:
-            model.setdefault("features", token_features(tokens, model.get("levels", 4)))
+        model.setdefault("tokens", 20)
+        tokens, levels = model["tokens"], model.get("levels", 4)
+        if isinstance(tokens, int) and isinstance(levels, int):
+            model.setdefault("features", token_features(tokens, levels))
         return model
 
     def check(self, cfg: "ModelConfig") -> None:
         if LENGTH % cfg.tokens:
             raise ValueError(f"config.tokens ({cfg.tokens}) must divide the {LENGTH} samples of an mnist1d signal: "
                              f"one of {[n for n in range(1, LENGTH + 1) if LENGTH % n == 0]}")
-        want = token_features(cfg.tokens, cfg.levels)
-        if cfg.features != want:
-            raise ValueError(f"config.features ({cfg.features}) must equal W·levels + tokens = {want} for mnist1d "
-                             f"(W = {window(cfg.tokens)} samples per token)")
+        if window(cfg.features, cfg.tokens, cfg.levels) is None:
+            raise ValueError(f"config.features ({cfg.features}) must be W·levels + tokens for mnist1d, W in "
+                             f"[1, {LENGTH}] samples per token (W = {DEFAULT_WINDOW}: "
+                             f"{token_features(cfg.tokens, cfg.levels)})")
         if cfg.classes < CLASSES:
             raise ValueError(f"config.classes ({cfg.classes}) must be ≥ {CLASSES}, the class count of mnist1d")
         if cfg.encoder != "thermometer":
@@ -113,7 +118,7 @@ class Mnist1d(Dataset):
         return resplit(load_mnist1d_split(), cfg)
 
     def encode(self, cfg: "ModelConfig", x: np.ndarray) -> np.ndarray:
-        return encode_mnist1d(x, cfg.timesteps, cfg.tokens, cfg.levels)
+        return encode_mnist1d(x, cfg.timesteps, cfg.tokens, cfg.levels, window(cfg.features, cfg.tokens, cfg.levels))
 
     def augment(self, cfg: "ModelConfig", x: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
         return random_roll(x, shift, rng)
