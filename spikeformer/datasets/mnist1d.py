@@ -51,8 +51,8 @@ def _generated() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def load_mnist1d_split() -> Split:
-    """The generator's own split: 4,000 train / 1,000 test signals (n, 40) float32."""
-    return Split(*_generated())
+    """The generator's own split: 4,000 train / 1,000 test signals (n, 40) float32 (copies of the cached arrays)."""
+    return Split(*(a.copy() for a in _generated()))
 
 
 def window(features: int, tokens: int, levels: int) -> int | None:
