@@ -108,8 +108,8 @@ def test_aedat4_recordings_train_convert_simulate_and_match_lava(tmp_path, strea
     assert lava["identical_to_simulator"] and lava["mismatched_spikes"] == 0 and lava["samples"] == 2
 
 
-def _npz(path: Path, evs, labels, **over) -> Path:
-    save_recordings(path, evs, labels, (16, 16))
+def _npz(path: Path, evs, ys, **over) -> Path:
+    save_recordings(path, evs, ys, (16, 16))
     with np.load(path) as z:
         a = {k: z[k] for k in z.files}
     a.update(over)
