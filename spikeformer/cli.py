@@ -66,7 +66,7 @@ def emit(figures: dict, as_json: bool, title: str) -> None:
 @friendly
 def train(out: Path = typer.Option(..., "--out", help="Run directory (created; resumed if it holds a checkpoint)."),
           config: Optional[Path] = typer.Option(None, "--config", help="JSON file {\"model\": {...}, \"train\": {...}}."),
-          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: demo | kwta | ternary | events | tiny."),
+          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration (spikeformer.presets): demo | kwta | ternary | events | events64 | large | large-kwta | mnist1d | tiny."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of epochs."),
           batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the batch size."),
           steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch",
@@ -75,7 +75,7 @@ def train(out: Path = typer.Option(..., "--out", help="Run directory (created; r
           checkpoint: bool = typer.Option(False, "--checkpoint/--no-checkpoint",
                                           help="Recompute each block in backward: less memory, more time."),
           as_json: bool = JsonOpt) -> None:
-    """Train a spiking transformer on its dataset (digits or event streams); write a checkpoint to OUT."""
+    """Train a spiking transformer on its dataset (config.dataset, spikeformer.datasets); write a checkpoint to OUT."""
     from spikeformer import presets
     from spikeformer.train import train as run_train
 

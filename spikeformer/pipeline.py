@@ -14,7 +14,7 @@ import torch
 from sim.io import load_graph, load_result, save_graph, save_result
 from sim.ir import AerGraph, IRError
 from spikeformer.convert import compare_to_model, to_graph
-from spikeformer.train import CheckpointError, encode, load_dataset, load_model, write_json
+from spikeformer.train import CheckpointError, encode, load_model, run_split, write_json
 
 GRAPH_FILE = "graph.aer.npz"
 RESULT_FILE = "simulation.npz"
@@ -43,10 +43,10 @@ def load_run_graph(run_dir: str | Path) -> AerGraph:
 
 def load_test_batch(run_dir: str | Path, samples: int | None):
     """(model, graph, encoded inputs (B, T, N, F), labels) for the first ``samples`` test samples
-    of the model's dataset (digits or event streams)."""
+    of the run's own test set (``train.run_split``)."""
     graph = load_run_graph(run_dir)
     model = load_model(run_dir)
-    data = load_dataset(model.cfg)
+    data = run_split(run_dir, model.cfg)
     n = len(data.y_test) if samples is None else samples
     if not 1 <= n <= len(data.y_test):
         raise ValueError(f"--samples must be in [1, {len(data.y_test)}], got {n}")
@@ -172,7 +172,7 @@ def report_run(run_dir: str | Path, chips: int | None = None,
 
 
 def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600.0) -> dict:
-    """Run test digits through Lava (Loihi2SimCfg fixed point); compare with the simulator and the model.
+    """Run test samples through Lava (Loihi2SimCfg fixed point); compare with the simulator and the model.
 
     Large graphs run one sample at a time, in sequence in one Lava network (``run_lava``'s
     default layout); ``timeout`` is per Lava worker process. The simulator and the model then
