@@ -164,7 +164,7 @@ def _import_command(fmt: str, description: str) -> None:
                 inputs: Optional[Path] = typer.Option(None, "--inputs",
                                                       help="Input spikes: .npz, one (samples, T, *shape) array per "
                                                            "Input node, optional 'labels'."),
-                dataset: Optional[str] = typer.Option(None, "--dataset", help="Input spikes from a dataset: digits | events."),
+                dataset: Optional[str] = typer.Option(None, "--dataset", help="Input spikes from a dataset (spikeformer.datasets, e.g. digits, mnist1d): its test split."),
                 timesteps: Optional[int] = typer.Option(None, "--timesteps", help="Model ticks (default: the inputs' T)."),
                 dt: Optional[float] = typer.Option(None, "--dt", help="Seconds per tick (default: the file's, else 1e-4 "
                                                                      "as snnTorch)."),

@@ -10,8 +10,8 @@ Layout (``docs/import.md``)::
 
 Inputs come from a file (``--inputs FILE.npz``: arrays named after the NIR Input nodes —
 or ``spikes`` when there is one — and optional ``labels``) or from a dataset of the project
-(``--dataset digits|events``: its test split, encoded as a model of default configuration
-would; the Input must have that many neurons). ``simulate``, ``export lava``, ``report``
+(``--dataset NAME``, a dataset of ``spikeformer.datasets`` that needs no file: its test split,
+encoded as a model of default configuration would; the Input must have that many neurons). ``simulate``, ``export lava``, ``report``
 and ``export nir`` then read the directory like a converted one.
 """
 from __future__ import annotations
@@ -49,11 +49,13 @@ def _read_inputs(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
 
 
 def _dataset_inputs(name: str, timesteps: int) -> tuple[np.ndarray, np.ndarray]:
-    from spikeformer.model import DATASETS, ModelConfig
+    from spikeformer import datasets
+    from spikeformer.model import ModelConfig
     from spikeformer.train import encode, load_dataset
-    if name not in DATASETS:
-        raise ImportError_(f"--dataset: must be one of {DATASETS}, got {name!r}")
-    cfg = ModelConfig(dataset=name, timesteps=timesteps)
+    try:
+        cfg = ModelConfig(**datasets.get(name).defaults({"dataset": name, "timesteps": timesteps}))
+    except ValueError as e:
+        raise ImportError_(f"--dataset {name}: {e}") from None
     data = load_dataset(cfg)
     x = encode(cfg, data.x_test).numpy()
     return x.reshape(len(x), timesteps, -1).astype(bool), np.asarray(data.y_test)
