@@ -9,8 +9,8 @@ measured, and float64 sums in another thread count take a slightly different pat
 ``events`` trains on the DVS-like event streams (spikeformer.events): 4×4 patches of the
 16×16 sensor as 16 tokens, 1 block, D = 64, T = 8, loihi numerics, one thread (~2.5 min).
 ``mnist1d``: MNIST-1D (spikeformer.datasets.mnist1d): 20 tokens of 12 samples each (stride 2,
-circular), 8 thermometer levels (F = 116), 1 block, D = 64, T = 4, loihi numerics; trained with
-circular shifts of ±2 samples, one thread.
+circular), 8 thermometer levels (F = 116), 1 block, D = 128, T = 4, loihi numerics; 60 epochs
+with circular shifts of ±2 samples (D = 64: 0.908 after 60 epochs, 0.892 after 30; D = 128: 0.930).
 ``tiny`` is a seconds-long run for tests (accuracy is not its point).
 ``large`` / ``large-kwta``: the Spikformer-4-384 shape (4 blocks, D = 384, 8 heads, MLP ratio 4,
 ~7.1 M parameters), T = 4, loihi numerics, SDSA / k-WTA attention (k = 2, mask_count 2), on the
@@ -56,9 +56,9 @@ PRESETS: dict[str, dict] = {
     "large-kwta": {"model": {**LARGE, "attention": "kwta", "kwta_k": 2, "mask_count": 2}},
     "events64": {"model": {"dataset": "events", "tokens": 64, "classes": 12, "dim": 64, "depth": 1, "heads": 4,
                            "mlp_ratio": 2, "timesteps": 4, "numerics": "loihi", "init_gain": 2.0}},
-    "mnist1d": {"model": {"dataset": "mnist1d", "tokens": 20, "levels": 8, "dim": 64, "depth": 1, "heads": 4,
+    "mnist1d": {"model": {"dataset": "mnist1d", "tokens": 20, "levels": 8, "dim": 128, "depth": 1, "heads": 4,
                           "mlp_ratio": 2, "timesteps": 4, "numerics": "loihi", "init_gain": 2.0},
-                "train": {"epochs": 30, "batch_size": 64, "lr": 0.5, "shift": 2, "threads": 1}},
+                "train": {"epochs": 60, "batch_size": 64, "lr": 0.5, "shift": 2, "threads": 1}},
 }
 for _name in ("large", "large-kwta", "events64"):      # one budget, so the accuracies compare
     PRESETS[_name]["train"] = dict(EVENTS64_TRAIN)
