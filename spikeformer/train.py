@@ -6,6 +6,10 @@ A run directory holds::
     model.pt           state_dict (tensors only: loads with torch.load(weights_only=True))
     train_state.pt     optimizer + scheduler state, epoch, RNG state (weights_only too)
     metrics.json       per-epoch loss / accuracy, final test accuracy
+    split.json         the run's train/test split: dataset, seed, fraction, sizes, test-set fingerprint
+
+The split is the run's (config.dataset, data_path, split_seed, test_fraction); every command
+evaluates on it and refuses data whose test set no longer matches ``split.json``.
 
 Every file is written to a temporary name and renamed, so a crash leaves the
 previous checkpoint intact; an epoch's three files are written with SIGINT,
@@ -31,10 +35,9 @@ from tqdm.auto import tqdm
 
 from sim.io import atomic_write
 from sim.signals import deferred_interrupts
+from spikeformer import datasets
 from spikeformer.config import check_fields
-from spikeformer.data import Split, encode_digits, load_digits_split
-from spikeformer.events import encode_events, load_events_split
-from spikeformer.hd import encode_hd
+from spikeformer.datasets import Split
 from spikeformer.memory import check_training_memory
 from spikeformer.model import ModelConfig, SpikingTransformer
 from spikeformer.sparsity import project_
@@ -64,12 +67,11 @@ class TrainConfig:
             raise ValueError(f"train.weight_decay must be ≥ 0, got {self.weight_decay!r}")
         if not 0 <= self.seed < SEED_LIMIT:
             raise ValueError(f"train.seed must be in [0, {SEED_LIMIT}), got {self.seed!r}")
-        if not 0 <= self.shift <= MAX_SHIFT:
-            raise ValueError(f"train.shift must be in [0, {MAX_SHIFT}] pixels, got {self.shift!r}")
+        if self.shift < 0:
+            raise ValueError(f"train.shift must be ≥ 0, got {self.shift!r}")
 
 
 SEED_LIMIT = 1 << 32          # seeds torch (seed·1000 + epoch) and numpy ([seed, epoch]: non-negative)
-MAX_SHIFT = 7                 # digit images are 8 × 8
 
 
 TEMPERATURE_LR_RATIO = 0.02
@@ -134,29 +136,36 @@ def load_model(run_dir: str | os.PathLike) -> SpikingTransformer:
 
 
 def load_dataset(model_cfg: ModelConfig) -> Split:
-    """The fixed train/test split of the model's ``dataset`` (digit images or event streams)."""
-    return load_events_split(model_cfg.tokens) if model_cfg.dataset == "events" else load_digits_split()
+    """The train/test split of the model's dataset (``spikeformer.datasets``) under its split settings."""
+    return datasets.get(model_cfg.dataset).split(model_cfg)
 
 
-def encode(model_cfg: ModelConfig, images: np.ndarray) -> torch.Tensor:
-    """The model's input spikes (n, T, tokens, features) from its dataset's / configured encoder.
-
-    ``images``: digit images (n, 8, 8), or event streams for ``dataset='events'``."""
-    if model_cfg.dataset == "events":
-        return torch.from_numpy(encode_events(images, model_cfg.timesteps, model_cfg.tokens))
-    if model_cfg.encoder == "hd":
-        return torch.from_numpy(encode_hd(images, model_cfg.timesteps, model_cfg.hd_dim, model_cfg.hd_active))
-    return torch.from_numpy(encode_digits(images, model_cfg.timesteps, model_cfg.levels))
+def encode(model_cfg: ModelConfig, samples: np.ndarray) -> torch.Tensor:
+    """The model's input spikes (n, T, tokens, features) bool from its dataset's encoder."""
+    return torch.from_numpy(np.ascontiguousarray(datasets.get(model_cfg.dataset).encode(model_cfg, samples)))
 
 
-def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
-    """Translate each image by (dy, dx) ∈ [−max_shift, max_shift]², zero fill."""
-    out = np.zeros_like(images)
-    h, w = images.shape[1:]
-    for i, (dy, dx) in enumerate(rng.integers(-max_shift, max_shift + 1, size=(len(images), 2))):
-        out[i, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-            images[i, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out
+SPLIT_FILE = "split.json"
+
+
+def split_record(model_cfg: ModelConfig, data: Split) -> dict:
+    return {"dataset": model_cfg.dataset, "data_path": model_cfg.data_path, "split_seed": model_cfg.split_seed,
+            "test_fraction": model_cfg.test_fraction, "train": int(len(data.y_train)), "test": int(len(data.y_test)),
+            "test_fingerprint": datasets.fingerprint(data)}
+
+
+def run_split(run_dir: str | os.PathLike, model_cfg: ModelConfig) -> Split:
+    """The run's own split; CheckpointError if the data no longer gives the test set recorded in split.json."""
+    data = load_dataset(model_cfg)
+    path = Path(run_dir) / SPLIT_FILE
+    if path.exists():                                   # runs from before split.json: the config alone
+        want, got = read_json(path), split_record(model_cfg, data)
+        if want != got:
+            diff = next(k for k in got if want.get(k) != got[k])
+            raise CheckpointError(f"{path}: the run's test set was {want.get('test')} samples with fingerprint "
+                                  f"{want.get('test_fingerprint')}, its data now gives {got['test']} with "
+                                  f"{got['test_fingerprint']} ({diff} differs): the data changed since training")
+    return data
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -187,7 +196,7 @@ class TrainResult:
     seconds: float
 
 
-STATE_FILES = ("config.json", "model.pt", "train_state.pt", "metrics.json")
+STATE_FILES = ("config.json", "split.json", "model.pt", "train_state.pt", "metrics.json")
 # what the later steps write into a run directory (spikeformer.pipeline, the CLI's export and report)
 OUTPUT_FILES = ("graph.aer.npz", "simulation.json", "simulation.npz", "report.json", "report.png", "lava.json",
                 "model.nir", "model.net.h5")
@@ -196,8 +205,8 @@ OUTPUT_FILES = ("graph.aer.npz", "simulation.json", "simulation.npz", "report.js
 def check_out_dir(out: Path, config: dict) -> None:
     """Refuse ``out`` unless it is new, empty, or this run's own resumable state; nothing is written here.
 
-    Own state: a config.json equal to ``config`` (a run that stopped before its first
-    checkpoint), plus model.pt, train_state.pt and metrics.json when train_state.pt
+    Own state: a config.json equal to ``config`` and split.json (a run that stopped before its
+    first checkpoint), plus model.pt, train_state.pt and metrics.json when train_state.pt
     exists; the later steps' OUTPUT_FILES only beside a finished checkpoint (resuming
     an unfinished one would change the weights under them). Leftover temporary files
     of an interrupted write of a state file are removed."""
@@ -217,8 +226,10 @@ def check_out_dir(out: Path, config: dict) -> None:
                                   f"use a new --out directory")
         finished = int(torch_load(out / "train_state.pt").get("epoch", -1)) == config["train"]["epochs"]
         foreign = [n for n in names if n not in STATE_FILES and not (finished and n in OUTPUT_FILES)]
-    else:                                                   # no checkpoint: at most this config's config.json
-        foreign = [n for n in names if n != "config.json"] or ([] if same() else names)
+    else:                                   # no checkpoint: at most this config's config.json (and split.json)
+        foreign = [n for n in names if n not in ("config.json", "split.json")]
+        if not foreign and ("config.json" not in names or not same()):
+            foreign = names
     if foreign:
         raise CheckpointError(f"--out {out}: holds files that are not this run's resumable state "
                               f"({', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''}); "
@@ -228,7 +239,7 @@ def check_out_dir(out: Path, config: dict) -> None:
 
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike,
-          data: Split | None = None, progress: bool = True, device: str = "auto",
+          progress: bool = True, device: str = "auto",
           checkpoint: bool = False) -> TrainResult:
     """Train (or resume) into ``out_dir``; return final accuracies. Deterministic for a seed.
 
@@ -236,18 +247,18 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
     ``checkpoint``: recompute each block in backward (less memory, ~1.3× the time).
     The training memory is estimated first (``spikeformer.memory``); a run that
     cannot fit raises MemoryError before anything is written."""
-    if train_cfg.shift and model_cfg.dataset != "digits":
-        raise ValueError(f"train.shift ({train_cfg.shift}) translates digit images; it must be 0 for "
-                         f"config.dataset={model_cfg.dataset!r}")
     out = Path(out_dir)
     config = {"model": model_cfg.to_dict(), "train": asdict(train_cfg)}
     check_out_dir(out, config)
+    dataset = datasets.get(model_cfg.dataset)
+    data = load_dataset(model_cfg)
+    if train_cfg.shift:                                 # an error where the dataset has no such augmentation
+        dataset.augment(model_cfg, data.x_train[:1], train_cfg.shift, np.random.default_rng(0))
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False       # TF32 would round the integer currents
     torch.set_num_threads(train_cfg.threads)
     torch.manual_seed(train_cfg.seed)
-    data = data or load_dataset(model_cfg)
     x_tr, x_te = encode(model_cfg, data.x_train), encode(model_cfg, data.x_test)     # bool spikes
     y_tr = torch.from_numpy(data.y_train).to(dev)
     model = SpikingTransformer(model_cfg).to(dev)
@@ -278,6 +289,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
         start_epoch, seconds = int(st["epoch"]), float(st["seconds"])
         history = read_json(out / "metrics.json").get("history", [])
     write_json(out / "config.json", config)
+    write_json(out / SPLIT_FILE, split_record(model_cfg, data))
     gen = torch.Generator().manual_seed(train_cfg.seed)
     for epoch in range(start_epoch, train_cfg.epochs):
         t0 = time.perf_counter()
@@ -290,7 +302,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
                    disable=not progress, leave=False, unit="batch")
         for i in bar:
             idx = order[i:i + train_cfg.batch_size]
-            xb = (encode(model_cfg, random_shift(data.x_train[idx.numpy()], train_cfg.shift, rng))
+            xb = (encode(model_cfg, dataset.augment(model_cfg, data.x_train[idx.numpy()], train_cfg.shift, rng))
                   if train_cfg.shift else x_tr[idx])
             logits, _ = model(xb.to(dev))
             loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx.to(dev)])

@@ -32,7 +32,7 @@ def assert_user_error(p: subprocess.CompletedProcess, *needles: str) -> None:
 # whose help is another's, or has lost an option, fails
 HELP = {
     (): ["Usage: spikeformer [OPTIONS] COMMAND", "simulate them event by event", "train", "convert", "simulate",
-         "report", "demo", "sweep", "export"],
+         "report", "demo", "sweep", "export", "import"],
     ("train",): ["Train a spiking transformer on its dataset", "--out", "--config", "--preset", "--epochs",
                  "--batch-size", "--steps-per-epoch", "--device", "--checkpoint", "--no-checkpoint", "--json"],
     ("convert",): ["Lower the trained model to an AER graph file", "run_dir", "--json"],
@@ -41,7 +41,10 @@ HELP = {
     ("export",): ["Export a converted model to another runtime", "lava", "nir", "netx"],
     ("export", "lava"): ["Build Lava processes from the graph", "run_dir", "--samples", "--timeout", "--json"],
     ("export", "nir"): ["Write the graph as a NIR file", "run_dir", "--json"],
-    ("export", "netx"): ["Write a lava-dl netx-style HDF5 description", "run_dir", "--json"],
+    ("export", "netx"): ["Write the graph as a lava-dl netx HDF5 file", "run_dir", "--json"],
+    ("import",): ["Import a model from another framework into a run directory", "nir"],
+    ("import", "nir"): ["Import a NIR graph (.nir / .h5) into a run directory", "source", "--out", "--numerics",
+                        "--inputs", "--dataset", "--timesteps", "--dt", "--json"],
     ("report",): ["Map onto Loihi 2 cores/chips and estimate energy", "run_dir", "--chips", "--cores-per-chip",
                   "--json"],
     ("demo",): ["Train the demo preset, convert, simulate all test digits", "--out", "--lava-samples", "--json"],

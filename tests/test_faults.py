@@ -159,6 +159,9 @@ def _numeric_cases(run: str, out: str) -> list[tuple[list[str], str]]:
         (["sweep", "--dims", "64", "--active-bits", "8", "--out", out, "--epochs", "0"], "--epochs"),
         (["sweep", "--dims", "64", "--active-bits", "8", "--out", out, "--samples", "0"], "--samples"),
         (["sweep", "--dims", "64", "--active-bits", "8", "--out", out, "--threads", "0"], "--threads"),
+        (["import", "nir", "model.nir", "--out", out, "--timesteps", "0"], "--timesteps"),
+        (["import", "nir", "model.nir", "--out", out, "--dt", "nan"], "--dt"),
+        (["import", "nir", "model.nir", "--out", out, "--dt", "-1e-4"], "--dt"),
         (["simulate", run, "--bogus", "1"], "--bogus"),
     ]
 

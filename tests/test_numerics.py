@@ -8,6 +8,8 @@ import torch
 
 from loihi_export import compat
 from sim import numerics as nm
+from sim.neurons import CubaLIFFloat
+from sim.neurons.cuba_lif import lif_step_loihi as lif_step_loihi_scalar, lif_step_loihi_np, lif_step_loihi_pre
 from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
 
 compat.apply()
@@ -54,13 +56,13 @@ def test_loihi_step_equals_lava_numpy_numba_and_torch(seed):
     vth = int(rng.choice([0, 1, nm.VTH_MAX, rng.integers(0, nm.VTH_MAX)]))
     a = rng.integers(-(1 << 16), 1 << 16, n)
     lu, lv, ls = lava_lif_step(u, v, a, du, dv, vth)
-    ru, rv, rs = nm.lif_step_loihi_np(u, v, a, du, dv, vth)
+    ru, rv, rs = lif_step_loihi_np(u, v, a, du, dv, vth)
     np.testing.assert_array_equal(ru, lu)
     np.testing.assert_array_equal(rv, lv)
     np.testing.assert_array_equal(rs, ls)
     ku = np.empty(n, np.int64); kv = np.empty(n, np.int64); ks = np.empty(n, bool)
     for i in range(n):
-        ku[i], kv[i], ks[i] = nm.lif_step_loihi(int(u[i]), int(v[i]), int(a[i]), du, dv, vth)
+        ku[i], kv[i], ks[i] = lif_step_loihi_scalar(int(u[i]), int(v[i]), int(a[i]), du, dv, vth)
     np.testing.assert_array_equal(ku, lu)
     np.testing.assert_array_equal(kv, lv)
     np.testing.assert_array_equal(ks, ls)
@@ -82,18 +84,18 @@ def test_project_step_equals_lava_where_rounding_and_offsets_matter():
     a = np.array([0, 0, 0, 3000, -3000, 0, 1, -200, 1 << 17, -(1 << 17), 1 - (1 << 17), 10, 11])
     du, dv, vth = 100, 100, 10
     lu, lv, ls = lava_lif_step(u, v, a, du, dv, vth)
-    ru, rv, rs = nm.lif_step_loihi_np(u, v, a, du, dv, vth)
+    ru, rv, rs = lif_step_loihi_np(u, v, a, du, dv, vth)
     np.testing.assert_array_equal(ru, lu)
     np.testing.assert_array_equal(rv, lv)
     np.testing.assert_array_equal(rs, ls)
     for i in range(len(u)):
-        assert nm.lif_step_loihi(int(u[i]), int(v[i]), int(a[i]), du, dv, vth) == (lu[i], lv[i], ls[i]), i
+        assert lif_step_loihi_scalar(int(u[i]), int(v[i]), int(a[i]), du, dv, vth) == (lu[i], lv[i], ls[i]), i
     assert not ls[-2] and ls[-1]                                          # the threshold is strict: v > 64·vth
     assert lu[8] == lu[9] == nm.UV_MAX                                    # (Lava wraps at u ≤ −2²³, not at +2²³)
     pu, pv = lava_lif_pre(u, v, a, du, dv, vth)                            # before the reset: the clips show
     assert pv[8] == nm.UV_MAX - 1 and pv[10] == -nm.UV_MAX + 1
     for i in range(len(u)):
-        un, vn, clipped = nm.lif_step_loihi_pre(int(u[i]), int(v[i]), int(a[i]), du, dv, vth)
+        un, vn, clipped = lif_step_loihi_pre(int(u[i]), int(v[i]), int(a[i]), du, dv, vth)
         assert (un, vn) == (pu[i], pv[i]) and clipped == (abs(pv[i]) == nm.UV_MAX - 1), i
     floored = (v * (nm.DECAY_UNITY - dv)) >> nm.DECAY_SHIFT                # floor instead of truncation
     assert not np.array_equal(np.clip(floored + lu, -nm.UV_MAX + 1, nm.UV_MAX - 1), lv)
@@ -105,20 +107,21 @@ def test_float_step_matches_numpy_reference():
     rng = np.random.default_rng(1)
     u, v, a = (rng.normal(0, 100, 1000).astype(np.float32) for _ in range(3))
     p = LifParams(300, 700, 50)
-    du, dv, vth = p.as_float()
-    ru, rv, rs = nm.lif_step_float_np(u, v, a, du, dv, vth)
+    model = CubaLIFFloat(*p.as_float())
+    ru, rv, rs = model.kernel.step_np(u, v, a, *model.kernel_params())
     tu, tv, ts = lif_step_float(*(torch.from_numpy(x) for x in (u, v, a)), p)
     np.testing.assert_array_equal(tu.numpy(), ru)
     np.testing.assert_array_equal(tv.numpy(), rv)
     np.testing.assert_array_equal(ts.numpy() > 0, rs)
+    params = model.kernel_params()
     for i in range(0, 1000, 7):                                           # the engine's scalar kernel
-        ku, kv, ks = nm.lif_step_float(float(u[i]), float(v[i]), float(a[i]), du, dv, vth)
+        ku, kv, ks = model.kernel.step(float(u[i]), float(v[i]), float(a[i]), *params)
         assert (np.float32(ku), np.float32(kv), bool(ks)) == (ru[i], rv[i], rs[i]), i
     # the threshold is strict (s = v > vth) and the input is added: u = 0, v = 0, a = vth gives v = vth
-    z = np.zeros(2, np.float32)
+    z, vth = np.zeros(2, np.float32), params[2]
     at = np.array([vth, np.nextafter(np.float32(vth), np.float32(1e9))], np.float32)
-    assert nm.lif_step_float_np(z, z, at, du, dv, vth)[2].tolist() == [False, True]
-    assert [bool(nm.lif_step_float(0.0, 0.0, float(x), du, dv, vth)[2]) for x in at] == [False, True]
+    assert model.kernel.step_np(z, z, at, *params)[2].tolist() == [False, True]
+    assert [bool(model.kernel.step(0.0, 0.0, float(x), *params)[2]) for x in at] == [False, True]
 
 
 def test_surrogate_gradient_flows_through_loihi_step():
@@ -158,7 +161,7 @@ def test_int32_rule_lava_equals_int64_within_the_validation_bounds_and_not_beyon
         for t in range(ticks):
             a = np.where(np.arange(n) < n // 2, sign * amax, rng.integers(-amax, amax + 1, n))  # half saturating
             lu, lv, ls = lava_lif_step(lu, lv, a, du, 0, 1000)
-            u, v, s = nm.lif_step_loihi_np(u, v, a, du, 0, 1000)
+            u, v, s = lif_step_loihi_np(u, v, a, du, 0, 1000)
             np.testing.assert_array_equal(u, lu, err_msg=f"du {du} tick {t}")
             np.testing.assert_array_equal(v, lv, err_msg=f"du {du} tick {t}")
             np.testing.assert_array_equal(s, ls, err_msg=f"du {du} tick {t}")
@@ -168,7 +171,7 @@ def test_int32_rule_lava_equals_int64_within_the_validation_bounds_and_not_beyon
     differ = False
     for _ in range(4):
         lu, lv, _ = lava_lif_step(lu, lv, a, 0, 0, 1000)
-        u, v, _ = nm.lif_step_loihi_np(u, v, a, 0, 0, 1000)
+        u, v, _ = lif_step_loihi_np(u, v, a, 0, 0, 1000)
         differ |= not np.array_equal(u, lu)
     assert differ
 
@@ -192,7 +195,7 @@ def test_field_widths_are_the_ones_lava_declares():
     assert nm.MAX_DELAY == 1 << PyDelaySparseModelBitAcc.delays.precision
     # du = DU_MAX empties the current every tick (the model's stream LIFs and count neurons rely on it)
     u, _, _ = lava_lif_step(np.array([5_000_000, -77]), np.zeros(2), np.zeros(2), nm.DU_MAX, 0, 10)
-    assert (u == 0).all() and (nm.lif_step_loihi_np([5_000_000, -77], [0, 0], [0, 0], nm.DU_MAX, 0, 10)[0] == 0).all()
+    assert (u == 0).all() and (lif_step_loihi_np([5_000_000, -77], [0, 0], [0, 0], nm.DU_MAX, 0, 10)[0] == 0).all()
 
 
 def test_exponent_shift_is_multiply_or_floor_division():

@@ -144,8 +144,8 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ("cli", "spikeformer/presets.py", '    if "model" not in d:', '    if "model" not in d and False:'),
     ("cli", "spikeformer/config.py", "    if unknown:\n        raise ValueError(f\"unknown key", "    if False:\n        raise ValueError(f\"unknown key"),
     ("cli", "spikeformer/train.py", "    if out.exists() and not out.is_dir():", "    if False:"),
-    ("cli", "spikeformer/train.py", "        foreign = [n for n in names if n != \"config.json\"] or ([] if same() else names)",
-     "        foreign = []"),
+    ("cli", "spikeformer/train.py", "        if not foreign and (\"config.json\" not in names or not same()):",
+     "        if False:"),
     ("cli", "spikeformer/train.py", "not (finished and n in OUTPUT_FILES)", "n not in OUTPUT_FILES"),
 ]
 
