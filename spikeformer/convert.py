@@ -27,7 +27,7 @@ from spikeformer.model import SpikingTransformer
 from spikeformer.spec import ProjSpec, Spec
 
 
-MODEL_ROLES = frozenset({"input", "stream", "q", "k", "v", "attn", "hidden", "hidden_kwta"})   # recorded by the model
+MODEL_ROLES = frozenset({"input", "stream", "stream_kwta", "q", "k", "v", "attn", "hidden", "hidden_kwta"})   # recorded by the model
 
 
 def token_shared_csr(w: np.ndarray, tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

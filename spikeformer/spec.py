@@ -96,32 +96,43 @@ def build_spec(cfg: "ModelConfig") -> Spec:
         projs.append(ProjSpec(f"{param}->{name}", pre, name, "linear", param))
         relays.append(name)
 
-    def stream_pop(name: str, role: str) -> None:
+    def first_k(pre: str, name: str, k: int | None, role: str) -> str:
+        """≤ k spikes per token per tick: ``name`` keeps the first k spikes of ``pre`` in index order
+        (GE1 neurons: input 2k·s_c − 2·Σ_{c'<c} s_c'); returns ``name``, or ``pre`` when k is None."""
+        if k is None:
+            return pre
+        pops.append(PopSpec(name, spec_shape(pre), "lif", GE1, role))
+        short = name.rsplit(".", 1)[-1]
+        projs.extend([ProjSpec(f"{pre}->{short}", pre, name, "identity", weight=FIXED_WEIGHT * k),
+                      ProjSpec(f"{pre}-|{short}", pre, name, "earlier_inhibit")])
+        return name
+
+    def spec_shape(name: str) -> tuple[int, ...]:
+        return next(p.shape for p in pops if p.name == name)
+
+    def stream_pop(name: str, role: str) -> str:
+        """LIF(R) of the stream so far; with ``stream_k`` its first k spikes per token (``{name}k``)."""
         pops.append(PopSpec(name, (N, D), "lif", lif, role))
         projs.append(ProjSpec(f"{relays[-1]}->{name}", relays[-1], name, "identity",
                               weight=RELAY_WEIGHT, weight_exp=RELAY_EXP))
+        return first_k(name, f"{name}k", cfg.stream_k, "stream_kwta")
 
     relay("input", "emb")
     for l in range(cfg.depth):
         b = f"b{l}"
-        stream_pop(f"{b}.x", "stream")
+        x = stream_pop(f"{b}.x", "stream")
         for z in "qkv":
             pops.append(PopSpec(f"{b}.{z}", (N, D), "lif", lif, z))
-            projs.append(ProjSpec(f"{b}.w{z}", f"{b}.x", f"{b}.{z}", "linear", f"{b}.w{z}"))
+            projs.append(ProjSpec(f"{b}.w{z}", x, f"{b}.{z}", "linear", f"{b}.w{z}"))
         from spikeformer.attention import attention_block
         att_pops, att_projs = attention_block(cfg.attention, b, N, D, cfg.heads, cfg.mask_count, cfg.kwta_k)
         pops += att_pops
         projs += att_projs
         relay(f"{b}.attn", f"{b}.wo")
-        stream_pop(f"{b}.y", "stream")
+        y = stream_pop(f"{b}.y", "stream")
         pops.append(PopSpec(f"{b}.h", (N, H), "lif", lif, "hidden"))
-        projs.append(ProjSpec(f"{b}.w1", f"{b}.y", f"{b}.h", "linear", f"{b}.w1"))
-        hidden = f"{b}.h"
-        if cfg.hidden_k is not None:                           # ≤ k spikes per token: the first k in index order
-            hidden = f"{b}.hk"
-            pops.append(PopSpec(hidden, (N, H), "lif", GE1, "hidden_kwta"))
-            projs += [ProjSpec(f"{b}.h->hk", f"{b}.h", hidden, "identity", weight=FIXED_WEIGHT * cfg.hidden_k),
-                      ProjSpec(f"{b}.h-|hk", f"{b}.h", hidden, "earlier_inhibit")]
+        projs.append(ProjSpec(f"{b}.w1", y, f"{b}.h", "linear", f"{b}.w1"))
+        hidden = first_k(f"{b}.h", f"{b}.hk", cfg.hidden_k, "hidden_kwta")
         relay(hidden, f"{b}.w2")
-    stream_pop("out", "stream")
-    return Spec(tuple(pops), tuple(projs), "out")
+    out = stream_pop("out", "stream")
+    return Spec(tuple(pops), tuple(projs), out)
