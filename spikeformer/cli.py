@@ -209,6 +209,9 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
           k: Optional[int] = typer.Option(None, "--k", help="--over model: spikes per token per tick in every "
                                                             "stream population and the hidden layer."),
           fan_in: Optional[int] = typer.Option(None, "--fan-in", help="--over model: incoming weights per neuron."),
+          wta_rule: str = typer.Option("group", "--wta-rule", help="--over model: which k spikes the sparse models "
+                                                                   "keep: group (first of each of k channel groups, "
+                                                                   "O(log D) per spike) | index (first k)."),
           seeds: int = typer.Option(3, "--seeds", help="--over model: seeds per width."),
           dense_dims: Optional[str] = typer.Option(None, "--dense-dims",
                                                    help="--over model: widths the dense baselines may take."),
@@ -238,7 +241,8 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
     if threads is not None:
         train_cfg.threads = threads
     if over == "model":
-        _model_sweep(dim_list, k, fan_in, seeds, dense_dims, device, out, model_cfg, train_cfg, samples, as_json)
+        _model_sweep(dim_list, k, fan_in, seeds, dense_dims, device, out, model_cfg, train_cfg, samples, as_json,
+                     wta_rule)
         return
     if active_bits is None:
         raise ValueError("--active-bits is required with --over hd")
@@ -264,7 +268,8 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
 
 
 def _model_sweep(dims: list[int], k: Optional[int], fan_in: Optional[int], seeds: int, dense_dims: Optional[str],
-                 device: str, out: Path, model_cfg, train_cfg, samples: Optional[int], as_json: bool) -> None:
+                 device: str, out: Path, model_cfg, train_cfg, samples: Optional[int], as_json: bool,
+                 wta_rule: str = "group") -> None:
     """``sweep --over model``: spikeformer.width_sweep, then a table of means over seeds."""
     from spikeformer.sweep import parse_dims
     from spikeformer.train import resolve_device
@@ -278,14 +283,18 @@ def _model_sweep(dims: list[int], k: Optional[int], fan_in: Optional[int], seeds
     except ValueError as e:
         raise ValueError(str(e).replace("--dims", "--dense-dims")) from None
     resolve_device(device)
+    from spikeformer.wta import RULES
+    if wta_rule not in RULES:
+        raise ValueError(f"--wta-rule must be one of {tuple(RULES)}, got {wta_rule!r}")
     rows = width_sweep(dims, k, fan_in, seeds, dense, out, model_cfg, train_cfg, samples, device,
-                       progress=not as_json)
+                       progress=not as_json, wta_rule=wta_rule)
     figures = {"rows": rows, "summary": summary(rows), "sparse_synops_max_over_min": sparse_synops_ratio(rows),
                "csv": str(out / CSV_FILE), "png": str(out / PNG_FILE)}
     if as_json:
         print(json.dumps(figures))
         return
-    table = Table(title=f"model-width sweep, k = {k}, fan-in = {fan_in} (mean ± std over seeds)", show_edge=False,
+    table = Table(title=f"model-width sweep, k = {k} ({wta_rule} rule), fan-in = {fan_in} (mean ± std over seeds)",
+                  show_edge=False,
                   caption=f"agree: min over seeds of the fraction of test samples whose every spike equals the "
                           f"torch model's. {figures['csv']}, {figures['png']}")
     for head in ("kind", "matched", "width", "seeds", "accuracy", "synops", "params", "agree"):

@@ -67,7 +67,8 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
             indptr, indices, weights = linear(pr)
         else:
             pre, post = spec.shape(pr.pre), spec.shape(pr.post)
-            indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight), int(np.prod(pre)))
+            indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight, pr.groups),
+                                                        int(np.prod(pre)))
         projs.append(Projection(pr.name, pr.pre, pr.post, indptr, indices, np.asarray(weights).astype(wdtype),
                                 delay=depth[pr.post] - depth[pr.pre], weight_exp=pr.weight_exp))
     graph = AerGraph(numerics, tuple(pops), tuple(projs), readout(depth), timesteps, metadata or {})

@@ -9,14 +9,16 @@ X ∈ {0,1}^{B×T×N×D}, N tokens, D channels::
               Q, K, V = LIF(W_q X), LIF(W_k X), LIF(W_v X)
               A = attention(Q, K, V)                  (spikeformer.attention_torch: sdsa | kwta | ssa)
               R = R + W_o·A;   Y = LIF(R)
-              H = LIF(W_1 Y)                          (hidden_k: H ← first_k(H))
+              H = LIF(W_1 Y)                          (hidden_k: H ← wta(H, hidden_k))
               R = R + W_2·H
     Z = LIF(R);   logits = Σ_t Σ_n W_out·Z
 
-    first_k(S)_nm = [k·S_nm − Σ_{m'<m} S_nm' ≥ 1]     (the first k spikes of each token, index order)
+    wta(S, k): ≤ k spikes per token, rule ``wta_rule`` (``spikeformer.wta``):
+      index  [k·S_nm − Σ_{m'<m} S_nm' ≥ 1]             (the first k spikes, index order)
+      group  [S_nm − Σ_{m'<m, m' ∈ G(m)} S_nm' ≥ 1]     (the first spike of each of k contiguous groups)
 
-With ``stream_k`` every stream population X, Y, Z is replaced by first_k of itself
-(k = stream_k) before it is used. With ``fan_in`` = F every trained matrix keeps F
+With ``stream_k`` every stream population X, Y, Z is replaced by wta(·, stream_k)
+of itself before it is used. With ``fan_in`` = F every trained matrix keeps F
 non-zeros per row (F incoming weights per neuron), the embedding F per column
 (``spikeformer.sparsity``).
 
@@ -41,9 +43,10 @@ from spikeformer.attention import check_attention
 from spikeformer.attention_torch import ATTENTION
 from spikeformer.events import check_model_config as check_events_config
 from spikeformer.hd import check_hd
-from spikeformer.neurons import LifParams, fires_at_least, lif_sequence, quantize_mantissa
+from spikeformer.neurons import LifParams, lif_sequence, quantize_mantissa
 from spikeformer.sparsity import WEIGHT_KINDS, check_fan_in, check_sparsity, int8_on_support, support_mask, ternary
 from spikeformer.spec import build_spec
+from spikeformer.wta import RULES as WTA_RULES, check_wta
 
 DATASETS = ("digits", "events")
 
@@ -69,6 +72,7 @@ class ModelConfig:
     kwta_k: int = 2           # k-WTA attention: winners per query and head (ties kept)
     hidden_k: int | None = None   # k-WTA on the MLP hidden layer: ≤ k spikes per token per tick; None = off
     stream_k: int | None = None   # k-WTA on each residual-stream population (x, y, out): ≤ k spikes per token per tick
+    wta_rule: str = "index"   # which spikes hidden_k / stream_k keep: "index" | "group" (spikeformer.wta)
     levels: int = 4           # input thermometer levels (data.encode_digits)
     encoder: str = "thermometer"   # "thermometer" (data.encode_digits) | "hd" (hd.encode_hd: features = hd_dim)
     hd_dim: int = 1024        # HD code dimension D
@@ -95,8 +99,8 @@ class ModelConfig:
             raise ValueError(f"config.mask_count must be in [1, {most}] for {self.attention} attention, "
                              f"got {self.mask_count!r}")
         hidden = self.dim * self.mlp_ratio
-        check_first_k("hidden_k", self.hidden_k, hidden, "hidden")
-        check_first_k("stream_k", self.stream_k, self.dim, "stream")
+        check_wta(self.wta_rule, "hidden_k", self.hidden_k, hidden, "hidden")
+        check_wta(self.wta_rule, "stream_k", self.stream_k, self.dim, "stream")
         LifParams(du=nm.DU_MAX, dv=self.dv, vth=self.vth)   # validates dv, vth
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
@@ -120,35 +124,12 @@ class ModelConfig:
         return asdict(self)
 
 
-FIRST_K_MAX_WIDTH = 2048   # first_k's GE1 neuron: the residual −(earlier spikes)/32 of a silent tick stays > −64
-
-
-def check_first_k(name: str, k: int | None, width: int, what: str) -> None:
-    """k-WTA of ``width`` neurons per token: k ∈ [1, min(width, 127)] (weight 2k), width ≤ 2048."""
-    if k is None:
-        return
-    top = min(width, nm.W_MANT_MAX)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= top:
-        raise ValueError(f"config.{name} ({k!r}) must be null or in [1, {top}]: at most k of the {width} {what} "
-                         f"neurons of a token spike per tick (k ≤ width, and k ≤ {nm.W_MANT_MAX}, the largest "
-                         f"weight mantissa)")
-    if width > FIRST_K_MAX_WIDTH:
-        raise ValueError(f"config.{name}: the {what} width {width} exceeds {FIRST_K_MAX_WIDTH}, the widest "
-                         f"population whose first-k circuit is exact")
-
-
 def current_bound(cfg: ModelConfig) -> int:
     """Largest |synaptic current| any population of the model can receive (loihi units: 2·mantissa)."""
     w = 2 * nm.W_MANT_MAX
     hidden = cfg.dim * cfg.mlp_ratio
     stream = w * (cfg.features + cfg.depth * (cfg.dim + hidden))
     return max(stream, w * hidden, w * cfg.dim)
-
-
-def first_k(s: torch.Tensor, k: int) -> torch.Tensor:
-    """The first k spikes of each token (last axis) in index order: [k·s_m − Σ_{m'<m} s_m' ≥ 1]."""
-    earlier = torch.cumsum(s, dim=-1) - s
-    return fires_at_least(k * s - earlier, 1)
 
 
 FLOAT32_EXACT = 1 << 24          # every integer of magnitude ≤ 2²⁴ is a float32
@@ -202,7 +183,7 @@ class SpikingTransformer(nn.Module):
     def _stream(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(LIF(R), its first stream_k spikes per token or None)."""
         s = self._lif(r)
-        return s, (None if self.cfg.stream_k is None else first_k(s, self.cfg.stream_k))
+        return s, (None if self.cfg.stream_k is None else WTA_RULES[self.cfg.wta_rule].select(s, self.cfg.stream_k))
 
     def _block(self, b: str, r: torch.Tensor, w: dict[str, torch.Tensor], rec: dict | None) -> torch.Tensor:
         cfg = self.cfg
@@ -217,7 +198,7 @@ class SpikingTransformer(nn.Module):
         r = r + attn @ w[f"{b}.wo"].T
         y, yk = self._stream(r)
         h = self._lif((y if yk is None else yk) @ w[f"{b}.w1"].T)
-        hk = None if cfg.hidden_k is None else first_k(h, cfg.hidden_k)
+        hk = None if cfg.hidden_k is None else WTA_RULES[cfg.wta_rule].select(h, cfg.hidden_k)
         r = r + (h if hk is None else hk) @ w[f"{b}.w2"].T
         if rec is not None:
             for name, s in (("x", x), ("xk", xk), ("q", q), ("k", k), ("v", v), ("attn", attn), ("y", y),

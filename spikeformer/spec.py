@@ -50,8 +50,9 @@ class PopSpec:
 @dataclass(frozen=True)
 class ProjSpec:
     """op: 'linear' (token-shared trained W, named by ``param``) or a fixed op of
-    ``spikeformer.wiring`` (``weight`` is the identity op's weight); ``weight_exp``
-    is the projection's exponent (``sim.ir.Projection``: the summed input is shifted by it)."""
+    ``spikeformer.wiring`` (``weight`` is the identity and tree ops' weight, ``groups``
+    the tree ops' channel groups); ``weight_exp`` is the projection's exponent
+    (``sim.ir.Projection``: the summed input is shifted by it)."""
 
     name: str
     pre: str
@@ -60,6 +61,7 @@ class ProjSpec:
     param: str = ""
     weight: int = FIXED_WEIGHT
     weight_exp: int = 0
+    groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -96,19 +98,19 @@ def build_spec(cfg: "ModelConfig") -> Spec:
         projs.append(ProjSpec(f"{param}->{name}", pre, name, "linear", param))
         relays.append(name)
 
+    from spikeformer.wta import RULES
+    wta = RULES[cfg.wta_rule]
+
     def first_k(pre: str, name: str, k: int | None, role: str) -> str:
-        """≤ k spikes per token per tick: ``name`` keeps the first k spikes of ``pre`` in index order
-        (GE1 neurons: input 2k·s_c − 2·Σ_{c'<c} s_c'); returns ``name``, or ``pre`` when k is None."""
+        """≤ k spikes per token per tick of ``pre`` (``spikeformer.wta``, rule ``cfg.wta_rule``) in population
+        ``name``; returns ``name``, or ``pre`` when k is None."""
         if k is None:
             return pre
-        pops.append(PopSpec(name, spec_shape(pre), "lif", GE1, role))
-        short = name.rsplit(".", 1)[-1]
-        projs.extend([ProjSpec(f"{pre}->{short}", pre, name, "identity", weight=FIXED_WEIGHT * k),
-                      ProjSpec(f"{pre}-|{short}", pre, name, "earlier_inhibit")])
+        shape = next(p.shape for p in pops if p.name == pre)
+        new_pops, new_projs = wta.lower(pre, name, shape, k, role)
+        pops.extend(new_pops)
+        projs.extend(new_projs)
         return name
-
-    def spec_shape(name: str) -> tuple[int, ...]:
-        return next(p.shape for p in pops if p.name == name)
 
     def stream_pop(name: str, role: str) -> str:
         """LIF(R) of the stream so far; with ``stream_k`` its first k spikes per token (``{name}k``)."""

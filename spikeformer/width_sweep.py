@@ -2,7 +2,9 @@
 
 Sparse points: for every D in ``dims`` and every seed, the base config at dim = D
 (hidden = D·mlp_ratio) with ``stream_k = hidden_k = k`` (≤ k spikes per token per
-tick in every stream population and the hidden layer) and ``fan_in = F`` (F incoming
+tick in every stream population and the hidden layer; ``wta_rule``, default
+"group": the first spike of each of k contiguous channel groups, whose circuit
+costs O(log(D/k)) synaptic ops per spike, see ``spikeformer.wta``) and ``fan_in = F`` (F incoming
 weights per neuron; the embedding F per input feature). Per token and tick a k-WTA
 population sends ≤ k spikes, each to ≤ F·(post width)/(pre width) synapses on average,
 so synaptic ops stay flat in D while parameters grow ≈ F·D; measured in the simulator.
@@ -56,8 +58,8 @@ FLOAT_COLUMNS = ("accuracy", "model_accuracy", "agreement_with_model", "synaptic
                  "spikes_per_inference", "energy_loihi2_joules", "energy_ann_int8_joules", "train_seconds")
 
 
-def sparse_config(base: Any, dim: int, k: int, fan_in: int) -> Any:
-    return replace(base, dim=dim, stream_k=k, hidden_k=k, fan_in=fan_in, weight_sparsity=None)
+def sparse_config(base: Any, dim: int, k: int, fan_in: int, wta_rule: str = "group") -> Any:
+    return replace(base, dim=dim, stream_k=k, hidden_k=k, fan_in=fan_in, weight_sparsity=None, wta_rule=wta_rule)
 
 
 def dense_config(base: Any, dim: int) -> Any:
@@ -106,12 +108,14 @@ def check_width_sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dens
                          f"D={min(dims)} has only {min(dims)} neurons to connect from")
 
 
-def fingerprint(base: Any, train_cfg: TrainConfig, k: int, fan_in: int, samples: int | None) -> str:
-    """sha-256 (12 hex) of what every point shares: base model (less dim), train config (less seed), k, F, samples."""
+def fingerprint(base: Any, train_cfg: TrainConfig, k: int, fan_in: int, samples: int | None,
+                wta_rule: str = "group") -> str:
+    """sha-256 (12 hex) of what every point shares: base model (less dim), train config (less seed), k, F, samples,
+    the sparse models' wta_rule."""
     model = {key: v for key, v in base.to_dict().items() if key != "dim"}
     train = {key: v for key, v in asdict(train_cfg).items() if key not in ("seed", "threads")}
-    blob = json.dumps({"model": model, "train": train, "k": k, "fan_in": fan_in, "samples": samples},
-                      sort_keys=True)
+    blob = json.dumps({"model": model, "train": train, "k": k, "fan_in": fan_in, "samples": samples,
+                       "wta_rule": wta_rule}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -204,17 +208,17 @@ def parameter_matched_width(target: int, base: Any, most: int = 4096) -> int:
 
 def width_sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims: Sequence[int],
                 out_dir: str | Path, base: Any, train_cfg: TrainConfig, samples: int | None = None,
-                device: str = "auto", progress: bool = True) -> list[dict]:
+                device: str = "auto", progress: bool = True, wta_rule: str = "group") -> list[dict]:
     """Run the sweep of the module docstring into ``out_dir``; returns every finished row."""
     dims, dense_dims = list(dims), list(dense_dims)
     check_width_sweep(dims, k, fan_in, seeds, dense_dims, base.heads, base.mlp_ratio)
     for d in dims:
-        sparse_config(base, d, k, fan_in)            # validates (ModelConfig) before training
+        sparse_config(base, d, k, fan_in, wta_rule)  # validates (ModelConfig) before training
     for d in dense_dims:
         dense_config(base, d)
     out = Path(out_dir)
     csv_path = out / CSV_FILE
-    fp = fingerprint(base, train_cfg, k, fan_in, samples)
+    fp = fingerprint(base, train_cfg, k, fan_in, samples, wta_rule)
     rows = read_rows(csv_path)
     foreign = [r for r in rows if r["config"] != fp]
     if foreign:
@@ -244,7 +248,7 @@ def width_sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims
 
     for d in dims:
         for s in range(seeds):
-            point("sparse", sparse_config(base, d, k, fan_in), s, "")
+            point("sparse", sparse_config(base, d, k, fan_in, wta_rule), s, "")
             bar.update()
     bar.close()
     matched: dict[int, str] = {}
@@ -254,7 +258,7 @@ def width_sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims
                         f"sparse D={d}")
         matched[w] = "synops"
     widest = max(dims)
-    wp = parameter_matched_width(parameter_count(sparse_config(base, widest, k, fan_in)), base)
+    wp = parameter_matched_width(parameter_count(sparse_config(base, widest, k, fan_in, wta_rule)), base)
     matched[wp] = "+".join(filter(None, [matched.get(wp), "parameters"]))
     for w, how in sorted(matched.items()):
         for s in range(seeds):
