@@ -67,7 +67,7 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
             indptr, indices, weights = linear(pr)
         else:
             pre, post = spec.shape(pr.pre), spec.shape(pr.post)
-            indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight, pr.groups),
+            indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight, pr.groups, pr.arity),
                                                         int(np.prod(pre)))
         projs.append(Projection(pr.name, pr.pre, pr.post, indptr, indices, np.asarray(weights).astype(wdtype),
                                 delay=depth[pr.post] - depth[pr.pre], weight_exp=pr.weight_exp))

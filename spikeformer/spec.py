@@ -51,7 +51,7 @@ class PopSpec:
 class ProjSpec:
     """op: 'linear' (token-shared trained W, named by ``param``) or a fixed op of
     ``spikeformer.wiring`` (``weight`` is the identity and tree ops' weight, ``groups``
-    the tree ops' channel groups); ``weight_exp`` is the projection's exponent
+    and ``arity`` the tree ops' channel groups and fan-in); ``weight_exp`` is the projection's exponent
     (``sim.ir.Projection``: the summed input is shifted by it)."""
 
     name: str
@@ -62,6 +62,7 @@ class ProjSpec:
     weight: int = FIXED_WEIGHT
     weight_exp: int = 0
     groups: int = 1
+    arity: int = 2
 
 
 @dataclass(frozen=True)

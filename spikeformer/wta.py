@@ -19,34 +19,44 @@ G_j = [⌊jM/k⌋, ⌊(j+1)M/k⌋) (sizes ⌊M/k⌋ or ⌈M/k⌉; local index i(
 
     sel_c = [s_c − Σ_{c' ∈ G_j(c), c' < c} s_c' ≥ 1]
 
-Circuit: per group a binary tree over P = 2^h local slots, h = ⌈log₂⌈M/k⌉⌉;
-node (ℓ, i) spans slots [i·2^ℓ, (i+1)·2^ℓ); act₀ = s; levels ℓ = 1 … h−1 (the
-root's activity feeds nothing, its suppression is 0)::
+Circuit: per group a tree of arity b (``TREE_ARITY``) over its local indices,
+h = ⌈log_b⌈M/k⌉⌉ levels; node (ℓ, p) spans local indices [p·b^ℓ, (p+1)·b^ℓ), its
+siblings are the other nodes of block ⌊p/b⌋ (the last block may be short);
+act₀ = s; levels ℓ = 1 … h−1 are populations of m_ℓ = ⌈⌈M/k⌉/b^ℓ⌉ nodes per group
+(the root's activity feeds nothing, its suppression is 0)::
 
-    act_ℓ,i = act_ℓ−1,2i ∨ act_ℓ−1,2i+1                         (N, k, P/2^ℓ)  GE1          (pair_up)
-    sup_ℓ,i = [2·act_ℓ,i + [i odd]·act_ℓ,i−1 + sup_ℓ+1,⌊i/2⌋ ≥ 3]   (N, k, P/2^ℓ)  count_neuron(3)
-              (identity 4, left_sibling 2, pair_down 2; sup_h ≡ 0)
-    sel_c   = [s_c − [i(c) odd]·s_c−1 − sup_1,⌊i(c)/2⌋ ≥ 1]       (N, M)         GE1
-              (identity 2, left_sibling −2, pair_down −2)
+    act_ℓ,p = [Σ_{children} act_ℓ−1 ≥ 1]                                  GE1             child_up
+    sup_ℓ,p = [b·act_ℓ,p + Σ_{earlier siblings p'} act_ℓ,p' + sup_ℓ+1,⌊p/b⌋ ≥ b + 1]
+                                                                           count_neuron(b+1)
+              (identity 2b, earlier_sibling 2, parent_down 2; sup_h ≡ 0)
+    sel_c   = [s_c − Σ_{earlier siblings c'} s_c' − sup_1,⌊i(c)/b⌋ ≥ 1]   GE1
+              (identity 2, earlier_sibling −2, parent_down −2)
 
 Exact: let blocked(X) = "a spike of the group lies left of X's span"; then
-blocked(root) = 0, blocked(left child) = blocked(X), blocked(right child) =
-blocked(X) ∨ act(left sibling), and act(child) ∧ blocked(X) = act(child) ∧
-sup(X) because a child's activity implies its parent's; so sup = act ∧ blocked
-level by level, and sel = s ∧ ¬blocked(leaf) is the definition. Every input
-count is in [−2, 4], far inside the count neuron's range.
+blocked(root) = 0, blocked(child) = blocked(X) ∨ (an earlier sibling is active),
+and act(child) ∧ blocked(X) = act(child) ∧ sup(X) because a child's activity
+implies its parent's; so sup = act ∧ blocked level by level, and sel =
+s ∧ ¬blocked(leaf) is the definition. Input counts lie in [−b, 2b] (b ≤ 127:
+identity weight 2b is a mantissa), far inside the count neuron's range.
 
-Cost per population (h ≥ 2; h = 1 has no tree, h = 0 is sel = s)::
+Cost per population, with pairs(m) = Σ over the blocks of m nodes of C(size, 2)
+(N·k·pairs(m_ℓ) sibling synapses per level; at the leaves N·Σ_j pairs(g_j))::
 
-    neurons   NM + 2Nk(P − 2)
-    synapses  N·(M + Σ_j ⌊g_j/2⌋ + 2M + k(7P/2 − 11))
-              (s→sel M, left_sibling Σ⌊g_j/2⌋, s→act₁ M, sup₁→sel M, act→act k(P − 4),
-               act→sup k(P − 2) + k(P/2 − 1), sup→sup k(P − 4))
-    ticks     2h − 1  (act_ℓ at ℓ, sup_ℓ at 2h − 1 − ℓ, sel at 2h − 1)
+    neurons   NM + 2Nk·Σ_{ℓ=1}^{h−1} m_ℓ
+    synapses  N·(M + Σ_j pairs(g_j)) + [h ≥ 2]·N·(2M + k·Σ_{ℓ=1}^{h−1} (m_ℓ + pairs(m_ℓ))
+              + 2k·Σ_{ℓ=1}^{h−2} m_ℓ)
+              (s→sel, earlier siblings; s→act₁, sup₁→sel; act→sup, act→later siblings' sup;
+               act→act, sup→sup)
+    ticks     max(1, 2h − 1)  (act_ℓ at ℓ, sup_ℓ at 2h − 1 − ℓ, sel at 2h − 1)
 
-Only active nodes fire: a raw spike makes ≤ 3 synaptic ops at its leaf and ≤ 5 per
-tree level above it (act: parent, own sup, right sibling's sup; sup: 2
-children), so ≤ 5h − 2 = O(log(M/k)) per spike, independent of M at fixed M/k.
+Only active nodes fire: a raw spike makes ≤ 1 + (b−1) + 1 synaptic ops at its leaf
+and ≤ 2 + (b−1) + b per tree level above it (act: parent, own sup, later
+siblings' sup; sup: b children), so ≤ b + 1 + (h−1)(2b + 1) = O(b·log_b(M/k)) per
+spike, independent of M
+at fixed M/k. Measured on random spikes (k = 8, 4…32 spikes per token), synaptic ops
+per raw spike at M/k = 8, 32, 128: b = 2: 7, 13, 20 (5, 9, 13 ticks); b = 4: 5, 10,
+15 (3, 5, 7 ticks); b = 8: 4.5, 10, 16 (1, 3, 5 ticks) — b = 8 (``TREE_ARITY``) for
+the fewest ticks and tree neurons (≈ 2NM/(b − 1)) at about the same ops.
 """
 from __future__ import annotations
 
@@ -62,7 +72,7 @@ from spikeformer.spec import GE1, PopSpec, ProjSpec, count_neuron
 from spikeformer.wiring import FIXED_WEIGHT, groups_of
 
 INDEX_MAX_WIDTH = 2048       # index rule: GE1's residual −(earlier spikes)/32 of a silent tick stays > −64
-SUP = count_neuron(3)        # 2·act + left sibling + parent's suppression ≥ 3
+TREE_ARITY = 8               # group rule: children per tree node (b); see the module doc
 
 
 def first_k(s: torch.Tensor, k: int) -> torch.Tensor:
@@ -80,9 +90,12 @@ def first_in_groups(s: torch.Tensor, k: int) -> torch.Tensor:
     return fires_at_least(s - (earlier - earlier.index_select(-1, start)), 1)
 
 
-def tree_height(width: int, k: int) -> int:
-    """h = ⌈log₂⌈M/k⌉⌉ of the group rule's trees."""
-    return (-(-width // k) - 1).bit_length()
+def tree_height(width: int, k: int, arity: int = TREE_ARITY) -> int:
+    """h = ⌈log_b⌈M/k⌉⌉: the group rule's tree levels (0 when every group has one channel)."""
+    g, h = -(-width // k), 0
+    while arity ** h < g:
+        h += 1
+    return h
 
 
 def lower_index(pre: str, name: str, shape: tuple[int, ...], k: int, role: str
@@ -93,30 +106,35 @@ def lower_index(pre: str, name: str, shape: tuple[int, ...], k: int, role: str
              ProjSpec(f"{pre}-|{short}", pre, name, "earlier_inhibit")])
 
 
-def lower_group(pre: str, name: str, shape: tuple[int, ...], k: int, role: str
+def lower_group(pre: str, name: str, shape: tuple[int, ...], k: int, role: str, arity: int = TREE_ARITY
                 ) -> tuple[list[PopSpec], list[ProjSpec]]:
     N, M = shape
-    h, short = tree_height(M, k), name.rsplit(".", 1)[-1]
-    pops = [PopSpec(f"{name}.act{lv}", (N, k, 1 << (h - lv)), "lif", GE1, "wta_tree") for lv in range(1, h)]
-    pops += [PopSpec(f"{name}.sup{lv}", (N, k, 1 << (h - lv)), "lif", SUP, "wta_tree") for lv in range(h - 1, 0, -1)]
+    b, g, h = arity, -(-M // k), tree_height(M, k, arity)
+    short = name.rsplit(".", 1)[-1]
+    width = [0] + [-(-g // b ** lv) for lv in range(1, h)]                  # m_ℓ
+    pops = [PopSpec(f"{name}.act{lv}", (N, k, width[lv]), "lif", GE1, "wta_tree") for lv in range(1, h)]
+    pops += [PopSpec(f"{name}.sup{lv}", (N, k, width[lv]), "lif", count_neuron(b + 1), "wta_tree")
+             for lv in range(h - 1, 0, -1)]
     pops.append(PopSpec(name, shape, "lif", GE1, role))
+
     def node(kind: str, lv: int) -> str:
         return pre if lv == 0 else f"{name}.{kind}{lv}"
 
+    tree = {"groups": k, "arity": b}
     projs = [ProjSpec(f"{pre}->{short}", pre, name, "identity")]
     if h >= 1:
-        projs.append(ProjSpec(f"{pre}-|{short}", pre, name, "left_sibling", weight=-FIXED_WEIGHT, groups=k))
+        projs.append(ProjSpec(f"{pre}-|{short}", pre, name, "earlier_sibling", weight=-FIXED_WEIGHT, **tree))
     for lv in range(1, h):
         child, act, sup = node("act", lv - 1), node("act", lv), node("sup", lv)
-        projs += [ProjSpec(f"{child}->{act}", child, act, "pair_up", groups=k),
-                  ProjSpec(f"{act}->{sup}", act, sup, "identity", weight=2 * FIXED_WEIGHT),
-                  ProjSpec(f"{act}-<{sup}", act, sup, "left_sibling", weight=FIXED_WEIGHT, groups=k)]
+        projs += [ProjSpec(f"{child}->{act}", child, act, "child_up", **tree),
+                  ProjSpec(f"{act}->{sup}", act, sup, "identity", weight=b * FIXED_WEIGHT),
+                  ProjSpec(f"{act}-<{sup}", act, sup, "earlier_sibling", **tree)]
         if lv + 1 < h:
             parent = node("sup", lv + 1)
-            projs.append(ProjSpec(f"{parent}->{sup}", parent, sup, "pair_down", groups=k))
+            projs.append(ProjSpec(f"{parent}->{sup}", parent, sup, "parent_down", **tree))
     if h >= 2:
         sup1 = node("sup", 1)
-        projs.append(ProjSpec(f"{sup1}-|{short}", sup1, name, "pair_down", weight=-FIXED_WEIGHT, groups=k))
+        projs.append(ProjSpec(f"{sup1}-|{short}", sup1, name, "parent_down", weight=-FIXED_WEIGHT, **tree))
     return pops, projs
 
 

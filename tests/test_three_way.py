@@ -42,13 +42,14 @@ def test_three_way_bit_exact_20_test_digits(tiny_runs, kind):
 
 
 def test_stream_kwta_and_fan_in_hold_in_the_lowered_graph(tiny_runs):
-    """stream_k: every stream k-WTA population spikes ≤ k per token per tick, and its raw population more
+    """stream_k (group rule): every stream k-WTA population spikes ≤ k per token per tick, and its raw population more
     (so the circuit acts); fan_in: every neuron fed by a trained matrix has exactly F synapses per pre token."""
     graph, logits, rec, sim, lava = three_way(tiny_runs("stream_k"), 20)
     cfg = graph.metadata["model"]
     k, F, N = cfg["stream_k"], cfg["fan_in"], cfg["tokens"]
     kwta = [p for p in graph.populations if p.role == "stream_kwta"]
     assert [p.name for p in kwta] == ["b0.xk", "b0.yk", "outk"] and graph.readout.pre == "outk"
+    assert cfg["wta_rule"] == "group" and any(p.role == "wta_tree" for p in graph.populations)   # the tree circuit
     for p in kwta:
         per_token = sim[p.name].reshape(*sim[p.name].shape[:2], N, -1).sum(axis=-1)
         raw = sim[p.name[:-1]].reshape(*sim[p.name].shape[:2], N, -1).sum(axis=-1)
