@@ -293,3 +293,34 @@ def sparse_synops_ratio(rows: Sequence[dict]) -> float:
     """max / min over sparse widths of the mean synaptic ops per inference."""
     ops = [mean_synops(rows, "sparse", d) for d in sorted({r["dim"] for r in rows if r["kind"] == "sparse"})]
     return max(ops) / min(ops) if ops and min(ops) > 0 else float("inf")
+
+
+def synops_breakdown(run_dir: str | Path) -> dict[str, dict[str, float]]:
+    """Where a simulated run's synaptic ops and spikes go, per inference (means over the simulated samples).
+
+    ``synops`` per part: ``trained`` (the linear projections), ``relay`` (out of the graded stream relays),
+    ``stream_wta`` / ``hidden_wta`` (into a k-WTA population or its tree), ``attention`` (the rest);
+    ``spikes``: raw (the LIF populations the k-WTA reads) and kept, stream and hidden layer."""
+    from sim.io import load_result
+    from spikeformer.model import ModelConfig
+    from spikeformer.pipeline import RESULT_FILE, load_run_graph
+    from spikeformer.spec import build_spec
+
+    graph = load_run_graph(run_dir)
+    res = load_result(Path(run_dir) / RESULT_FILE, graph)
+    ops = {pr.name: pr.op for pr in build_spec(ModelConfig(**read_json(Path(run_dir) / "config.json")["model"])
+                                                ).projections}
+    role = {p.name: p.role for p in graph.populations}
+    wta = {p.name: p.role.replace("_kwta", "_wta") for p in graph.populations if p.role.endswith("_kwta")}
+    parts: dict[str, float] = {}
+    for pr in graph.projections:
+        owner = next((w for w in wta if pr.post == w or pr.post.startswith(w + ".")), None)
+        part = ("trained" if ops[pr.name] == "linear" else "relay" if role[pr.pre] == "relay"
+                else wta[owner] if owner else "attention")
+        parts[part] = parts.get(part, 0.0) + float(res.synaptic_ops[pr.name].mean())
+    kinds = {"stream": "stream_raw", "stream_kwta": "stream_kept", "hidden": "hidden_raw", "hidden_kwta": "hidden_kept"}
+    spikes = dict.fromkeys(kinds.values(), 0.0)
+    for p in graph.populations:
+        if p.role in kinds:
+            spikes[kinds[p.role]] += float(res.spike_counts[p.name].mean())
+    return {"synops": dict(sorted(parts.items())), "spikes": spikes}

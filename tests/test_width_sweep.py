@@ -146,3 +146,16 @@ def test_three_point_width_sweep_end_to_end(tmp_path):
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/model.pt")}
     ws.width_sweep([16, 32, 64], 4, 4, 1, [4, 8, 12, 16, 24, 32], tmp_path, m, t, samples=40, progress=False)
     assert mtimes == {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/model.pt")}
+
+
+def test_synops_breakdown_sums_to_the_simulated_total(tiny_runs, tmp_path):
+    import shutil
+
+    from spikeformer.pipeline import simulate_run
+    run_dir = shutil.copytree(tiny_runs("stream_k"), tmp_path / "run")
+    total = simulate_run(run_dir, 8)["synaptic_ops_per_inference"]
+    b = ws.synops_breakdown(run_dir)
+    assert set(b["synops"]) == {"attention", "hidden_wta", "relay", "stream_wta", "trained"}
+    assert sum(b["synops"].values()) == pytest.approx(total) and min(b["synops"].values()) > 0
+    s = b["spikes"]
+    assert s["stream_raw"] > s["stream_kept"] > 0 and s["hidden_raw"] >= s["hidden_kept"] > 0
