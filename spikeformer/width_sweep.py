@@ -7,7 +7,10 @@ tick in every stream population and the hidden layer; ``wta_rule``, default
 costs O(log(D/k)) synaptic ops per spike, see ``spikeformer.wta``) and ``fan_in = F`` (F incoming
 weights per neuron; the embedding F per input feature). Per token and tick a k-WTA
 population sends ≤ k spikes, each to ≤ F·(post width)/(pre width) synapses on average,
-so synaptic ops stay flat in D while parameters grow ≈ F·D; measured in the simulator.
+so the trained projections' synaptic ops stay flat in D while parameters grow ≈ F·D;
+what still grows — the raw spikes of the D-wide stream LIF populations and the graded
+relays' messages, times the k-WTA circuit's O(log(D/k)) per raw spike — is measured in
+the simulator (``synops_breakdown``).
 
 Dense baselines (no k-WTA, dense weights), widths from ``dense_dims``:
 

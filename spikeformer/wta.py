@@ -52,8 +52,7 @@ Cost per population, with pairs(m) = Σ over the blocks of m nodes of C(size, 2)
 Only active nodes fire: a raw spike makes ≤ 1 + (b−1) + 1 synaptic ops at its leaf
 and ≤ 2 + (b−1) + b per tree level above it (act: parent, own sup, later
 siblings' sup; sup: b children), so ≤ b + 1 + (h−1)(2b + 1) = O(b·log_b(M/k)) per
-spike, independent of M
-at fixed M/k. Measured on random spikes (k = 8, 4…32 spikes per token), synaptic ops
+spike, independent of M at fixed M/k. Limits: k ≤ M, none on M. Measured on random spikes (k = 8, 4…32 spikes per token), synaptic ops
 per raw spike at M/k = 8, 32, 128: b = 2: 7, 13, 20 (5, 9, 13 ticks); b = 4: 5, 10,
 15 (3, 5, 7 ticks); b = 8: 4.5, 10, 16 (1, 3, 5 ticks) — b = 8 (``TREE_ARITY``) for
 the fewest ticks and tree neurons (≈ 2NM/(b − 1)) at about the same ops.
