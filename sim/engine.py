@@ -8,9 +8,9 @@ Algorithm, per sample, tick t = 0 … ticks−1 (slot = t mod R, R = max delay +
    they evolve without input); nobody else is touched;
 3. a touched neuron first catches up its voltage leak over the ticks it was
    skipped — exact, because it was skipped only with u = 0 and no input, where
-   the Loihi update reduces to v ← trunc(v·(4096−dv)/4096) and |v| only shrinks
-   (after an update v ≤ vth·64, so no spike can be missed) — then takes one
-   LIF step (``sim.numerics``) with its accumulated input;
+   the update reduces to the model kernel's ``idle`` (Loihi: v ← trunc(v·(4096−dv)/4096))
+   and |v| only shrinks (after an update v ≤ threshold, so no spike can be missed) — then
+   takes one step of its neuron model's kernel (``sim.neurons``) with its accumulated input;
 4. a spike of neuron i at t adds w to the accumulator of each target j in slot
    (t + delay) mod R and marks j touched there. A graded population (``sim.ir``)
    has no state: its touched neurons send their summed input g as a payload,
@@ -32,9 +32,9 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from sim import numerics as nm
 from sim.ir import AerGraph
-from sim.reference import check_inputs
+from sim.neurons import kernel_idle, kernel_key, kernel_step
+from sim.reference import check_inputs, source_spikes
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,9 @@ class FlatGraph:
     n: int                    # neurons
     n_acc: int                # accumulators: n + private slots of negative-exponent projections
     pop_of: np.ndarray        # (n,) int32 population index
-    du: np.ndarray            # (pops,) params (int64 loihi | float64 float)
-    dv: np.ndarray
-    vth: np.ndarray
-    is_input: np.ndarray      # (pops,) bool
-    kind: np.ndarray          # (pops,) int8: KIND_INPUT | KIND_LIF | KIND_GRADED
+    params: np.ndarray        # (pops, 3) kernel parameters p0, p1, p2 (int64 loihi | float64 float)
+    code: np.ndarray          # (pops,) int8 kernel code (``sim.neurons``) of a neuron population
+    kind: np.ndarray          # (pops,) int8: KIND_INPUT (any source) | KIND_LIF (a neuron) | KIND_GRADED
     indptr: np.ndarray        # (n+1,) int64: outgoing synapses of neuron i
     seg_ptr: np.ndarray       # (n+1,) int64: neuron i's segments (one per projection it feeds)
     seg_end: np.ndarray       # (G,) int64 end of a segment's synapses (start = previous end / indptr[i])
@@ -65,7 +63,23 @@ class FlatGraph:
 
 
 KIND_INPUT, KIND_LIF, KIND_GRADED = 0, 1, 2
-KIND_CODE = {"input": KIND_INPUT, "lif": KIND_LIF, "graded": KIND_GRADED}
+
+
+def kind_code(model) -> int:
+    """The engine's role of a neuron model: source, neuron or graded relay."""
+    return KIND_INPUT if model.source else KIND_GRADED if model.relay else KIND_LIF
+
+
+def kernel_table(graph: AerGraph) -> tuple[np.ndarray, np.ndarray]:
+    """(params (pops, 3), code (pops,)) of every population's kernel; sources and relays: zeros."""
+    dt = graph.arith.acc_dtype
+    params = np.zeros((len(graph.populations), 3), dt)
+    code = np.zeros(len(graph.populations), np.int8)
+    for k, p in enumerate(graph.populations):
+        if kind_code(p.model) == KIND_LIF:
+            params[k] = p.model.kernel_params()
+            code[k] = p.model.kernel.code
+    return params, code
 
 
 @numba.njit(cache=True)
@@ -94,7 +108,7 @@ def flatten(graph: AerGraph) -> FlatGraph:
     delay and accumulator offset are per segment, not per synapse. target int32,
     weight int16 (loihi: w << exp ≤ 254·2⁷ fits) | float32.
     """
-    loihi = graph.numerics == "loihi"
+    arith = graph.arith
     pops = graph.populations
     index = {p.name: k for k, p in enumerate(pops)}
     offsets = graph.offsets()
@@ -112,7 +126,7 @@ def flatten(graph: AerGraph) -> FlatGraph:
     np.cumsum(seg_len, out=seg_ptr[1:])
     total, n_seg = int(indptr[-1]), int(seg_ptr[-1])
     target = np.empty(total, np.int32)
-    weight = np.empty(total, np.int16 if loihi else np.float32)
+    weight = np.empty(total, arith.weight_dtype)
     seg_end = np.empty(n_seg, np.int64)
     seg_delay = np.empty(n_seg, np.int8)
     seg_delta = np.empty(n_seg, np.int64)
@@ -121,16 +135,14 @@ def flatten(graph: AerGraph) -> FlatGraph:
     neg: dict[int, list[tuple[int, int]]] = {}
     n_acc = n
     for k_proj, pr in enumerate(graph.projections):
-        delta, shift = 0, 0
-        if loihi and pr.weight_exp >= 0:
-            shift = pr.weight_exp
-        elif loihi:                       # private accumulators: Lava floors the shifted *sum*
+        delta = 0
+        w, private = arith.engine_weights(pr.weights, pr.weight_exp)
+        if private:                       # private accumulators: Lava floors the shifted *sum*
             delta = n_acc - offsets[pr.post]
             neg.setdefault(index[pr.post], []).append((n_acc, -pr.weight_exp))
             n_acc += graph.population(pr.post).size
-        w = pr.weights if loihi else (pr.weights.astype(np.float32) * np.float32(2.0 ** pr.weight_exp))
         _fill_rows(cursor, seg_cursor, pr.indptr, pr.indices, w.astype(weight.dtype, copy=False), offsets[pr.pre],
-                   offsets[pr.post], pr.delay, (1 << shift) if loihi else 1.0, delta, k_proj, target, weight,
+                   offsets[pr.post], pr.delay, weight.dtype.type(1), delta, k_proj, target, weight,
                    seg_end, seg_delay, seg_delta, seg_proj)
     neg_ptr = np.zeros(len(pops) + 1, np.int64)
     neg_base, neg_shift = [], []
@@ -138,12 +150,10 @@ def flatten(graph: AerGraph) -> FlatGraph:
         for base, sh in neg.get(k, []):
             neg_base.append(base); neg_shift.append(sh)
         neg_ptr[k + 1] = len(neg_base)
-    pdt = np.int64 if loihi else np.float64
+    params, code = kernel_table(graph)
     return FlatGraph(
-        n=n, n_acc=n_acc, pop_of=pop_of,
-        du=np.array([p.du for p in pops], pdt), dv=np.array([p.dv for p in pops], pdt),
-        vth=np.array([p.vth for p in pops], pdt), is_input=np.array([p.kind == "input" for p in pops]),
-        kind=np.array([KIND_CODE[p.kind] for p in pops], np.int8),
+        n=n, n_acc=n_acc, pop_of=pop_of, params=params, code=code,
+        kind=np.array([kind_code(p.model) for p in pops], np.int8),
         indptr=indptr, seg_ptr=seg_ptr, seg_end=seg_end, seg_delay=seg_delay, seg_delta=seg_delta, seg_proj=seg_proj,
         target=target, weight=weight,
         neg_ptr=neg_ptr, neg_base=np.array(neg_base, np.int64), neg_shift=np.array(neg_shift, np.int64),
@@ -154,12 +164,14 @@ def flatten(graph: AerGraph) -> FlatGraph:
 def estimate_bytes(graph: AerGraph, batch: int, record: bool, threads: int | None = None) -> dict[str, int]:
     """Memory a run needs: the flattened graph, per-thread working state, and the outputs."""
     n, S = graph.n_neurons, graph.n_synapses
-    loihi = graph.numerics == "loihi"
+    arith = graph.arith
     R = max((pr.delay for pr in graph.projections), default=1) + 1
-    n_acc = n + sum(graph.population(pr.post).size for pr in graph.projections if loihi and pr.weight_exp < 0)
+    n_acc = n + sum(graph.population(pr.post).size for pr in graph.projections
+                    if arith.engine_weights(pr.weights[:0], pr.weight_exp)[1])
     threads = min(batch, threads or numba.get_num_threads())
     return {
-        "graph": S * (4 + 2 + (0 if loihi else 2)) + n * (8 + 8 + 4) + sum(pr.n_pre for pr in graph.projections) * 17,
+        "graph": S * (4 + np.dtype(arith.weight_dtype).itemsize) + n * (8 + 8 + 4)
+        + sum(pr.n_pre for pr in graph.projections) * 17,
         "working_state": threads * (R * n_acc * 8 + R * n * 5 + n * 24),
         "outputs": batch * n * 16 + (batch * graph.ticks * n if record else 0),
     }
@@ -192,43 +204,8 @@ def check_memory(graph: AerGraph, batch: int, record: bool, flat_built: bool = F
                           f"{have / 2**30:.2f} GiB available — use record=False, fewer samples per call, or a larger machine")
 
 
-def _step(u, v, a, du, dv, vth):
-    """LIF step dispatched on the state's type at compile time: integer → loihi, float → float."""
-
-
-def _decay(v, dv, ticks):
-    """Leak over ``ticks`` input-free ticks of a neuron with u = 0 (stops at v = 0)."""
-
-
 def _shift(x, s):
     """Negative weight exponent applied to an accumulated sum: floor(x / 2^s) (loihi only)."""
-
-
-@overload(_step)
-def _step_impl(u, v, a, du, dv, vth):
-    if isinstance(u, types.Integer):
-        return lambda u, v, a, du, dv, vth: nm.lif_step_loihi(u, v, a, du, dv, vth)
-    return lambda u, v, a, du, dv, vth: nm.lif_step_float(u, v, a, du, dv, vth)
-
-
-@overload(_decay)
-def _decay_impl(v, dv, ticks):
-    if isinstance(v, types.Integer):
-        def loihi(v, dv, ticks):
-            for _ in range(ticks):
-                if v == 0 or dv == 0:
-                    break
-                _, v, _ = nm.lif_step_loihi(0, v, 0, nm.DU_MAX, dv, nm.VTH_MAX)
-            return v
-        return loihi
-
-    def flt(v, dv, ticks):
-        for _ in range(ticks):
-            if v == 0.0 or dv == 0.0:
-                break
-            v = np.float32(np.float32(v) * (np.float32(1.0) - np.float32(dv)) + np.float32(0.0))
-        return v
-    return flt
 
 
 @overload(_shift)
@@ -273,7 +250,7 @@ def _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops):
 
 
 @numba.njit(cache=True)
-def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
+def _run_sample(pop_of, params, code, kernels, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
                 weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks, x_idx, x_ptr, epoch,
                 acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, record):
     """One sample on one thread's working buffers; returns the number of neuron updates.
@@ -282,6 +259,7 @@ def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, 
     ``epoch + tick + 1`` (a neuron whose ``last`` ≤ epoch starts this sample at rest,
     u = v = 0), and only slots left pending after the last tick are cleared.
     x_idx/x_ptr: this sample's input spikes as CSR over ticks (global neuron ids).
+    ``kernels`` (``sim.neurons.kernel_key``) is unused: its type makes numba's cache tell kernel sets apart.
     """
     updates = 0
     n_active = 0
@@ -328,8 +306,8 @@ def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, 
                 u[i] = 0
                 v[i] = 0
             elif now - last[i] > 1 and v[i] != 0:                 # lazy leak over skipped ticks
-                v[i] = _decay(v[i], dv[p], now - last[i] - 1)
-            un, vn, fired = _step(u[i], v[i], a, du[p], dv[p], vth[p])
+                v[i] = kernel_idle(code[p], v[i], params[p, 0], params[p, 1], params[p, 2], now - last[i] - 1)
+            un, vn, fired = kernel_step(code[p], u[i], v[i], a, params[p, 0], params[p, 1], params[p, 2])
             u[i] = un
             v[i] = vn
             last[i] = now
@@ -360,7 +338,7 @@ def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, 
 
 
 @numba.njit(cache=True, parallel=True)
-def _run_batch(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
+def _run_batch(pop_of, params, code, kernels, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
                weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks, x_idx, x_ptr, x_off,
                acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, updates, record):
     """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread)."""
@@ -368,7 +346,7 @@ def _run_batch(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, s
     batch = len(updates)
     for c in numba.prange(n_buf):
         for b in range(c, batch, n_buf):
-            updates[b] = _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta,
+            updates[b] = _run_sample(pop_of, params, code, kernels, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta,
                                      seg_proj, target, weight, neg_ptr, neg_base, neg_shift, pop_start, R, ticks,
                                      x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], b * (ticks + 1),
                                      acc[c], mark[c], touched[c], n_touched[c], last[c], done[c], u[c], v[c],
@@ -404,14 +382,15 @@ class SimResult:
 
 
 def _input_events(graph: AerGraph, inputs: Mapping[str, np.ndarray], batch: int):
-    """Input spikes as per-sample CSR over ticks of global neuron ids."""
+    """Source spikes (given inputs, generated biases) as per-sample CSR over ticks of global neuron ids."""
     offsets = graph.offsets()
     ptr = np.zeros((batch, graph.ticks + 1), np.int64)
     per_sample = []
+    spikes = source_spikes(graph, inputs, batch)
     for b in range(batch):
         ts, ids = [], []
-        for p in graph.inputs:
-            t, i = np.nonzero(np.asarray(inputs[p.name][b], bool))
+        for p in graph.sources:
+            t, i = np.nonzero(spikes[p.name][b])
             ts.append(t); ids.append(i + offsets[p.name])
         t = np.concatenate(ts); i = np.concatenate(ids)
         order = np.argsort(t, kind="stable")
@@ -430,23 +409,23 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     batch = check_inputs(graph, inputs)
     check_memory(graph, batch, record, flat_built=flat is not None)
     flat = flat or flatten(graph)
-    loihi = graph.numerics == "loihi"
+    arith = graph.arith
     x_idx, x_ptr, x_off = _input_events(graph, inputs, batch)
     n, R, C = flat.n, flat.max_delay + 1, max(1, min(batch, numba.get_num_threads()))
     # working buffers, one set per thread; np.zeros maps zero pages lazily, so cost follows use
-    acc = np.zeros((C, R, flat.n_acc), np.int64 if loihi else np.float64)
+    acc = np.zeros((C, R, flat.n_acc), arith.acc_dtype)
     mark = np.zeros((C, R, n), np.bool_)
     touched = np.empty((C, R, n), np.int32)
     n_touched = np.zeros((C, R), np.int64)
     last, done = np.zeros((C, n), np.int64), np.zeros((C, n), np.int64)
-    u = np.zeros((C, n), np.int32 if loihi else np.float32)
-    v = np.zeros((C, n), np.int32 if loihi else np.float32)
+    u = np.zeros((C, n), arith.state_dtype)
+    v = np.zeros((C, n), arith.state_dtype)
     active, nxt = np.empty((C, n), np.int32), np.empty((C, n), np.int32)
     spikes = np.zeros((batch, graph.ticks, n) if record else (batch, 1, 1), np.bool_)
     pop_counts = np.zeros((batch, len(graph.populations)), np.int64)
     ops = np.zeros((batch, max(len(graph.projections), 1)), np.int64)
     updates = np.zeros(batch, np.int64)
-    _run_batch(flat.pop_of, flat.du, flat.dv, flat.vth, flat.kind, flat.indptr, flat.seg_ptr, flat.seg_end,
+    _run_batch(flat.pop_of, flat.params, flat.code, kernel_key(), flat.kind, flat.indptr, flat.seg_ptr, flat.seg_end,
                flat.seg_delay, flat.seg_delta, flat.seg_proj, flat.target, flat.weight, flat.neg_ptr, flat.neg_base,
                flat.neg_shift, flat.pop_start, R, graph.ticks, x_idx, x_ptr, x_off,
                acc, mark, touched, n_touched, last, done, u, v, active, nxt, spikes, pop_counts, ops, updates, record)
