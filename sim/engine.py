@@ -3,24 +3,28 @@
 Algorithm, per sample, tick t = 0 … ticks−1 (slot = t mod R, R = max delay + 1):
 
 1. input neurons spiking at t emit events;
-2. the neurons to update are those that received input for tick t (the
-   ``touched`` list of the slot) plus those whose current u ≠ 0 (``active``,
-   they evolve without input); nobody else is touched;
-3. a touched neuron first catches up its voltage leak over the ticks it was
-   skipped — exact, because it was skipped only with u = 0 and no input, where
-   the Loihi update reduces to v ← trunc(v·(4096−dv)/4096) and |v| only shrinks
-   (after an update v ≤ vth·64, so no spike can be missed) — then takes one
-   LIF step (``sim.numerics``) with its accumulated input;
+2. per population, the neurons to update are those whose summed input for tick t
+   is non-zero plus those that carry a current (decayed u ≠ 0, they evolve without
+   input); they are found from the slot's block bitmap (one bit per 16 neurons that
+   received an event) and visited once each, in index order; nobody else is touched;
+3. an updated neuron first catches up its voltage leak over the ticks it rested —
+   exact, because it rested only with no input and a current that decays to 0
+   within one tick, where the Loihi update reduces to v ← trunc(v·(4096−dv)/4096)
+   and |v| only shrinks (after an update v ≤ vth·64, so no spike can be missed) —
+   then takes one LIF step (``sim.numerics``) with its accumulated input (a neuron
+   whose input sums to 0 and carries nothing would only leak: it rests instead);
 4. a spike of neuron i at t adds w to the accumulator of each target j in slot
-   (t + delay) mod R and marks j touched there. A graded population (``sim.ir``)
-   has no state: its touched neurons send their summed input g as a payload,
-   adding w·g instead of w (only where g ≠ 0).
+   (t + delay) mod R and marks j's block there. A graded population (``sim.ir``)
+   has no state: its neurons with summed input g ≠ 0 send g as a payload, adding
+   w·g instead of w.
 
 For a projection with weight_exp < 0, Lava shifts the *sum* (floor), so its
 synapses accumulate into a private slot per post neuron and the shift is applied
-at update time. Cost: O(events + synaptic events + updates), independent of the
-number of silent neurons. Synaptic ops per projection are computed exactly after
-the run from per-neuron spike counts × CSR row lengths.
+at update time. Layout for the cache: one 16-byte record (u, v, last) per neuron,
+int32 accumulators where the IR bounds allow (``acc_dtype``), bitmaps of a few bits
+per neuron. Cost: O(events + synaptic events + 16·marked blocks + n/1024 per tick),
+independent of the number of silent neurons. Synaptic ops per projection are
+computed exactly after the run from per-neuron spike counts × CSR row lengths.
 """
 from __future__ import annotations
 
@@ -193,7 +197,7 @@ def estimate_bytes(graph: AerGraph, batch: int, record: bool, threads: int | Non
     threads = min(batch, threads or numba.get_num_threads())
     return {
         "graph": S * (4 + 2 + (0 if loihi else 2)) + n * (8 + 8 + 4) + sum(pr.n_pre for pr in graph.projections) * 17,
-        "working_state": threads * (R * n_acc * acc_bytes + R * (n // 64 + n // 512 + 16) + n * 32),
+        "working_state": threads * (R * n_acc * acc_bytes + R * (n // 8 + n // 128 + 16) + n * 32),
         "outputs": batch * n * 16 + (batch * graph.ticks * n if record else 0),
     }
 
@@ -301,8 +305,8 @@ BLOCK = 16                  # neurons per block: one 64-byte line of int32 accum
 @numba.njit(cache=True, inline="always")
 def _mark(blk, j):
     """Set the bit of neuron j's block in a slot's block bitmap."""
-    b = j >> 4
-    blk[b >> 6] |= _ONE << np.uint64(b & 63)
+    b = np.uint64(j) >> np.uint64(4)                      # unsigned: no negative-index wraparound code
+    blk[b >> np.uint64(6)] |= _ONE << (b & np.uint64(63))
 
 
 @numba.njit(cache=True, inline="always")
@@ -319,7 +323,7 @@ def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, we
         e = seg_end[g]
         while s < e:
             j = target[s]
-            acc_row[j + d] += weight[s] * payload
+            acc_row[np.uint64(j + d)] += weight[s] * payload
             _mark(b_row, j)
             s += 1
 
