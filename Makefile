@@ -17,8 +17,8 @@ $(STAMP): setup.cfg constraints.txt Makefile
 	$(PIP) install --quiet --upgrade pip wheel setuptools
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[lava,test,bench]'
-	$(PIP) install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0
-	$(PY) -c "import loihi_export.compat as c; c.apply(); import lava.magma.core.run_configs"
+	$(PIP) install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
+	$(PY) -c "import loihi_export.compat as c; c.apply(); import lava.magma.core.run_configs; c.import_netx()"
 	touch $(STAMP)
 
 DEMO_DIR ?= runs/demo

@@ -12,13 +12,23 @@ module's source as it is loaded (never touching files on disk). It is
 idempotent, does nothing on Python < 3.11, and does nothing if the source no
 longer contains the pattern (a fixed Lava). Lava's runtime forks its worker
 processes, which inherit the patched module.
+
+``import_netx()`` imports lava-dl's ``netx`` (lava-dl 0.6.0, installed like lava-nc). Importing
+it imports all of ``lava.lib.dl.slayer``, whose object-detection helpers import ``torchvision``
+at module level (and use it only inside functions netx never calls). PyPI's torchvision does not
+import beside the CPU build of torch we pin ("operator torchvision::nms does not exist"). When
+``import torchvision`` fails, a stand-in module is registered for the duration of that one
+import and removed afterwards: ``slayer`` keeps a reference whose attributes raise ImportError
+when used, and any later ``import torchvision`` fails as it would have.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.machinery
+import io
 import sys
-from types import CodeType
+from types import CodeType, ModuleType
 
 TARGET = "lava.magma.compiler.var_model"
 _PATTERN = b"@dataclass\nclass ByteEncoder:"
@@ -63,3 +73,46 @@ def import_lava() -> None:
     apply()
     import lava.magma.core.run_configs  # noqa: F401
     import lava.proc.lif.process  # noqa: F401
+
+
+class _Missing(ModuleType):
+    """A stand-in module whose every attribute raises ImportError naming what is missing."""
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise ImportError(f"{self.__name__}.{attr}: torchvision is not importable here (lava-dl was imported "
+                          f"with a stand-in; its object-detection helpers need a working torchvision)")
+
+
+def _torchvision_importable() -> bool:
+    try:
+        import torchvision  # noqa: F401
+        return True
+    except Exception:  # noqa: BLE001 (PyPI's wheel raises RuntimeError beside a CPU torch)
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        return False
+
+
+def import_netx() -> ModuleType:
+    """Apply the shim and return ``lava.lib.dl.netx`` (see module doc; slayer's banner is silenced)."""
+    apply()
+    if "lava.lib.dl.netx" in sys.modules:
+        return sys.modules["lava.lib.dl.netx"]
+    stand_ins = {}
+    if not _torchvision_importable():
+        root = _Missing("torchvision")
+        stand_ins = {"torchvision": root, "torchvision.ops": _Missing("torchvision.ops"),
+                     "torchvision.transforms": _Missing("torchvision.transforms")}
+        root.__path__ = []                      # a package, so "from torchvision import ops" resolves
+        root.ops, root.transforms = stand_ins["torchvision.ops"], stand_ins["torchvision.transforms"]
+        sys.modules.update(stand_ins)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):   # "WARNING: Prophesee Dataset Toolbox ..."
+            from lava.lib.dl import netx
+    finally:
+        for name, mod in stand_ins.items():
+            if sys.modules.get(name) is mod:
+                del sys.modules[name]
+    return netx

@@ -1,4 +1,4 @@
-"""Interchange files: NIR (neuromorphs/NIR) and a lava-dl netx-style HDF5 description.
+"""Interchange: NIR (neuromorphs/NIR) files, and the graded-relay collapse NIR and netx share.
 
 NIR (``to_nir``): input populations → ``nir.Input``; LIF populations →
 ``nir.CubaLIF``; projections → ``nir.Linear`` (dense (post, pre) weights,
@@ -23,12 +23,8 @@ the relay's targets, keeping its weights and exponent, delays adding up. Every
 stream LIF then receives every earlier stream projection again, as the model's
 definition (R = Σ currents) reads. Any other graded population is refused.
 
-netx (``write_netx``): one HDF5 group per population/projection in the layout of
-lava-dl's ``netx`` (``layer/<k>/{type, shape, neuron/{du,dv,vThMant,...}, weight,
-delay}``) with our numeric fields, so Loihi tooling can read integer parameters
-without the npz format. netx has no stateless graded relay either: relays are
-collapsed as for NIR (the composed delays must fit Loihi's, ≤ 64); any other
-graded population is refused.
+The netx export (``netx_export``) collapses relays the same way (the composed delays must
+fit Loihi's, ≤ 64).
 """
 from __future__ import annotations
 
@@ -168,59 +164,3 @@ def write_nir(graph: AerGraph, path: str | Path) -> Path:
     path = Path(path)
     nir.write(path, to_nir(graph))
     return path
-
-
-def write_netx(graph: AerGraph, path: str | Path) -> Path:
-    """lava-dl netx-style HDF5: ``layer/<k>`` per population, ``synapse/<k>`` per projection (relays
-    collapsed, see module doc)."""
-    import h5py
-
-    graph = collapse_relays(graph, "netx")
-    path = Path(path)
-    sizes = {p.name: p.size for p in graph.populations}
-    with h5py.File(path, "w") as f:
-        f.attrs["producer"] = "spikeformer"
-        f.attrs["numerics"] = graph.numerics
-        f.attrs["timesteps"] = graph.timesteps
-        layers = f.create_group("layer")
-        for k, p in enumerate(graph.populations):
-            g = layers.create_group(str(k))
-            g["type"] = np.bytes_("input" if p.kind == "input" else "cuba")
-            g["name"] = np.bytes_(p.name)
-            g["shape"] = np.array(p.shape)
-            g["depth"] = p.depth
-            if p.kind == "lif":
-                n = g.create_group("neuron")
-                n["du"], n["dv"] = p.du, p.dv
-                n["vThMant"] = p.vth
-                n["refDelay"] = 0
-                n["gradedSpike"] = False
-        syn = f.create_group("synapse")
-        for k, pr in enumerate(graph.projections):
-            g = syn.create_group(str(k))
-            g["name"] = np.bytes_(pr.name)
-            g["pre"], g["post"] = np.bytes_(pr.pre), np.bytes_(pr.post)
-            g["weight"] = pr.to_dense(sizes[pr.post])
-            g["weight_exp"] = pr.weight_exp
-            g["delay"] = pr.delay
-            g["indptr"], g["indices"], g["values"] = pr.indptr, pr.indices, pr.weights
-    return path
-
-
-def read_netx(path: str | Path) -> dict:
-    """Read back what ``write_netx`` wrote: {"layers": [...], "synapses": [...]} (for checks)."""
-    import h5py
-
-    out: dict = {"layers": [], "synapses": []}
-    with h5py.File(path, "r") as f:
-        for k in sorted(f["layer"], key=int):
-            g = f["layer"][k]
-            d = {"name": g["name"][()].decode(), "type": g["type"][()].decode(), "shape": tuple(g["shape"][()])}
-            if "neuron" in g:
-                d.update({key: g["neuron"][key][()] for key in ("du", "dv", "vThMant")})
-            out["layers"].append(d)
-        for k in sorted(f["synapse"], key=int):
-            g = f["synapse"][k]
-            out["synapses"].append({"name": g["name"][()].decode(), "weight": g["weight"][()],
-                                    "delay": int(g["delay"][()]), "weight_exp": int(g["weight_exp"][()])})
-    return out

@@ -177,22 +177,15 @@ class TreeMemory:
         self.samples, self.seconds = self.samples + 1, self.seconds + self._cost
 
 
-def _run_chunk(graph_shape, weights_dir: Path, inputs: Mapping[str, np.ndarray], workdir: Path, timeout: float,
-               record: str, inject_fault: str | None, payloads: bool = False, sequence: int = 1,
-               period: int | None = None, memory: TreeMemory | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    in_file, out_file = workdir / "inputs.npz", workdir / "spikes.npz"
-    err_file, shm_log, stats_file = workdir / "stderr.txt", workdir / "shm.txt", workdir / "stats.json"
-    np.savez(in_file, **{k: np.asarray(v, bool) for k, v in inputs.items()})
-    for f in (out_file, shm_log, stats_file):
-        f.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "loihi_export.worker", str(weights_dir), str(in_file), str(out_file),
-           "--record", record, "--shm-log", str(shm_log), "--sequence", str(sequence), "--stats", str(stats_file)]
-    if period is not None:
-        cmd += ["--period", str(period)]
-    if inject_fault:
-        cmd += ["--inject-fault", inject_fault]
-    if payloads:
-        cmd.append("--payloads")
+def supervise(cmd: list[str], workdir: Path, timeout: float, memory: TreeMemory | None = None) -> str:
+    """Run a Lava worker command (``python -m ...``; it must log its shared-memory segments to
+    ``workdir/shm.txt``) in its own session, under the rules of the module doc; return its stderr.
+
+    Raises :class:`LavaRunError` (with Lava's own message) on a timeout, a Lava process that raised,
+    or a non-zero exit. Whatever happens, the worker's process group is killed and reaped and its
+    segments removed."""
+    err_file, shm_log = workdir / "stderr.txt", workdir / "shm.txt"
+    shm_log.unlink(missing_ok=True)
     root = str(Path(__file__).resolve().parents[1])
     env = {**MALLOC_ENV, **os.environ,
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -221,10 +214,30 @@ def _run_chunk(graph_shape, weights_dir: Path, inputs: Mapping[str, np.ndarray],
     stderr = err_file.read_text(errors="replace")
     if reason is None and proc.returncode != 0:
         reason = f"worker exited with code {proc.returncode}"
-    if reason is None and not out_file.exists():
-        reason = "worker wrote no spikes"
     if reason:
         raise LavaRunError(f"Lava run failed ({reason}): {_error_text(stderr)}")
+    return stderr
+
+
+def _run_chunk(graph_shape, weights_dir: Path, inputs: Mapping[str, np.ndarray], workdir: Path, timeout: float,
+               record: str, inject_fault: str | None, payloads: bool = False, sequence: int = 1,
+               period: int | None = None, memory: TreeMemory | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    in_file, out_file, stats_file = workdir / "inputs.npz", workdir / "spikes.npz", workdir / "stats.json"
+    np.savez(in_file, **{k: np.asarray(v, bool) for k, v in inputs.items()})
+    for f in (out_file, stats_file):
+        f.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "loihi_export.worker", str(weights_dir), str(in_file), str(out_file),
+           "--record", record, "--shm-log", str(workdir / "shm.txt"), "--sequence", str(sequence),
+           "--stats", str(stats_file)]
+    if period is not None:
+        cmd += ["--period", str(period)]
+    if inject_fault:
+        cmd += ["--inject-fault", inject_fault]
+    if payloads:
+        cmd.append("--payloads")
+    stderr = supervise(cmd, workdir, timeout, memory)
+    if not out_file.exists():
+        raise LavaRunError(f"Lava run failed (worker wrote no spikes): {_error_text(stderr)}")
     sizes = {p.name: p.size for p in graph_shape.populations}
     with np.load(out_file, allow_pickle=False) as z:
         spikes = {k: (z[k] if k.startswith(PAYLOAD_PREFIX) else unpack_spikes(z[k], sizes[k])) for k in z.files}

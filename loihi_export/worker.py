@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 # Lava process → the model it must run for bit-exact Loihi numerics.
 EXPECTED_MODELS = {"LIF": "PyLifModelBitAcc", "LIFReset": "PyLifResetModelBitAcc", "Sparse": "PySparseModelBitAcc",
                    "DelaySparse": "PyDelaySparseModelBitAcc", "RingBuffer": "PySendModelFixed",
-                   "GradedVec": "PyGradedVecModelFixed"}
+                   "GradedVec": "PyGradedVecModelFixed", "Dense": "PyDenseModelBitAcc",
+                   "DelayDense": "PyDelayDenseModelBitAcc"}
 PAYLOAD_PREFIX = "payload:"
 # Messages a port-to-port channel can hold (Lava's default: 64, i.e. 64 × 4 bytes per neuron of
 # shared memory per connection). LoihiProtocol runs every process through each tick before the
@@ -89,8 +90,13 @@ def log_shared_memory(log_file: str) -> None:
 
 def check_models(net: LavaNetwork) -> str:
     """Raise RuntimeError unless every process ran its bit-accurate model; return a summary."""
+    return check_processes(list(net.processes.values()) + list(net.connections.values()))
+
+
+def check_processes(procs) -> str:
+    """``check_models`` for any Lava processes (after a run)."""
     chosen = {}
-    for proc in list(net.processes.values()) + list(net.connections.values()):
+    for proc in procs:
         chosen[type(proc).__name__] = getattr(getattr(proc, "model_class", None), "__name__", "?")
     wrong = {k: v for k, v in chosen.items() if EXPECTED_MODELS.get(k, v) != v}
     if wrong:

@@ -140,14 +140,15 @@ def export_nir(run_dir: Path = typer.Argument(..., help="Converted run directory
 
 @export_app.command("netx")
 @friendly
-def export_netx(run_dir: Path = typer.Argument(..., help="Converted run directory."),
+def export_netx(run_dir: Path = typer.Argument(..., help="Converted run directory (loihi numerics)."),
                 as_json: bool = JsonOpt) -> None:
-    """Write a lava-dl netx-style HDF5 description (RUN_DIR/model.net.h5)."""
-    from loihi_export.nir_export import write_netx
+    """Write the graph as a lava-dl netx HDF5 file (RUN_DIR/model.net.h5) for `netx.hdf5.Network`:
+    a chain of dense CUBA-LIF layers; any other graph (skip connections, attention) is refused."""
+    from loihi_export.netx_export import layer_names, write_netx
     from spikeformer.pipeline import load_run_graph
-    graph = load_run_graph(run_dir)
-    path = write_netx(graph, Path(run_dir) / "model.net.h5")
-    emit({"netx": str(path), "bytes": path.stat().st_size}, as_json, "export netx")
+    path = write_netx(load_run_graph(run_dir), Path(run_dir) / "model.net.h5")
+    emit({"netx": str(path), "bytes": path.stat().st_size, "layers": len(layer_names(path))}, as_json,
+         "export netx")
 
 
 @app.command()
