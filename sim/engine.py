@@ -28,6 +28,7 @@ computed exactly after the run from per-neuron spike counts × CSR row lengths.
 """
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -546,6 +547,15 @@ class SimResult:
         return float(sum(c for c in self.spike_counts.values()).mean())
 
 
+def lazy_zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """np.zeros in fresh anonymous pages (mmap): zeroed by the OS on first touch, so an array only partly
+    used costs what is used — np.zeros of a size the allocator recycles from the heap memsets it all."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes < 1 << 20:
+        return np.zeros(shape, dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype).reshape(shape)
+
+
 def _input_events(graph: AerGraph, inputs: Mapping[str, np.ndarray], batch: int):
     """Input spikes as per-sample CSR over ticks of global neuron ids."""
     offsets = graph.offsets()
@@ -576,16 +586,16 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     loihi = graph.numerics == "loihi"
     x_idx, x_ptr, x_off = _input_events(graph, inputs, batch)
     n, R, C = flat.n, flat.max_delay + 1, max(1, min(batch, numba.get_num_threads()))
-    # working buffers, one set per thread; np.zeros maps zero pages lazily, so cost follows use
-    acc = np.zeros((C, R, flat.n_acc), flat.acc_dtype)
+    # working buffers, one set per thread, in fresh zero pages: cost follows the pages a run touches
+    acc = lazy_zeros((C, R, flat.n_acc), flat.acc_dtype)
     ends = np.append(flat.pop_start[1:], n)
     emits = flat.indptr[ends] > flat.indptr[flat.pop_start]         # population has outgoing synapses
-    blk = np.zeros((C, R, -(-n // (BLOCK * 64))), np.uint64)       # marked blocks per slot
-    carry = np.zeros((C, R, -(-n // 64)), np.uint64)              # neurons carrying a current into the slot
-    state = np.zeros((C, n), state_dtype(graph.numerics))           # (u, v, last) per neuron
+    blk = lazy_zeros((C, R, -(-n // (BLOCK * 64))), np.uint64)     # marked blocks per slot
+    carry = lazy_zeros((C, R, -(-n // 64)), np.uint64)            # neurons carrying a current into the slot
+    state = lazy_zeros((C, n), state_dtype(graph.numerics))         # (u, v, last) per neuron
     idx, fired = np.empty((C, n + BLOCK), np.int32), np.empty((C, n + BLOCK), np.int32)
     payload = np.empty((C, n), np.int64 if loihi else np.float64)
-    spikes = np.zeros((batch, graph.ticks, n) if record else (batch, 1, 1), np.bool_)
+    spikes = lazy_zeros((batch, graph.ticks, n) if record else (batch, 1, 1), np.bool_)
     pop_counts = np.zeros((batch, len(graph.populations)), np.int64)
     ops = np.zeros((batch, max(len(graph.projections), 1)), np.int64)
     updates = np.zeros(batch, np.int64)
