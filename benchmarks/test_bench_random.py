@@ -101,7 +101,7 @@ def test_random_network(capsys):
     ev_n, ev_t = [], []
     for rate in rates:
         xs = np.random.default_rng(3).random((2, 50, 20_000)) < rate
-        t, r = median_time(lambda: simulate(g, {"in": xs}, flat=flat, record=False), 3)
+        t, r = median_time(lambda: simulate(g, {"in": xs}, flat=flat, record=False), 7)
         ev_n.append(int(r.synaptic_ops["w"].sum()) + int(r.neuron_updates.sum()))
         ev_t.append(t)
     slope, icpt = np.polyfit(ev_n, ev_t, 1)
