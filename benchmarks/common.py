@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.ir import AerGraph, Population, Projection
+from sim.neurons import CubaLIF, Input
 
 RESULTS = Path("bench-results.json")
 
@@ -31,7 +32,7 @@ def random_network(n_in: int, n_out: int, fan_out: int, ticks: int, seed: int = 
     stride = n_out // fan_out                    # one random target per stride: sorted and distinct (canonical CSR)
     indices = (np.arange(fan_out, dtype=np.int32) * stride + rng.integers(0, stride, (n_in, fan_out), dtype=np.int32)).ravel()
     weights = (rng.integers(-20, 128, n_in * fan_out) * 2).astype(np.int16)
-    return AerGraph("loihi", (Population("in", n_in, "input"), Population("out", n_out, "lif", 4095, 512, vth, depth=1)),
+    return AerGraph("loihi", (Population("in", n_in, Input()), Population("out", n_out, CubaLIF(4095, 512, vth), depth=1)),
                     (Projection("w", "in", "out", indptr, indices, weights),), None, ticks)
 
 

@@ -17,6 +17,7 @@ import pytest
 from benchmarks.common import median_time, update_results
 from sim.engine import flatten, simulate
 from sim.ir import AerGraph, Population, Projection
+from sim.neurons import CubaLIFFloat, Input
 
 pytestmark = pytest.mark.bench
 b2 = pytest.importorskip("brian2")
@@ -29,7 +30,7 @@ def network(seed=0):
     stride = N_OUT // FAN
     indices = (np.arange(FAN) * stride + rng.integers(0, stride, (N_IN, FAN))).ravel()
     w = rng.integers(-2, 6, N_IN * FAN).astype(np.float32)
-    g = AerGraph("float", (Population("in", N_IN, "input"), Population("out", N_OUT, "lif", DU, DV, VTH, depth=1)),
+    g = AerGraph("float", (Population("in", N_IN, Input()), Population("out", N_OUT, CubaLIFFloat(DU, DV, VTH), depth=1)),
                  (Projection("w", "in", "out", np.arange(0, N_IN * FAN + 1, FAN), indices, w),), None, TICKS)
     return g, rng.random((1, TICKS, N_IN)) < 0.05
 

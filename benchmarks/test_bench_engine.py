@@ -16,7 +16,7 @@ from loihi_export.run import run_lava
 from sim.engine import flatten, simulate
 from sim.reference import simulate_dense
 from spikeformer.convert import compare_to_model, to_graph
-from spikeformer.data import encode_digits, load_digits_split
+from spikeformer.datasets.digits import encode_digits, load_digits_split
 from spikeformer.model import ModelConfig, SpikingTransformer
 
 pytestmark = pytest.mark.bench

@@ -76,7 +76,7 @@ def test_anchor_shape_in_lava_equals_engine(capsys):
 
     # The engine one sample at a time (a k-WTA sample's spikes alone are 1.2 GB of bools).
     mismatches = {p.name: 0 for p in graph.populations}
-    silent = {p.name for p in graph.populations if p.kind != "input"}
+    silent = {p.name for p in graph.populations if not p.is_source}
     spikes, t0 = 0, time.perf_counter()
     flat = flatten(graph)
     for i in range(samples):

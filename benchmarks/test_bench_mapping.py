@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pytest
+from sim.neurons import CubaLIF, Input
 
 TOKENS, DIM, HIDDEN, BLOCKS, TIMESTEPS = 64, 384, 1536, 5, 8
 GiB = 2 ** 30
@@ -42,10 +43,10 @@ def anchor_graph(blocks: int = BLOCKS, seed: int = 0):
     from sim.ir import AerGraph, Population, Projection
 
     rng = np.random.default_rng(seed)
-    pops, projs = [Population("in", TOKENS * 64, "input")], []
+    pops, projs = [Population("in", TOKENS * 64, Input())], []
 
     def pop(name: str, width: int = DIM) -> str:
-        pops.append(Population(name, TOKENS * width, "lif", 4095, 512, 150))
+        pops.append(Population(name, TOKENS * width, CubaLIF(4095, 512, 150)))
         return name
 
     def dense(pre: str, post: str, d_in: int, d_out: int) -> None:
@@ -92,7 +93,7 @@ def synthetic_result(graph, rate: float = 0.02, seed: int = 1):
     counts = {k: s.sum(axis=(1, 2)).astype(np.int64) for k, s in spikes.items()}
     ops = {pr.name: np.array([int(spikes[pr.pre][0].sum(axis=0) @ np.diff(pr.indptr))], np.int64)
            for pr in graph.projections}       # every spike of pre delivers its row's synapses
-    updates = np.array([sum(p.size for p in graph.populations if p.kind != "input") * graph.ticks // 10], np.int64)
+    updates = np.array([sum(p.size for p in graph.populations if not p.is_source) * graph.ticks // 10], np.int64)
     return SimResult(spikes, counts, ops, updates, graph.ticks)
 
 

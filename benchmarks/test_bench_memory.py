@@ -10,6 +10,7 @@ pytestmark = pytest.mark.bench
 
 SCRIPT = """
 import resource, time, numpy as np
+from sim.neurons import CubaLIF, Input
 from sim.ir import AerGraph, Population, Projection
 from sim.engine import simulate
 rng = np.random.default_rng(0)
@@ -17,7 +18,7 @@ n_in, n_out, fan = 100_000, 900_000, 1000                   # 1 M neurons, 100 M
 indptr = np.arange(0, n_in * fan + 1, fan, dtype=np.int64)
 indices = (np.arange(fan, dtype=np.int32) * (n_out // fan) + rng.integers(0, n_out // fan, (n_in, fan), dtype=np.int32)).ravel()
 weights = (rng.integers(-60, 128, n_in * fan, dtype=np.int16) * 2).astype(np.int16)
-g = AerGraph("loihi", (Population("in", n_in, "input"), Population("out", n_out, "lif", 4095, 256, 400, depth=1)),
+g = AerGraph("loihi", (Population("in", n_in, Input()), Population("out", n_out, CubaLIF(4095, 256, 400), depth=1)),
              (Projection("w", "in", "out", indptr, indices, weights),), None, 10)
 x = rng.random((1, 10, n_in)) < 0.01
 t = time.perf_counter()

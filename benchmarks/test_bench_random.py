@@ -41,7 +41,7 @@ def torch_dense(graph, x: np.ndarray) -> np.ndarray:
     xs = torch.from_numpy(x.astype(np.float64))
     u = v = torch.zeros(len(x), out.size, dtype=torch.float64)
     spikes = torch.zeros(len(x), graph.ticks, out.size, dtype=torch.bool)
-    params = LifParams(int(out.du), int(out.dv), int(out.vth))
+    params = LifParams(out.model.du, out.model.dv, out.model.vth)
     with torch.no_grad():
         for t in range(1, graph.ticks):
             a = xs[:, t - 1] @ w.T if t - 1 < x.shape[1] else torch.zeros_like(u)

@@ -7,15 +7,15 @@ slots run one after another in the same network, ``period`` ticks apart (see
 
 Mapping:
 
-* input population  → ``io.source.RingBuffer`` with data (B·n, run ticks): slot ``s``'s
+* source (``Input``, ``Bias``) → ``io.source.RingBuffer`` with data (B·n, run ticks): slot ``s``'s
   input at columns ``[s·period, s·period + its timesteps)``, zeros elsewhere;
-* lif population     → ``LIF(shape=(B·n,), du, dv, vth, bias_mant=0, bias_exp=0)``, run
+* ``CubaLIF`` population → ``LIF(shape=(B·n,), du, dv, vth, bias_mant=0, bias_exp=0)``, run
   with the bit-accurate ``PyLifModelBitAcc`` under ``Loihi2SimCfg(select_tag="fixed_pt")``;
   with ``sequence > 1`` Lava's ``LIFReset(reset_interval=period, reset_offset=1)``
   instead (``PyLifResetModelBitAcc``: the same fixed-point update, with ``u = v = 0``
   set before the update of ticks 1, period + 1, 2·period + 1, … — i.e. every slot
   starts from a fresh neuron);
-* graded population  → ``GradedVec(shape=(B·n,), vth=0)`` (``PyGradedVecModelFixed``:
+* ``GradedRelay``      → ``GradedVec(shape=(B·n,), vth=0)`` (``PyGradedVecModelFixed``:
   v += a_in; s_out = v·(|v| > 0); v = 0 — its payload is its summed input, sent
   with the same one-tick timing as a LIF's spikes; int32 state, the IR bounds the
   payload to 24 bits);
@@ -72,7 +72,9 @@ import scipy.sparse as sps
 
 from loihi_export.compat import import_lava
 from sim.ir import AerGraph, Population, Projection
-from sim.reference import check_inputs
+from sim.neurons import Bias, CubaLIF, GradedRelay, Input, model_from_dict
+from sim.numerics import ARITHMETIC
+from sim.reference import check_inputs, source_spikes
 
 RECORD_MODES = ("packed", "monitor")
 GRADED_MESSAGE_BITS = 24                     # Loihi 2 graded spike payload
@@ -82,7 +84,7 @@ MAX_REST_GAP = 64                            # slots further apart than max(this
 
 def require_loihi(graph) -> None:
     """Raise ValueError unless the graph uses Loihi fixed-point numerics."""
-    if graph.numerics != "loihi":
+    if not ARITHMETIC[graph.numerics].fixed_point:
         raise ValueError(f"Lava export needs numerics='loihi' (Lava's bit-accurate fixed-point models); "
                          f"this graph has numerics='{graph.numerics}' — convert it with numerics='loihi'")
 
@@ -123,7 +125,11 @@ class GraphShape:
 
     @property
     def inputs(self) -> tuple[Population, ...]:
-        return tuple(p for p in self.populations if p.kind == "input")
+        return tuple(p for p in self.populations if p.model.needs_input)
+
+    @property
+    def sources(self) -> tuple[Population, ...]:
+        return tuple(p for p in self.populations if p.is_source)
 
     @property
     def n_synapses(self) -> int:
@@ -133,8 +139,8 @@ class GraphShape:
         return next(p for p in self.populations if p.name == name)
 
     def to_json(self) -> str:
-        pops = [{"name": p.name, "size": int(p.size), "kind": p.kind, "du": int(p.du), "dv": int(p.dv),
-                 "vth": int(p.vth), "shape": [int(s) for s in p.shape], "depth": int(p.depth), "role": p.role}
+        pops = [{"name": p.name, "size": int(p.size), "model": p.model.to_dict(),
+                 "shape": [int(s) for s in p.shape], "depth": int(p.depth), "role": p.role}
                 for p in self.populations]
         return json.dumps({"numerics": self.numerics, "timesteps": self.timesteps, "ticks": self.ticks,
                            "populations": pops, "projections": [vars(pr) for pr in self.projections]})
@@ -142,7 +148,8 @@ class GraphShape:
     @classmethod
     def from_json(cls, text: str) -> GraphShape:
         d = json.loads(text)
-        pops = tuple(Population(**{**p, "shape": tuple(p["shape"])}) for p in d["populations"])
+        pops = tuple(Population(**{**p, "shape": tuple(p["shape"]), "model": model_from_dict(p["model"])})
+                     for p in d["populations"])
         return cls(d["numerics"], d["timesteps"], d["ticks"], pops, tuple(Link(**pr) for pr in d["projections"]))
 
 
@@ -252,14 +259,14 @@ def rest_period(graph) -> int | None:
     ticks = int(graph.ticks)
     cap_gap = max(MAX_REST_GAP, 2 * ticks)
     delay = max((int(pr.delay) for pr in graph.projections), default=1)
-    last = {p.name: (int(graph.timesteps) if p.kind == "input" else 0) for p in graph.populations}
+    last = {p.name: (int(graph.timesteps) if p.is_source else 0) for p in graph.populations}
     settle = {}
     for p in graph.populations:
-        if p.kind == "lif":
-            settle[p.name] = current_settle_ticks(p.du, cap_gap + ticks)
+        if isinstance(p.model, CubaLIF):
+            settle[p.name] = current_settle_ticks(p.model.du, cap_gap + ticks)
             if settle[p.name] is None:
                 return None
-    kinds = {p.name: p.kind for p in graph.populations}
+    graded = {p.name for p in graph.populations if p.is_graded}
     for _ in range(len(last) + 1):              # longest-path relaxation; still changing after n rounds: a cycle
         changed = False
         incoming: dict[str, int] = {}
@@ -267,7 +274,7 @@ def rest_period(graph) -> int | None:
             if last[pr.pre] > 0:
                 incoming[pr.post] = max(incoming.get(pr.post, 0), last[pr.pre] + int(pr.delay))
         for name, i in incoming.items():
-            new = i if kinds[name] == "graded" else i + settle[name] - 1
+            new = i if name in graded else i + settle[name] - 1
             if new > last[name]:
                 last[name], changed = new, True
         if not changed:
@@ -366,28 +373,19 @@ def to_lava(graph, inputs: Mapping[str, np.ndarray], record: str = "packed", pay
         sizes = {p.name: p.size for p in graph.populations}
         weights = lambda pr, b: batched_weights(pr, sizes[pr.post], b)  # noqa: E731
     import_lava()
-    from lava.proc.graded.process import GradedVec
-    from lava.proc.io.source import RingBuffer
-    from lava.proc.lif.process import LIF, LIFReset
     from lava.proc.sparse.process import DelaySparse, Sparse
 
     net = LavaNetwork(graph, batch, {}, {}, record, sequence=sequence, period=period, samples=samples,
                       record_dir=None if record_dir is None else Path(record_dir))
     procs = net.processes
+    spikes = source_spikes(graph, inputs, samples)
     for p in graph.populations:
-        if p.kind == "input":
-            procs[p.name] = RingBuffer(data=input_data(graph, inputs[p.name], sequence, period))
-        elif p.kind == "graded":
-            procs[p.name] = GradedVec(shape=(batch * p.size,), vth=0)
-            procs[p.name].name = p.name             # GradedVec takes no name argument
-        elif sequence > 1:
-            procs[p.name] = LIFReset(shape=(batch * p.size,), du=int(p.du), dv=int(p.dv), vth=int(p.vth),
-                                     bias_mant=0, bias_exp=0, reset_interval=period, reset_offset=1 % period,
-                                     name=p.name)
-        else:
-            procs[p.name] = LIF(shape=(batch * p.size,), du=int(p.du), dv=int(p.dv), vth=int(p.vth),
-                                bias_mant=0, bias_exp=0, name=p.name)
-    graded = {p.name for p in graph.populations if p.kind == "graded"}
+        make = LAVA_PROCESSES.get(type(p.model))
+        if make is None:
+            raise ValueError(f"population '{p.name}': neuron model {type(p.model).__name__} has no Lava process "
+                             f"(Lava runs {', '.join(c.__name__ for c in LAVA_PROCESSES)})")
+        procs[p.name] = make(p, batch, sequence, period, lambda: input_data(graph, spikes[p.name], sequence, period))
+    graded = {p.name for p in graph.populations if p.is_graded}
     for pr in graph.projections:
         w = weights(pr, batch)
         bits = GRADED_MESSAGE_BITS if pr.pre in graded else 0
@@ -404,10 +402,40 @@ def to_lava(graph, inputs: Mapping[str, np.ndarray], record: str = "packed", pay
         net.connections[pr.name] = c
     for p in graph.populations:
         net.recorders[p.name] = _recorder(net, p, "spikes")
-        if payloads and p.kind == "graded" and record != "monitor":
+        if payloads and p.is_graded and record != "monitor":
             net.payload_recorders[p.name] = r = _recorder(net, p, "payloads")
             procs[p.name].s_out.connect(r.s_in)
     return net
+
+
+# -- one Lava process per neuron model (Lava style: the model classes stay free of Lava) ---------------
+
+def _ring_buffer(p: Population, batch: int, sequence: int, period: int, data: Callable[[], np.ndarray]):
+    """A source → ``io.source.RingBuffer`` replaying its spikes (given inputs, or a Bias's ones)."""
+    from lava.proc.io.source import RingBuffer
+    return RingBuffer(data=data())
+
+
+def _graded_vec(p: Population, batch: int, sequence: int, period: int, data):
+    """``GradedRelay`` → ``GradedVec(vth=0)``: payload = summed input."""
+    from lava.proc.graded.process import GradedVec
+    proc = GradedVec(shape=(batch * p.size,), vth=0)
+    proc.name = p.name                          # GradedVec takes no name argument
+    return proc
+
+
+def _lif(p: Population, batch: int, sequence: int, period: int, data):
+    """``CubaLIF`` → ``LIF`` (one slot) or ``LIFReset`` (slots in sequence, fresh every ``period``)."""
+    from lava.proc.lif.process import LIF, LIFReset
+    m = p.model
+    if sequence > 1:
+        return LIFReset(shape=(batch * p.size,), du=m.du, dv=m.dv, vth=m.vth, bias_mant=0, bias_exp=0,
+                        reset_interval=period, reset_offset=1 % period, name=p.name)
+    return LIF(shape=(batch * p.size,), du=m.du, dv=m.dv, vth=m.vth, bias_mant=0, bias_exp=0, name=p.name)
+
+
+LAVA_PROCESSES: dict[type, Callable] = {Input: _ring_buffer, Bias: _ring_buffer, GradedRelay: _graded_vec,
+                                        CubaLIF: _lif}
 
 
 def _file(net: LavaNetwork, name: str, what: str) -> str | None:
@@ -492,7 +520,7 @@ def read_payloads(net: LavaNetwork) -> dict[str, np.ndarray]:
     must have been declared with ``payloads=True`` or ``record="monitor"``); after run, before stop."""
     out = {}
     for p in net.graph.populations:
-        if p.kind != "graded":
+        if not p.is_graded:
             continue
         if net.record == "monitor":
             arr = np.asarray(net.recorders[p.name].get_data()[net.processes[p.name].name]["s_out"])

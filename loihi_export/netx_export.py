@@ -47,6 +47,7 @@ import numpy as np
 
 from loihi_export.nir_export import collapse_relays
 from sim.ir import AerGraph, Population, Projection
+from sim.neurons import CubaLIF, Input
 
 NETX_MAX_DELAY = 62            # hdf5.Network clamps larger delays (DelayDense max_delay=62)
 REF_DELAY = 1                  # netx's default CUBA neuron
@@ -59,12 +60,12 @@ class NetxError(ValueError):
 # -- accessors (the only places that read neuron kinds and parameters) -------------------------------
 
 def _input(p: Population) -> bool:
-    return p.kind == "input"
+    return isinstance(p.model, Input)
 
 
 def _cuba(p: Population) -> tuple[int, int, int] | None:
-    """(du, dv, vth) of a loihi CUBA-LIF population, None for any other kind."""
-    return (int(p.du), int(p.dv), int(p.vth)) if p.kind == "lif" else None
+    """(du, dv, vth) of a loihi CUBA-LIF population, None for any other neuron model."""
+    return (p.model.du, p.model.dv, p.model.vth) if isinstance(p.model, CubaLIF) else None
 
 
 def _effective(pr: Projection, n_post: int) -> np.ndarray:
@@ -151,7 +152,7 @@ class NetxLayer:
 def netx_chain(graph: AerGraph) -> list[NetxLayer]:
     """The input layer and the dense layers of ``graph`` in chain order; NetxError if netx cannot
     express it (see module doc)."""
-    if graph.numerics != "loihi":
+    if not graph.arith.fixed_point:
         raise NetxError(f"netx export: the graph has {graph.numerics} numerics; netx holds Loihi fixed-point "
                         f"neurons and 8-bit weights (convert with loihi numerics)")
     graph = collapse_relays(graph, "netx")
@@ -188,7 +189,7 @@ def netx_chain(graph: AerGraph) -> list[NetxLayer]:
             raise NetxError(f"netx export: projection '{pr.name}' closes a cycle through '{nxt.name}'; netx "
                             f"layers are sequential")
         if _cuba(nxt) is None:
-            raise NetxError(f"netx export: population '{nxt.name}' is of kind '{nxt.kind}'; netx dense layers "
+            raise NetxError(f"netx export: population '{nxt.name}' is a {type(nxt.model).__name__}; netx dense layers "
                             f"here are CUBA LIF")
         layers.append(NetxLayer(nxt, pr, rec[0] if rec else None))
         cur = nxt.name

@@ -1,8 +1,11 @@
 """Interchange: NIR (neuromorphs/NIR) files, and the graded-relay collapse NIR and netx share.
 
-NIR (``to_nir``): input populations → ``nir.Input``; LIF populations →
-``nir.CubaLIF``; projections → ``nir.Linear`` (dense (post, pre) weights,
-scaled by 2^weight_exp) with edges pre → linear → post; inputs into one node
+NIR (``to_nir``): input populations → ``nir.Input``; each neuron model's float
+form (``NeuronModel.float_equivalent``) → its NIR node (``NIR_NODES``: ``CubaLIFFloat``
+→ ``nir.CubaLIF``, ``LIF`` → ``nir.LIF``, ``IF`` → ``nir.IF``, ``LI`` → ``nir.LI``);
+projections → ``nir.Linear`` (dense (post, pre) weights, scaled by 2^weight_exp) with
+edges pre → linear → post, or ``nir.Affine`` carrying the weights of the ``Bias``
+projections into the same population as its bias; inputs into one node
 add. The discrete dynamics map onto NIR's continuous form with a tick of
 ``DT`` seconds (the dt snnTorch's importer assumes)::
 
@@ -36,14 +39,42 @@ import scipy.sparse as sps
 
 from sim import numerics as nm
 from sim.ir import AerGraph, IRError, Population, Projection
+from sim.neurons import IF, LI, LIF, Bias, CubaLIFFloat
 
 DT = 1e-4
 
 
-def _float_params(graph: AerGraph, p) -> tuple[float, float, float]:
-    if graph.numerics == "loihi":
-        return (p.du + nm.DS_OFFSET) / nm.DECAY_UNITY, p.dv / nm.DECAY_UNITY, float(p.vth)
-    return float(p.du), float(p.dv), float(p.vth)
+def _tau(d: float) -> float:
+    return DT / d if d > 0 else np.inf
+
+
+def _nir_cuba(m: CubaLIFFloat, n: int, meta: dict):
+    import nir
+    tau_syn, tau_mem = _tau(m.du), _tau(m.dv)
+    return nir.CubaLIF(tau_syn=np.full(n, tau_syn), tau_mem=np.full(n, tau_mem), r=np.full(n, tau_mem / DT),
+                       v_leak=np.zeros(n), v_threshold=np.full(n, m.vth), v_reset=np.zeros(n),
+                       w_in=np.full(n, tau_syn / DT), metadata=meta)
+
+
+def _nir_lif(m: LIF, n: int, meta: dict):
+    import nir
+    tau = _tau(m.dv)
+    return nir.LIF(tau=np.full(n, tau), r=np.full(n, tau / DT), v_leak=np.zeros(n), v_threshold=np.full(n, m.vth),
+                   v_reset=np.zeros(n), metadata=meta)
+
+
+def _nir_if(m: IF, n: int, meta: dict):
+    import nir
+    return nir.IF(r=np.ones(n), v_threshold=np.full(n, m.vth), v_reset=np.zeros(n), metadata=meta)
+
+
+def _nir_li(m: LI, n: int, meta: dict):
+    import nir
+    tau = _tau(m.dv)
+    return nir.LI(tau=np.full(n, tau), r=np.full(n, tau / DT), v_leak=np.zeros(n), metadata=meta)
+
+
+NIR_NODES = {CubaLIFFloat: _nir_cuba, LIF: _nir_lif, IF: _nir_if, LI: _nir_li}
 
 
 class RelayError(ValueError):
@@ -68,11 +99,11 @@ def _collapse(graph: AerGraph, fmt: str) -> tuple[tuple[Population, ...], list[t
     pops = {p.name: p for p in graph.populations}
     edges: list[tuple[Projection, int]] = [(replace(pr, delay=1), pr.delay) for pr in graph.projections]
     names = {pr.name for pr in graph.projections}
-    if graph.readout is not None and pops[graph.readout.pre].kind == "graded":
+    if graph.readout is not None and pops[graph.readout.pre].is_graded:
         raise RelayError(f"{fmt} export: the readout reads graded population '{graph.readout.pre}'; "
                          f"{fmt} has no graded relay")
     order = {p.name: k for k, p in enumerate(graph.populations)}
-    for r in (p for p in graph.populations if p.kind == "graded"):
+    for r in (p for p in graph.populations if p.is_graded):
         ins = sorted(((pr, d) for pr, d in edges if pr.post == r.name), key=lambda e: order[e[0].pre])
         outs = [(pr, d) for pr, d in edges if pr.pre == r.name]
         maps = [_pass_through(pr, pops[pr.post].size) for pr, _ in outs]
@@ -97,7 +128,7 @@ def _collapse(graph: AerGraph, fmt: str) -> tuple[tuple[Population, ...], list[t
                 proj = Projection(name, i.pre, o.post, c.indptr, c.indices, c.data.astype(i.weights.dtype),
                                   delay=1, weight_exp=i.weight_exp)
                 edges.append((proj, d_in + d_out))
-    kept = tuple(p for p in graph.populations if p.kind != "graded")
+    kept = tuple(p for p in graph.populations if not p.is_graded)
     if len(kept) < len(graph.populations):          # each post's projections together, in stream order
         edges.sort(key=lambda e: order[e[0].post])
     return kept, edges
@@ -107,7 +138,7 @@ def collapse_relays(graph: AerGraph, fmt: str = "interchange") -> AerGraph:
     """``graph`` without graded relays (see module doc): every LIF population's input is unchanged, tick
     for tick. Raises :class:`RelayError` for a graded population that is not a pass-through relay and
     IRError where a composed delay exceeds Loihi's (``sim.numerics.MAX_DELAY``)."""
-    if not any(p.kind == "graded" for p in graph.populations):
+    if not any(p.is_graded for p in graph.populations):
         return graph
     pops, edges = _collapse(graph, fmt)
     projs = []
@@ -127,29 +158,40 @@ def to_nir(graph: AerGraph):
     nodes: dict[str, object] = {}
     edges: list[tuple[str, str]] = []
     for p in pops:
-        if p.kind == "input":
+        if p.model.needs_input:
             nodes[p.name] = nir.Input(input_type={"input": np.array([p.size])})
             continue
-        du_f, dv_f, vth = _float_params(graph, p)
-        tau_syn = DT / du_f if du_f > 0 else np.inf
-        tau_mem = DT / dv_f if dv_f > 0 else np.inf
-        n = p.size
-        nodes[p.name] = nir.CubaLIF(
-            tau_syn=np.full(n, tau_syn), tau_mem=np.full(n, tau_mem), r=np.full(n, tau_mem / DT),
-            v_leak=np.zeros(n), v_threshold=np.full(n, vth), v_reset=np.zeros(n),
-            w_in=np.full(n, tau_syn / DT),
-            metadata={"depth": p.depth, "role": p.role, "shape": list(p.shape), "numerics": graph.numerics,
-                      "du": p.du, "dv": p.dv, "vth": p.vth})
+        if p.is_source:
+            continue                                   # a Bias: its projections become Affine biases
+        m = p.model.float_equivalent()
+        if type(m) not in NIR_NODES:
+            raise ValueError(f"NIR export: population '{p.name}': neuron model {type(p.model).__name__} has no NIR node")
+        meta = {"depth": p.depth, "role": p.role, "shape": list(p.shape), "numerics": graph.numerics,
+                "model": p.model.to_dict()}
+        nodes[p.name] = NIR_NODES[type(m)](m, p.size, meta)
     sizes = {p.name: p.size for p in pops}
+    by_name = {p.name: p for p in pops}
+    bias: dict[str, np.ndarray] = {}
+    for pr, _ in projections:
+        if isinstance(by_name[pr.pre].model, Bias):
+            b = pr.to_dense(sizes[pr.post]).astype(np.float64).sum(axis=1) * 2.0 ** pr.weight_exp
+            bias[pr.post] = bias.get(pr.post, 0) + b
     for pr, delay in projections:
-        w = pr.to_dense(sizes[pr.post]).astype(np.float64) * 2.0 ** pr.weight_exp
+        if isinstance(by_name[pr.pre].model, Bias):
+            continue
+        w = (pr.to_dense(sizes[pr.post]).astype(np.float64) * 2.0 ** pr.weight_exp).astype(np.float32)
         name = f"proj:{pr.name}"
-        nodes[name] = nir.Linear(weight=w.astype(np.float32),
-                                 metadata={"delay": delay, "weight_exp": pr.weight_exp, "pre": pr.pre, "post": pr.post})
+        meta = {"delay": delay, "weight_exp": pr.weight_exp, "pre": pr.pre, "post": pr.post}
+        b = bias.pop(pr.post, None)
+        nodes[name] = (nir.Linear(weight=w, metadata=meta) if b is None else
+                       nir.Affine(weight=w, bias=np.asarray(b, np.float32), metadata=meta))
         edges += [(pr.pre, name), (name, pr.post)]
+    if bias:
+        raise ValueError(f"NIR export: population '{next(iter(bias))}' receives only bias input; NIR's Affine "
+                         f"needs a presynaptic node")
     has_out = {pre for pre, _ in edges}
     for p in pops:
-        if p.kind == "lif" and p.name not in has_out:
+        if not p.is_source and p.name not in has_out:
             out = f"output:{p.name}"
             nodes[out] = nir.Output(output_type={"output": np.array([p.size])})
             edges.append((p.name, out))

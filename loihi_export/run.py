@@ -357,5 +357,5 @@ def run_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, timeout: floa
         return parts[0].pop(key) if len(parts) == 1 else np.concatenate([part.pop(key) for part in parts])
 
     if payloads is not None:
-        payloads.update({p.name: joined(PAYLOAD_PREFIX + p.name) for p in graph.populations if p.kind == "graded"})
+        payloads.update({p.name: joined(PAYLOAD_PREFIX + p.name) for p in graph.populations if p.is_graded})
     return {p.name: joined(p.name) for p in graph.populations}

@@ -6,7 +6,7 @@ timestamp order from a heap; tie-breaking is deterministic: every delivery
 carrying the same timestamp is accumulated first, then the neurons it touched
 are updated in index order. A neuron updated at τ after its previous update at
 τ' takes ⌈τ − τ'⌉ − 1 input-free steps (its leak) and then one LIF step with the
-accumulated input (``sim.numerics``); a neuron left with u ≠ 0 wakes itself at
+accumulated input (its model's kernel, ``sim.neurons``); a neuron left with u ≠ 0 wakes itself at
 τ + 1 (the clocked engine steps it every tick). With integer latencies every
 time is an integer and this is exactly the clocked engine (tested).
 
@@ -28,9 +28,10 @@ import numpy as np
 from numba import types
 from numba.typed import List
 
-from sim.engine import KIND_GRADED, KIND_INPUT, _decay, _step, flatten
+from sim.engine import KIND_GRADED, KIND_INPUT, flatten
 from sim.ir import AerGraph
-from sim.reference import check_inputs
+from sim.neurons import kernel_idle, kernel_key, kernel_step
+from sim.reference import check_inputs, source_spikes
 from sim.trace import EVENT_DTYPE
 
 
@@ -53,7 +54,7 @@ def check_latencies(graph: AerGraph, latencies: Mapping[str, float] | None) -> n
 
 
 @numba.njit(cache=True)
-def _run_sample(pop_of, du, dv, vth, kind, row_ptr, row_base, pre_start, target, weight, lat,
+def _run_sample(pop_of, params, code, kernels, kind, row_ptr, row_base, pre_start, target, weight, lat,
                 src_ptr, src_proj, in_t, in_i, acc_zero, state_zero, t_end):
     """One sample; returns (spike times, spike neurons, payloads).
 
@@ -116,8 +117,8 @@ def _run_sample(pop_of, du, dv, vth, kind, row_ptr, row_base, pre_start, target,
                 continue
             gap = 1 if last[i] < 0 else int(np.ceil(now - last[i]))
             if gap > 1 and v[i] != 0:
-                v[i] = _decay(v[i], dv[p], gap - 1)
-            un, vn, fired = _step(u[i], v[i], acc[i], du[p], dv[p], vth[p])
+                v[i] = kernel_idle(code[p], v[i], params[p, 0], params[p, 1], params[p, 2], gap - 1)
+            un, vn, fired = kernel_step(code[p], u[i], v[i], acc[i], params[p, 0], params[p, 1], params[p, 2])
             acc[i] = acc_zero
             u[i] = un
             v[i] = vn
@@ -161,7 +162,7 @@ def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
     """Run every sample in continuous time (see module docstring) until ``t_end`` (default graph.ticks − 1)."""
     batch = check_inputs(graph, inputs)
     lat = check_latencies(graph, latencies)
-    loihi = graph.numerics == "loihi"
+    arith = graph.arith
     flat = flatten(graph)
     offsets = graph.offsets()
     row_ptrs, targets, weights, row_base, pre_start = [], [], [], [], []
@@ -173,8 +174,7 @@ def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
         base += pr.n_pre
         syn += pr.n_synapses
         targets.append(pr.indices.astype(np.int64) + offsets[pr.post])
-        w = pr.weights.astype(np.int64) << pr.weight_exp if loihi else pr.weights.astype(np.float64) * 2.0 ** pr.weight_exp
-        weights.append(w)
+        weights.append(arith.continuous_weights(pr.weights, pr.weight_exp))
     row_ptr = np.concatenate(row_ptrs + [np.array([syn])]).astype(np.int64)
     src = np.concatenate([np.arange(graph.population(pr.pre).size) + offsets[pr.pre] for pr in graph.projections]
                          or [np.zeros(0, np.int64)])
@@ -184,19 +184,20 @@ def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
     src_ptr = np.zeros(graph.n_neurons + 1, np.int64)
     np.cumsum(np.bincount(src, minlength=graph.n_neurons), out=src_ptr[1:])
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
-    args = (flat.pop_of, flat.du, flat.dv, flat.vth, flat.kind, row_ptr, np.array(row_base, np.int64),
-            np.array(pre_start, np.int64), cat(targets, np.int64), cat(weights, np.int64 if loihi else np.float64),
+    args = (flat.pop_of, flat.params, flat.code, kernel_key(), flat.kind, row_ptr, np.array(row_base, np.int64),
+            np.array(pre_start, np.int64), cat(targets, np.int64), cat(weights, arith.acc_dtype),
             lat, src_ptr, proj_of[order].astype(np.int64))
-    zero = (np.int64(0), np.int32(0)) if loihi else (np.float64(0), np.float32(0))
+    zero = (arith.acc_dtype(0), arith.state_dtype(0))
     t_end = float(graph.ticks - 1 if t_end is None else t_end)
     parts, first = [], np.full(batch, np.nan)
     pop_index = np.searchsorted(np.array(list(offsets.values())), np.arange(graph.n_neurons), side="right") - 1
     readout = graph.readout.pre if graph.readout is not None else graph.populations[-1].name
     r_lo, r_hi = offsets[readout], offsets[readout] + graph.population(readout).size
+    spikes = source_spikes(graph, inputs, batch)
     for b in range(batch):
         in_t, in_i = [], []
-        for p in graph.inputs:
-            t, i = np.nonzero(np.asarray(inputs[p.name][b], bool))
+        for p in graph.sources:
+            t, i = np.nonzero(spikes[p.name][b])
             in_t.append(t); in_i.append(i + offsets[p.name])
         ts, ids, gs = _run_sample(*args, np.concatenate(in_t).astype(np.float64), np.concatenate(in_i).astype(np.int64),
                               zero[0], zero[1], t_end)
@@ -206,7 +207,7 @@ def simulate_continuous(graph: AerGraph, inputs: Mapping[str, np.ndarray],
         ev["neuron"], ev["payload"] = ids - np.array(list(offsets.values()))[pop_index[ids]], np.asarray(gs)
         parts.append(ev)
         out = (ids >= r_lo) & (ids < r_hi)
-        inp = np.isin(pop_index[ids], [k for k, p in enumerate(graph.populations) if p.kind == "input"])
+        inp = np.isin(pop_index[ids], [k for k, p in enumerate(graph.populations) if p.model.needs_input])
         if out.any() and inp.any():
             first[b] = ts[out].min() - ts[inp].min()
     return ContinuousResult(np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE), first)

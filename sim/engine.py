@@ -7,12 +7,18 @@ Algorithm, per sample, tick t = 0 … ticks−1 (slot = t mod R, R = max delay +
    is non-zero plus those that carry a current (decayed u ≠ 0, they evolve without
    input); they are found from the slot's block bitmap (one bit per 16 neurons that
    received an event) and visited once each, in index order; nobody else is touched;
-3. an updated neuron first catches up its voltage leak over the ticks it rested —
-   exact, because it rested only with no input and a current that decays to 0
-   within one tick, where the Loihi update reduces to v ← trunc(v·(4096−dv)/4096)
-   and |v| only shrinks (after an update v ≤ vth·64, so no spike can be missed) —
-   then takes one LIF step (``sim.numerics``) with its accumulated input (a neuron
-   whose input sums to 0 and carries nothing would only leak: it rests instead);
+3. an updated neuron first catches up its voltage leak over the ticks it rested with
+   its model kernel's ``idle`` (Loihi: v ← trunc(v·(4096−dv)/4096)) — exact, because it
+   rested only with no input and a current that decays to 0 within one tick, where
+   the step reduces to ``idle`` and |v| only shrinks (after an update v ≤ threshold,
+   so no spike can be missed) — then takes one step of its neuron model's kernel
+   (``sim.neurons``) with its accumulated input (a neuron whose input sums to 0 and
+   carries nothing would only leak: it rests instead). Resting is used only for
+   kernels that promise it (``Kernel.rests``: CUBA-shaped, idle never spikes); a
+   neuron of another kernel, once touched, is updated every tick of the sample.
+   Populations whose parameters decay the current fully each tick
+   (``Kernel.full_decay``: Loihi du = 4095, float du = 1) get a loop compiled
+   without the carried-current test;
 4. a spike of neuron i at t adds w to the accumulator of each target j in slot
    (t + delay) mod R and marks j's block there. A graded population (``sim.ir``)
    has no state: its neurons with summed input g ≠ 0 send g as a payload, adding
@@ -40,7 +46,8 @@ from numba.extending import overload
 
 from sim import numerics as nm
 from sim.ir import PAYLOAD_MAX, AerGraph, input_bounds
-from sim.reference import check_inputs
+from sim.neurons import kernel_idle, kernel_key, kernel_step
+from sim.reference import check_inputs, source_spikes
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,10 @@ class FlatGraph:
     n: int                    # neurons
     n_acc: int                # accumulators: n + private slots of negative-exponent projections
     pop_of: np.ndarray        # (n,) int32 population index
-    du: np.ndarray            # (pops,) params (int64 loihi | float64 float)
-    dv: np.ndarray
-    vth: np.ndarray
-    is_input: np.ndarray      # (pops,) bool
-    kind: np.ndarray          # (pops,) int8: KIND_INPUT | KIND_LIF | KIND_GRADED
+    params: np.ndarray        # (pops, 3) kernel parameters p0, p1, p2 (int64 loihi | float64 float)
+    code: np.ndarray          # (pops,) int8 kernel code (``sim.neurons``) of a neuron population
+    kind: np.ndarray          # (pops,) int8: KIND_INPUT (any source) | KIND_LIF (a neuron) | KIND_GRADED
+    mode: np.ndarray          # (pops,) int8 update mode of a neuron population: BUSY | REST | FULL
     indptr: np.ndarray        # (n+1,) int64: outgoing synapses of neuron i
     seg_ptr: np.ndarray       # (n+1,) int64: neuron i's segments (one per projection it feeds)
     seg_end: np.ndarray       # (G,) int64 end of a segment's synapses (start = previous end / indptr[i])
@@ -72,7 +78,30 @@ class FlatGraph:
 
 
 KIND_INPUT, KIND_LIF, KIND_GRADED = 0, 1, 2
-KIND_CODE = {"input": KIND_INPUT, "lif": KIND_LIF, "graded": KIND_GRADED}
+# update modes: BUSY — once touched, updated every tick (a kernel without ``rests``); REST — left
+# untouched while it has no input and its decayed current is 0; FULL — REST, and the current never carries
+BUSY, REST, FULL = 0, 1, 2
+
+
+def kind_code(model) -> int:
+    """The engine's role of a neuron model: source, neuron or graded relay."""
+    return KIND_INPUT if model.source else KIND_GRADED if model.relay else KIND_LIF
+
+
+def kernel_table(graph: AerGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(params (pops, 3), code (pops,), mode (pops,)) of every population's kernel; sources and relays: zeros."""
+    dt = graph.arith.acc_dtype
+    params = np.zeros((len(graph.populations), 3), dt)
+    code = np.zeros(len(graph.populations), np.int8)
+    mode = np.zeros(len(graph.populations), np.int8)
+    for k, p in enumerate(graph.populations):
+        if kind_code(p.model) == KIND_LIF:
+            kern = p.model.kernel
+            params[k] = p.model.kernel_params()
+            code[k] = kern.code
+            if kern.rests:
+                mode[k] = FULL if kern.full_decay is not None and kern.full_decay(*params[k]) else REST
+    return params, code, mode
 
 
 @numba.njit(cache=True)
@@ -101,7 +130,7 @@ def flatten(graph: AerGraph) -> FlatGraph:
     delay and accumulator offset are per segment, not per synapse. target int32,
     weight int16 (loihi: w << exp ≤ 254·2⁷ fits) | float32.
     """
-    loihi = graph.numerics == "loihi"
+    arith = graph.arith
     pops = graph.populations
     index = {p.name: k for k, p in enumerate(pops)}
     offsets = graph.offsets()
@@ -119,7 +148,7 @@ def flatten(graph: AerGraph) -> FlatGraph:
     np.cumsum(seg_len, out=seg_ptr[1:])
     total, n_seg = int(indptr[-1]), int(seg_ptr[-1])
     target = np.empty(total, np.int32)
-    weight = np.empty(total, np.int16 if loihi else np.float32)
+    weight = np.empty(total, arith.weight_dtype)
     seg_end = np.empty(n_seg, np.int64)
     seg_delay = np.empty(n_seg, np.int8)
     seg_delta = np.empty(n_seg, np.int64)
@@ -128,16 +157,14 @@ def flatten(graph: AerGraph) -> FlatGraph:
     neg: dict[int, list[tuple[int, int]]] = {}
     n_acc = n
     for k_proj, pr in enumerate(graph.projections):
-        delta, shift = 0, 0
-        if loihi and pr.weight_exp >= 0:
-            shift = pr.weight_exp
-        elif loihi:                       # private accumulators: Lava floors the shifted *sum*
+        delta = 0
+        w, private = arith.engine_weights(pr.weights, pr.weight_exp)
+        if private:                       # private accumulators: Lava floors the shifted *sum*
             delta = n_acc - offsets[pr.post]
             neg.setdefault(index[pr.post], []).append((n_acc, -pr.weight_exp))
             n_acc += graph.population(pr.post).size
-        w = pr.weights if loihi else (pr.weights.astype(np.float32) * np.float32(2.0 ** pr.weight_exp))
         _fill_rows(cursor, seg_cursor, pr.indptr, pr.indices, w.astype(weight.dtype, copy=False), offsets[pr.pre],
-                   offsets[pr.post], pr.delay, (1 << shift) if loihi else 1.0, delta, k_proj, target, weight,
+                   offsets[pr.post], pr.delay, weight.dtype.type(1), delta, k_proj, target, weight,
                    seg_end, seg_delay, seg_delta, seg_proj)
     neg_ptr = np.zeros(len(pops) + 1, np.int64)
     neg_base, neg_shift = [], []
@@ -145,12 +172,10 @@ def flatten(graph: AerGraph) -> FlatGraph:
         for base, sh in neg.get(k, []):
             neg_base.append(base); neg_shift.append(sh)
         neg_ptr[k + 1] = len(neg_base)
-    pdt = np.int64 if loihi else np.float64
+    params, code, mode = kernel_table(graph)
     return FlatGraph(
-        n=n, n_acc=n_acc, pop_of=pop_of,
-        du=np.array([p.du for p in pops], pdt), dv=np.array([p.dv for p in pops], pdt),
-        vth=np.array([p.vth for p in pops], pdt), is_input=np.array([p.kind == "input" for p in pops]),
-        kind=np.array([KIND_CODE[p.kind] for p in pops], np.int8),
+        n=n, n_acc=n_acc, pop_of=pop_of, params=params, code=code,
+        kind=np.array([kind_code(p.model) for p in pops], np.int8), mode=mode,
         indptr=indptr, seg_ptr=seg_ptr, seg_end=seg_end, seg_delay=seg_delay, seg_delta=seg_delta, seg_proj=seg_proj,
         target=target, weight=weight,
         neg_ptr=neg_ptr, neg_base=np.array(neg_base, np.int64), neg_shift=np.array(neg_shift, np.int64),
@@ -159,21 +184,21 @@ def flatten(graph: AerGraph) -> FlatGraph:
 
 
 def acc_dtype(graph: AerGraph) -> np.dtype:
-    """int32 if every accumulator's partial sums fit, else int64 (loihi); float64 (float).
+    """int32 if every accumulator's partial sums fit, else int64 (fixed point); else the mode's acc_dtype.
 
     A neuron's own accumulator sums projections with weight_exp ≥ 0, bounded by the IR
     (``sim.ir.check_bounds``: |a| ≤ LIF_INPUT_MAX or the 24-bit payload). A private
     accumulator of a weight_exp < 0 projection sums Σ|w·src| before the shift, which
     the IR bounds only after it: checked here (src = 1 for spikes, |g|max for graded).
     """
-    if graph.numerics != "loihi":
-        return np.dtype(np.float64)
+    if not graph.arith.fixed_point:
+        return np.dtype(graph.arith.acc_dtype)
     neg = [pr for pr in graph.projections if pr.weight_exp < 0 and pr.n_synapses]
-    bounds = input_bounds(graph) if any(graph.population(pr.pre).kind == "graded" for pr in neg) else {}
+    bounds = input_bounds(graph) if any(graph.population(pr.pre).is_graded for pr in neg) else {}
     for pr in neg:
         pre = graph.population(pr.pre)
         src = np.ones(pre.size)
-        if pre.kind == "graded":
+        if pre.is_graded:
             src[:] = 0
             src[:len(bounds[pre.name])] = np.minimum(bounds[pre.name], PAYLOAD_MAX)
         raw = np.bincount(pr.indices, weights=np.abs(pr.weights.astype(np.float64)) * np.repeat(src, np.diff(pr.indptr)))
@@ -182,22 +207,24 @@ def acc_dtype(graph: AerGraph) -> np.dtype:
     return np.dtype(np.int32)
 
 
-def state_dtype(numerics: str) -> np.dtype:
-    """One neuron's record: u, v (int32 loihi | float32 float) and ``last`` (tick stamp), 16 bytes."""
-    uv = np.int32 if numerics == "loihi" else np.float32
+def state_dtype(arith: nm.Arithmetic) -> np.dtype:
+    """One neuron's record: u, v (the mode's state dtype, int32 | float32) and ``last`` (tick stamp), 16 bytes."""
+    uv = arith.state_dtype
     return np.dtype([("u", uv), ("v", uv), ("last", np.int32), ("pad", np.int32)], align=True)
 
 
 def estimate_bytes(graph: AerGraph, batch: int, record: bool, threads: int | None = None) -> dict[str, int]:
     """Memory a run needs: the flattened graph, per-thread working state, and the outputs."""
     n, S = graph.n_neurons, graph.n_synapses
-    loihi = graph.numerics == "loihi"
+    arith = graph.arith
     R = max((pr.delay for pr in graph.projections), default=1) + 1
-    n_acc = n + sum(graph.population(pr.post).size for pr in graph.projections if loihi and pr.weight_exp < 0)
-    acc_bytes = 8 if not loihi or n_acc > n else 4        # int32 unless private accumulators (see acc_dtype)
+    n_acc = n + sum(graph.population(pr.post).size for pr in graph.projections
+                    if arith.engine_weights(pr.weights[:0], pr.weight_exp)[1])
+    acc_bytes = 4 if arith.fixed_point and n_acc == n else 8    # int32 unless private accumulators (see acc_dtype)
     threads = min(batch, threads or numba.get_num_threads())
     return {
-        "graph": S * (4 + 2 + (0 if loihi else 2)) + n * (8 + 8 + 4) + sum(pr.n_pre for pr in graph.projections) * 17,
+        "graph": S * (4 + np.dtype(arith.weight_dtype).itemsize) + n * (8 + 8 + 4)
+        + sum(pr.n_pre for pr in graph.projections) * 17,
         "working_state": threads * (R * n_acc * acc_bytes + R * (n // 8 + n // 128 + 16) + n * 32),
         "outputs": batch * n * 16 + (batch * graph.ticks * n if record else 0),
     }
@@ -230,65 +257,8 @@ def check_memory(graph: AerGraph, batch: int, record: bool, flat_built: bool = F
                           f"{have / 2**30:.2f} GiB available — use record=False, fewer samples per call, or a larger machine")
 
 
-def _step(u, v, a, du, dv, vth):
-    """LIF step dispatched on the state's type at compile time: integer → loihi, float → float."""
-
-
-def _decay(v, dv, ticks):
-    """Leak over ``ticks`` input-free ticks of a neuron with u = 0 (stops at v = 0)."""
-
-
 def _shift(x, s):
     """Negative weight exponent applied to an accumulated sum: floor(x / 2^s) (loihi only)."""
-
-
-def _carry(u, du):
-    """The current a neuron carries into the next tick without input: the decayed u (0 → it may rest)."""
-
-
-@overload(_step)
-def _step_impl(u, v, a, du, dv, vth):
-    if isinstance(u, types.Integer):
-        return lambda u, v, a, du, dv, vth: nm.lif_step_loihi(u, v, a, du, dv, vth)
-    return lambda u, v, a, du, dv, vth: nm.lif_step_float(u, v, a, du, dv, vth)
-
-
-@overload(_decay)
-def _decay_impl(v, dv, ticks):
-    if isinstance(v, types.Integer):
-        def loihi(v, dv, ticks):
-            for _ in range(ticks):
-                if v == 0 or dv == 0:
-                    break
-                _, v, _ = nm.lif_step_loihi(0, v, 0, nm.DU_MAX, dv, nm.VTH_MAX)
-            return v
-        return loihi
-
-    def flt(v, dv, ticks):
-        for _ in range(ticks):
-            if v == 0.0 or dv == 0.0:
-                break
-            v = np.float32(np.float32(v) * (np.float32(1.0) - np.float32(dv)) + np.float32(0.0))
-        return v
-    return flt
-
-
-def _full_decay(du):
-    """The du at which the current decays fully each tick: DU_MAX (loihi) | 1.0 (float)."""
-
-
-@overload(_full_decay)
-def _full_decay_impl(du):
-    if isinstance(du, types.Integer):
-        return lambda du: nm.DU_MAX
-    return lambda du: 1.0
-
-
-@overload(_carry)
-def _carry_impl(u, du):
-    if isinstance(u, types.Integer):
-        return lambda u, du: nm.lif_step_loihi_pre(u, 0, 0, du, 0, 0)[0]
-    return lambda u, du: np.float32(np.float32(u) * (np.float32(1.0) - np.float32(du)))
 
 
 @overload(_shift)
@@ -344,7 +314,7 @@ def _pending(lo, hi, blk, carry, acc, neg_base, neg_shift, out):
     Pending = non-zero summed input (after folding the private accumulators of
     negative-exponent projections, shifted, into acc[i]) or a carried current
     (``carry`` bit). A neuron with zero input and nothing carried is left to rest:
-    its step would only leak v, which ``_decay`` catches up exactly. Only the blocks
+    its step would only leak v, which its kernel's ``idle`` catches up exactly. Only the blocks
     marked in ``blk`` are scanned: O(16·marked blocks + (hi − lo)/1024). Carry bits
     read are cleared; ``out`` needs BLOCK spare entries.
     """
@@ -378,20 +348,22 @@ def _pending(lo, hi, blk, carry, acc, neg_base, neg_shift, out):
 
 
 @numba.njit(cache=True)
-def _update_lif(idx, n_idx, acc, state, now, epoch, du, dv, vth, nxt_blk, nxt_carry, fired):
-    """One LIF step for each pending neuron with its summed input; spiking ones go to ``fired``.
+def _update_lif(idx, n_idx, acc, state, now, epoch, code, p0, p1, p2, mode, nxt_blk, nxt_carry, fired):
+    """One kernel step for each pending neuron with its summed input; spiking ones go to ``fired``.
 
-    A neuron whose decayed current is non-zero (``_carry``) is marked pending in the
-    next slot; one whose current decays to 0 rests until its next input. The common
-    du = full decay (u = input each tick) gets its own compiled loop, du a constant."""
-    full = _full_decay(du)
-    if du == full:
-        return _lif_steps(idx, n_idx, acc, state, now, epoch, full, dv, vth, nxt_blk, nxt_carry, fired)
-    return _lif_steps(idx, n_idx, acc, state, now, epoch, du, dv, vth, nxt_blk, nxt_carry, fired)
+    ``mode`` REST: a neuron whose decayed current (step(u, 0, 0)[0]) is non-zero is marked
+    pending in the next slot, one whose current decays to 0 rests until its next input;
+    FULL: the current never carries, no test (own compiled loop); BUSY: every updated
+    neuron is pending in the next slot."""
+    if mode == FULL:
+        return _lif_steps(idx, n_idx, acc, state, now, epoch, code, p0, p1, p2, FULL, nxt_blk, nxt_carry, fired)
+    if mode == REST:
+        return _lif_steps(idx, n_idx, acc, state, now, epoch, code, p0, p1, p2, REST, nxt_blk, nxt_carry, fired)
+    return _lif_steps(idx, n_idx, acc, state, now, epoch, code, p0, p1, p2, BUSY, nxt_blk, nxt_carry, fired)
 
 
 @numba.njit(cache=True, inline="always")
-def _lif_steps(idx, n_idx, acc, state, now, epoch, du, dv, vth, nxt_blk, nxt_carry, fired):
+def _lif_steps(idx, n_idx, acc, state, now, epoch, code, p0, p1, p2, mode, nxt_blk, nxt_carry, fired):
     n_fired = 0
     for q in range(n_idx):
         i = idx[q]
@@ -402,13 +374,16 @@ def _lif_steps(idx, n_idx, acc, state, now, epoch, du, dv, vth, nxt_blk, nxt_car
         if last <= epoch:                                       # first touch this sample: at rest
             st.u = 0
             st.v = 0
-        elif now - last > 1 and st.v != 0:                      # lazy leak over skipped ticks
-            st.v = _decay(st.v, dv, now - last - 1)
-        un, vn, spiked = _step(st.u, st.v, a, du, dv, vth)
+        elif now - last > 1 and st.v != 0:                      # lazy leak over rested ticks (REST, FULL only)
+            st.v = kernel_idle(code, st.v, p0, p1, p2, now - last - 1)
+        un, vn, spiked = kernel_step(code, st.u, st.v, a, p0, p1, p2)
         st.u = un
         st.v = vn
         st.last = now
-        if _carry(un, du) != 0:                                 # evolves without input: pending next tick
+        carries = mode == BUSY
+        if mode == REST:
+            carries = kernel_step(code, un, st.v - st.v, a - a, p0, p1, p2)[0] != 0
+        if carries:                                             # evolves without input: pending next tick
             nxt_carry[i >> 6] |= _ONE << np.uint64(i & 63)
             _mark(nxt_blk, i)
         fired[n_fired] = i
@@ -428,8 +403,8 @@ def _update_graded(idx, n_idx, acc, fired, payload):
 
 
 @numba.njit(cache=True)
-def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
-                weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, epoch,
+def _run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj,
+                target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, epoch,
                 acc, blk, carry, state, idx, fired, payload, spikes, pop_counts, ops, record):
     """One sample on one thread's working buffers; returns the number of neuron updates.
 
@@ -441,7 +416,8 @@ def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, 
     resets: ``last`` holds ``epoch + tick + 1`` (a neuron whose ``last`` ≤ epoch starts
     this sample at rest, u = v = 0), and only slots left pending after the last tick
     are cleared. ``emits[p]``: population p has outgoing synapses. x_idx/x_ptr: this
-    sample's input spikes as CSR over ticks (global neuron ids).
+    sample's source spikes as CSR over ticks (global neuron ids). ``kernels``
+    (``sim.neurons.kernel_key``) is unused: its type makes numba's cache tell kernel sets apart.
     """
     updates = 0
     n_pops = len(pop_start)
@@ -472,8 +448,8 @@ def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, 
             if graded:
                 n_fired = _update_graded(idx, n_idx, acc_row, fired, payload)
             else:
-                n_fired = _update_lif(idx, n_idx, acc_row, state, now, epoch, du[p], dv[p], vth[p], blk[nxt],
-                                      carry[nxt], fired)
+                n_fired = _update_lif(idx, n_idx, acc_row, state, now, epoch, code[p], params[p, 0], params[p, 1],
+                                      params[p, 2], mode[p], blk[nxt], carry[nxt], fired)
             pop_counts[p] += n_fired
             if record:
                 for q in range(n_fired):
@@ -498,8 +474,8 @@ def _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, 
 
 
 @numba.njit(cache=True, parallel=True)
-def _run_batch(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj, target,
-               weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, x_off,
+def _run_batch(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj,
+               target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, x_off,
                acc, blk, carry, state, idx, fired, payload, spikes, pop_counts, ops, updates, record):
     """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread)."""
     n_buf = len(acc)
@@ -511,8 +487,8 @@ def _run_batch(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, s
                 for i in range(len(state[c])):
                     state[c][i].last = 0
                 epoch = 0
-            updates[b] = _run_sample(pop_of, du, dv, vth, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta,
-                                     seg_proj, target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R,
+            updates[b] = _run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay,
+                                     seg_delta, seg_proj, target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R,
                                      ticks, x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], epoch,
                                      acc[c], blk[c], carry[c], state[c], idx[c], fired[c], payload[c], spikes[b],
                                      pop_counts[b], ops[b], record)
@@ -557,14 +533,15 @@ def lazy_zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
 
 
 def _input_events(graph: AerGraph, inputs: Mapping[str, np.ndarray], batch: int):
-    """Input spikes as per-sample CSR over ticks of global neuron ids."""
+    """Source spikes (given inputs, generated biases) as per-sample CSR over ticks of global neuron ids."""
     offsets = graph.offsets()
     ptr = np.zeros((batch, graph.ticks + 1), np.int64)
     per_sample = []
+    spikes = source_spikes(graph, inputs, batch)
     for b in range(batch):
         ts, ids = [], []
-        for p in graph.inputs:
-            t, i = np.nonzero(np.asarray(inputs[p.name][b], bool))
+        for p in graph.sources:
+            t, i = np.nonzero(spikes[p.name][b])
             ts.append(t); ids.append(i + offsets[p.name])
         t = np.concatenate(ts); i = np.concatenate(ids)
         order = np.argsort(t, kind="stable")
@@ -583,7 +560,7 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     batch = check_inputs(graph, inputs)
     check_memory(graph, batch, record, flat_built=flat is not None)
     flat = flat or flatten(graph)
-    loihi = graph.numerics == "loihi"
+    arith = graph.arith
     x_idx, x_ptr, x_off = _input_events(graph, inputs, batch)
     n, R, C = flat.n, flat.max_delay + 1, max(1, min(batch, numba.get_num_threads()))
     # working buffers, one set per thread, in fresh zero pages: cost follows the pages a run touches
@@ -592,15 +569,15 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     emits = flat.indptr[ends] > flat.indptr[flat.pop_start]         # population has outgoing synapses
     blk = lazy_zeros((C, R, -(-n // (BLOCK * 64))), np.uint64)     # marked blocks per slot
     carry = lazy_zeros((C, R, -(-n // 64)), np.uint64)            # neurons carrying a current into the slot
-    state = lazy_zeros((C, n), state_dtype(graph.numerics))         # (u, v, last) per neuron
+    state = lazy_zeros((C, n), state_dtype(arith))         # (u, v, last) per neuron
     idx, fired = np.empty((C, n + BLOCK), np.int32), np.empty((C, n + BLOCK), np.int32)
-    payload = np.empty((C, n), np.int64 if loihi else np.float64)
+    payload = np.empty((C, n), arith.acc_dtype)
     spikes = lazy_zeros((batch, graph.ticks, n) if record else (batch, 1, 1), np.bool_)
     pop_counts = np.zeros((batch, len(graph.populations)), np.int64)
     ops = np.zeros((batch, max(len(graph.projections), 1)), np.int64)
     updates = np.zeros(batch, np.int64)
-    _run_batch(flat.pop_of, flat.du, flat.dv, flat.vth, flat.kind, flat.indptr, flat.seg_ptr, flat.seg_end,
-               flat.seg_delay, flat.seg_delta, flat.seg_proj, flat.target, flat.weight, flat.neg_ptr, flat.neg_base,
+    _run_batch(flat.pop_of, flat.params, flat.code, kernel_key(), flat.mode, flat.kind, flat.indptr, flat.seg_ptr,
+               flat.seg_end, flat.seg_delay, flat.seg_delta, flat.seg_proj, flat.target, flat.weight, flat.neg_ptr, flat.neg_base,
                flat.neg_shift, flat.pop_start, emits, R, graph.ticks, x_idx, x_ptr, x_off,
                acc, blk, carry, state, idx, fired, payload, spikes, pop_counts, ops, updates, record)
     offsets = graph.offsets()

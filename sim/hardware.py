@@ -320,7 +320,7 @@ def map_graph(graph: AerGraph, hw: Loihi2 | None = None) -> Mapping:
         core_of = np.full(graph.n_neurons, -1, np.int32)
         core_pop, stats = [], []
         for p in graph.populations:
-            if p.kind == "input":
+            if p.is_source:
                 continue
             cap = caps.get(p.name, hw.neurons_per_core)
             if cut.get(p.name, (None,))[0] != cap:

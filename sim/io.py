@@ -2,8 +2,9 @@
 
 Layout::
 
-    header            uint8 bytes of UTF-8 JSON: {"schema": "spikeformer.aer", "version": 1,
-                      "numerics", "timesteps", "metadata", "populations": [...],
+    header            uint8 bytes of UTF-8 JSON: {"schema": "spikeformer.aer", "version": 2,
+                      "numerics", "timesteps", "metadata", "populations": [{name, size,
+                      model: {kind, <its parameters>}, shape, depth, role}],
                       "projections": [{name, pre, post, delay, weight_exp}], "readout": {...}|null}
     p{k}.indptr       int64    CSR row pointers of projection k
     p{k}.indices      int32    post-synaptic indices
@@ -11,7 +12,9 @@ Layout::
     readout.weights   int32 | float32
 
 Loading never unpickles (``allow_pickle=False``) and validates every field; a
-problem raises :class:`~sim.ir.IRError` naming the file and field.
+problem raises :class:`~sim.ir.IRError` naming the file and field. Version 1 files
+(``kind`` "input" | "lif" | "graded" with loose ``du, dv, vth``) are read and mapped
+onto the neuron models: "lif" → the CUBA LIF of the file's numerics.
 """
 from __future__ import annotations
 
@@ -24,10 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from sim.ir import AerGraph, IRError, Population, Projection, Readout
+from sim.neurons import GradedRelay, Input, cuba, model_from_dict
 
 SCHEMA = "spikeformer.aer"
-VERSION = 1
-_POP_FIELDS = ("name", "size", "kind", "du", "dv", "vth", "shape", "depth", "role")
+VERSION = 2
+READS = (1, 2)
+_POP_FIELDS = ("name", "size", "shape", "depth", "role")
+_V1_MODELS = {"input": lambda numerics, d: Input(), "graded": lambda numerics, d: GradedRelay(),
+              "lif": lambda numerics, d: cuba(numerics, d.get("du", 0), d.get("dv", 0), d.get("vth", 0))}
 _ALLOWED_DTYPES = {"indptr": ("int64", "int32"), "indices": ("int32", "int64"),
                    "weights": ("int16", "int32", "float32")}
 
@@ -55,13 +62,13 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray], compressed: bool) -> N
 def save_graph(graph: AerGraph, path: str | os.PathLike) -> Path:
     """Write ``graph`` atomically (temp file + rename) and return the path."""
     path = Path(path)
-    weight_dtype = np.int16 if graph.numerics == "loihi" else np.float32
+    weight_dtype = graph.arith.weight_dtype
     header = {
         "schema": SCHEMA, "version": VERSION, "numerics": graph.numerics,
         "timesteps": int(graph.timesteps), "metadata": dict(graph.metadata),
-        "populations": [{f: (list(getattr(p, f)) if f == "shape" else
-                             (getattr(p, f).item() if isinstance(getattr(p, f), np.generic) else getattr(p, f)))
-                         for f in _POP_FIELDS} for p in graph.populations],
+        "populations": [{"name": p.name, "size": int(p.size), "model": p.model.to_dict(),
+                         "shape": [int(x) for x in p.shape], "depth": int(p.depth), "role": p.role}
+                        for p in graph.populations],
         "projections": [{"name": pr.name, "pre": pr.pre, "post": pr.post,
                          "delay": int(pr.delay), "weight_exp": int(pr.weight_exp)} for pr in graph.projections],
         "readout": None if graph.readout is None else
@@ -73,7 +80,7 @@ def save_graph(graph: AerGraph, path: str | os.PathLike) -> Path:
         arrays[f"p{k}.indices"] = pr.indices.astype(np.int32)
         arrays[f"p{k}.weights"] = pr.weights.astype(weight_dtype)
     if graph.readout is not None:
-        arrays["readout.weights"] = graph.readout.weights.astype(np.int32 if graph.numerics == "loihi" else np.float32)
+        arrays["readout.weights"] = graph.readout.weights.astype(graph.arith.readout_dtype)
     return atomic_write(path, lambda p: _write_npz(p, arrays, compressed=False))
 
 
@@ -97,8 +104,9 @@ def load_graph(path: str | os.PathLike) -> AerGraph:
             raise IRError(where, "header", f"is not valid JSON ({e})") from None
         if header.get("schema") != SCHEMA:
             raise IRError(where, "header.schema", f"expected {SCHEMA!r}, got {header.get('schema')!r}")
-        if header.get("version") != VERSION:
-            raise IRError(where, "header.version", f"this build reads version {VERSION}, file has {header.get('version')!r}")
+        version = header.get("version")
+        if version not in READS:
+            raise IRError(where, "header.version", f"this build reads versions {READS}, file has {version!r}")
         for key in ("numerics", "timesteps", "populations", "projections"):
             if key not in header:
                 raise IRError(where, f"header.{key}", "is missing")
@@ -116,10 +124,11 @@ def load_graph(path: str | os.PathLike) -> AerGraph:
 
         try:
             pops = []
-            for d in header["populations"]:
+            for k, d in enumerate(header["populations"]):
                 d = dict(d)
                 d["shape"] = tuple(d.get("shape", ()))
-                pops.append(Population(**{k: d[k] for k in _POP_FIELDS if k in d}))
+                pops.append(Population(model=_model(d, version, header["numerics"], f"header.populations[{k}]"),
+                                       **{f: d[f] for f in _POP_FIELDS if f in d}))
             projs = []
             for k, d in enumerate(header["projections"]):
                 projs.append(Projection(d["name"], d["pre"], d["post"], arr(f"p{k}.indptr", "indptr"),
@@ -133,6 +142,17 @@ def load_graph(path: str | os.PathLike) -> AerGraph:
             raise IRError(f"{where}: {e.where}", e.field, e.problem) from None
         except (KeyError, TypeError) as e:
             raise IRError(where, "header", f"is malformed ({type(e).__name__}: {e})") from None
+
+
+def _model(d: dict, version: int, numerics: str, where: str):
+    """A population's neuron model from its header entry (version 2: ``model``; 1: ``kind`` + du/dv/vth)."""
+    if version == 1:
+        if d.get("kind", "lif") not in _V1_MODELS:
+            raise IRError(where, "kind", f"must be one of {tuple(_V1_MODELS)} in a version 1 file, got {d.get('kind')!r}")
+        return _V1_MODELS[d.get("kind", "lif")](numerics, d)
+    if not isinstance(d.get("model"), dict):
+        raise IRError(where, "model", "is missing (a neuron model {kind, parameters})")
+    return model_from_dict(d["model"])
 
 
 RESULT_SCHEMA = "spikeformer.simulation"

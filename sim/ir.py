@@ -6,11 +6,12 @@ kind is a small frozen dataclass validated on construction; a violation raises
 
 Semantics (tick ``t``, integer):
 
-* ``Population(kind="input")`` — a spike source; its spikes are given.
-* ``Population(kind="lif")`` — CUBA LIF (``sim.numerics``) with ``du, dv, vth``.
-* ``Population(kind="graded")`` — a stateless relay (Loihi 2 graded spikes, Lava's
+* ``Population(name, size, model)`` — neurons of one model (``sim.neurons``): a
+  source (``Input``: spikes given; ``Bias``: a spike every tick), a stateful neuron
+  (``CubaLIF`` in loihi numerics; ``CubaLIFFloat``, ``LIF``, ``IF``, ``LI`` in float) or
+  the stateless graded relay (``GradedRelay``, Loihi 2 graded spikes, Lava's
   ``GradedVec`` with vth = 0): its payload at tick ``t`` is its summed input
-  ``g[t] = a[t]``, sent as a graded event iff ``g[t] ≠ 0``; ``du, dv, vth`` are 0.
+  ``g[t] = a[t]``, sent as a graded event iff ``g[t] ≠ 0``.
   A synapse from a graded neuron adds ``w · g`` (then the projection's exponent
   shift) instead of ``w``. Static bounds keep every backend exact: ``|g| < 2²³``
   (24-bit payload), ``Σ|w·g| < 2³¹`` per target (Lava's int32 dot product), and a
@@ -18,7 +19,8 @@ Semantics (tick ``t``, integer):
 * ``Projection`` — synapses ``pre[i] → post[indices[k]]`` for
   ``k ∈ [indptr[i], indptr[i+1])`` with weight ``weights[k]``; a spike of
   ``pre[i]`` at tick ``t`` adds ``weights[k] << weight_exp`` to the input of
-  ``post[indices[k]]`` at tick ``t + delay`` (``delay ≥ 1``).
+  ``post[indices[k]]`` at tick ``t + delay`` (``delay ≥ 1``). A projection from a
+  population to itself (recurrence) carries the previous model tick: delay 1.
 * ``Readout`` — ``logits[c] = Σ_{t ∈ window} Σ_i weights[c, i] · s_pre[t, i]``;
   the prediction is ``argmax_c logits`` (first index on ties). Computed off-chip.
 * ``depth`` of a population — ticks by which it lags the zero-delay model:
@@ -34,19 +36,12 @@ import numba
 import numpy as np
 
 from sim import numerics as nm
+from sim.errors import IRError
+from sim.neurons import MODELS, ModelError, NeuronModel  # noqa: F401  (ModelError: re-exported)
 
-POPULATION_KINDS = ("input", "lif", "graded")
 PAYLOAD_MAX = (1 << 23) - 1                  # graded payload: 24-bit signed
 ACC_MAX = (1 << 31) - 1                      # Lava accumulates W·payload in int32
 LIF_INPUT_MAX = ((1 << 31) - (1 << 23)) // 64 - 1   # u + (a << 6) stays in int32
-
-
-class IRError(ValueError):
-    """An IR object is inconsistent; the message names the object and field."""
-
-    def __init__(self, where: str, field_name: str, problem: str) -> None:
-        self.where, self.field, self.problem = where, field_name, problem
-        super().__init__(f"{where}: field '{field_name}': {problem}")
 
 
 @numba.njit(cache=True)
@@ -66,19 +61,17 @@ def _finite(where: str, name: str, x: np.ndarray) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Population:
-    """A group of neurons sharing parameters; maps to one or more cores.
+    """A group of neurons sharing one neuron model (``sim.neurons``); maps to one or more cores.
 
-    For ``numerics="loihi"`` ``du, dv ∈ [0, 4095]`` and ``vth ∈ [0, 2¹⁷−1]`` are
-    integers; for ``"float"`` ``du, dv ∈ [0, 1]`` and ``vth ≥ 0`` are reals.
-    ``shape`` is the logical layout (e.g. tokens × channels), ``prod == size``.
+    ``model`` — a :class:`~sim.neurons.NeuronModel` instance (``Input()``, ``CubaLIF(du, dv, vth)``,
+    ``GradedRelay()``, …) that owns the parameters and their validation; the graph checks that
+    it exists in the graph's numerics. ``shape`` is the logical layout (e.g. tokens × channels),
+    ``prod == size``.
     """
 
     name: str
     size: int
-    kind: str = "lif"
-    du: float = 0
-    dv: float = 0
-    vth: float = 0
+    model: NeuronModel
     shape: tuple[int, ...] = ()
     depth: int = 0
     role: str = ""
@@ -89,40 +82,29 @@ class Population:
             raise IRError("population", "name", f"must be a non-empty string, got {self.name!r}")
         if not isinstance(self.size, (int, np.integer)) or self.size < 1:
             raise IRError(where, "size", f"must be a positive integer, got {self.size!r}")
-        if self.kind not in POPULATION_KINDS:
-            raise IRError(where, "kind", f"must be one of {POPULATION_KINDS}, got {self.kind!r}")
+        if not isinstance(self.model, NeuronModel):
+            raise IRError(where, "model", f"must be a neuron model from sim.neurons ({', '.join(sorted(MODELS))}), "
+                          f"got {self.model!r}")
         shape = tuple(int(s) for s in self.shape) or (int(self.size),)
         object.__setattr__(self, "shape", shape)
         if int(np.prod(shape)) != self.size:
             raise IRError(where, "shape", f"{shape} has {int(np.prod(shape))} elements, size is {self.size}")
         if not isinstance(self.depth, (int, np.integer)) or self.depth < 0:
             raise IRError(where, "depth", f"must be an integer ≥ 0, got {self.depth!r}")
-        for name in ("du", "dv", "vth"):
-            x = getattr(self, name)
-            if not np.isfinite(x):
-                raise IRError(where, name, f"is {x}")
-            if x < 0:
-                raise IRError(where, name, f"must be ≥ 0, got {x}")
+
+    @property
+    def is_source(self) -> bool:
+        return self.model.source
+
+    @property
+    def is_graded(self) -> bool:
+        return self.model.relay
 
     def check_numerics(self, numerics: str) -> None:
-        """Raise IRError unless du/dv/vth fit the numeric mode's fields."""
-        if self.kind == "input":
-            return
-        where = f"population '{self.name}'"
-        if self.kind == "graded":
-            for name in ("du", "dv", "vth"):
-                if getattr(self, name) != 0:
-                    raise IRError(where, name, f"must be 0 for a graded relay (it has no dynamics), got {getattr(self, name)}")
-            return
-        if numerics == "loihi":
-            for name, hi in (("du", nm.DU_MAX), ("dv", nm.DV_MAX), ("vth", nm.VTH_MAX)):
-                x = getattr(self, name)
-                if float(x) != int(x) or not 0 <= int(x) <= hi:
-                    raise IRError(where, name, f"must be an integer in [0, {hi}] for loihi numerics, got {x}")
-        else:
-            for name in ("du", "dv"):
-                if not 0.0 <= getattr(self, name) <= 1.0:
-                    raise IRError(where, name, f"must be in [0, 1] for float numerics, got {getattr(self, name)}")
+        """Raise IRError unless the neuron model exists in the numeric mode."""
+        if numerics not in self.model.numerics:
+            raise IRError(f"population '{self.name}'", "model", f"{type(self.model).__name__} has no {numerics} "
+                          f"form (it exists in {', '.join(self.model.numerics)} numerics)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,19 +185,11 @@ class Projection:
         if bad >= 0:      # duplicates would be summed before Lava's 8-bit clip but after ours
             raise IRError(where, "indices", f"row {bad} is not strictly increasing: each row must list distinct "
                           f"post neurons in ascending order (canonical CSR)")
-        if post.kind == "input":
-            raise IRError(where, "post", f"'{post.name}' is an input population; it cannot receive synapses")
-        if numerics == "loihi":
-            if not np.issubdtype(self.weights.dtype, np.integer):
-                raise IRError(where, "weights", f"must be integers for loihi numerics, got {self.weights.dtype}")
-            if self.n_synapses:
-                lo, hi = int(self.weights.min()), int(self.weights.max())
-                if lo < nm.W_MIN or hi > nm.W_MAX:
-                    raise IRError(where, "weights", f"must be integers in [{nm.W_MIN}, {nm.W_MAX}] (8-bit Loihi weights), "
-                                  f"got [{lo}, {hi}]")
-                if lo < 0 < hi and np.any(self.weights % 2):
-                    raise IRError(where, "weights", "mixes signs, so it must hold even integers (Lava drops the LSB "
-                                  "of a mixed-sign 8-bit weight); single-sign projections may use any integer")
+        if post.is_source:
+            raise IRError(where, "post", f"'{post.name}' is a {post.model.kind} population; it cannot receive synapses")
+        problem = nm.ARITHMETIC[numerics].check_weights(self.weights)
+        if problem:
+            raise IRError(where, "weights", problem)
 
 
 @dataclass(frozen=True, eq=False)
@@ -279,8 +253,7 @@ class AerGraph:
                 if getattr(pr, end) not in pops:
                     raise IRError(f"projection '{pr.name}'", end, f"names unknown population '{getattr(pr, end)}'")
             pr.check_against(pops[pr.pre], pops[pr.post], self.numerics)
-        if self.numerics == "loihi":
-            check_bounds(self)
+        nm.ARITHMETIC[self.numerics].check_graph(self)
         if self.readout is not None:
             if self.readout.pre not in pops:
                 raise IRError("readout", "pre", f"names unknown population '{self.readout.pre}'")
@@ -302,8 +275,19 @@ class AerGraph:
         raise KeyError(f"no population named {name!r}; have {[p.name for p in self.populations]}")
 
     @property
+    def arith(self) -> nm.Arithmetic:
+        """The synapse and state arithmetic of the graph's numerics."""
+        return nm.ARITHMETIC[self.numerics]
+
+    @property
     def inputs(self) -> tuple[Population, ...]:
-        return tuple(p for p in self.populations if p.kind == "input")
+        """Populations whose spikes are given with a run."""
+        return tuple(p for p in self.populations if p.model.needs_input)
+
+    @property
+    def sources(self) -> tuple[Population, ...]:
+        """Populations that emit spikes without input (given or generated)."""
+        return tuple(p for p in self.populations if p.is_source)
 
     @property
     def n_neurons(self) -> int:
@@ -325,16 +309,17 @@ class AerGraph:
         """Population graph: nodes carry Population fields, edges carry projections."""
         g = nx.MultiDiGraph(numerics=self.numerics, timesteps=self.timesteps)
         for p in self.populations:
-            g.add_node(p.name, population=p, size=p.size, kind=p.kind, depth=p.depth)
+            g.add_node(p.name, population=p, size=p.size, model=p.model.kind, depth=p.depth)
         for pr in self.projections:
             g.add_edge(pr.pre, pr.post, key=pr.name, projection=pr, delay=pr.delay, synapses=pr.n_synapses)
         return g
 
     def check_delays(self) -> None:
-        """Raise IRError unless every projection's delay equals post.depth − pre.depth."""
+        """Raise IRError unless every projection's delay equals post.depth − pre.depth (+ 1 for a
+        projection from a population to itself: it carries the previous model tick)."""
         pops = {p.name: p for p in self.populations}
         for pr in self.projections:
-            lag = pops[pr.post].depth - pops[pr.pre].depth
+            lag = pops[pr.post].depth - pops[pr.pre].depth + (pr.pre == pr.post)
             if pr.delay != lag:
                 raise IRError(f"projection '{pr.name}'", "delay",
                               f"is {pr.delay} but the depths of '{pr.pre}' and '{pr.post}' differ by {lag}")
@@ -353,14 +338,14 @@ def input_bounds(graph: AerGraph) -> dict[str, np.ndarray]:
         incoming.setdefault(pr.post, []).append(pr)
     bound: dict[str, np.ndarray] = {}
     for p in graph.populations:
-        if p.kind == "input":
+        if p.is_source:
             continue
         ins = incoming.get(p.name, [])
         reach = max((int(pr.indices.max()) + 1 for pr in ins if pr.n_synapses), default=0)
         b = np.zeros(reach, np.float64)            # neurons [0, reach) receive synapses; float64: no overflow
         for pr in ins:
             pre = pops[pr.pre]
-            if pre.kind == "graded":
+            if pre.is_graded:
                 if order[pre.name] >= order[p.name]:
                     raise IRError(f"projection '{pr.name}'", "pre", f"graded population '{pre.name}' must come "
                                   f"before '{p.name}' in graph order (a graded payload is bounded from its inputs)")
@@ -371,7 +356,7 @@ def input_bounds(graph: AerGraph) -> dict[str, np.ndarray]:
             rows = np.repeat(src, np.diff(pr.indptr))
             w = np.abs(pr.weights.astype(np.float64)) * rows
             acc = np.bincount(pr.indices, weights=w, minlength=reach)
-            if pre.kind == "graded" and acc.max(initial=0) > ACC_MAX:
+            if pre.is_graded and acc.max(initial=0) > ACC_MAX:
                 k = int(acc.argmax())
                 raise IRError(f"projection '{pr.name}'", "weights", f"Σ|w·payload| into neuron {k} of '{p.name}' can "
                               f"reach {acc[k]:.0f}, beyond Lava's int32 accumulator ({ACC_MAX})")
@@ -384,11 +369,11 @@ def check_bounds(graph: AerGraph) -> None:
     """Raise IRError where a graded payload or a LIF input can leave the range every backend computes exactly."""
     bound = input_bounds(graph)
     for p in graph.populations:
-        if p.kind == "input" or not len(bound[p.name]):
+        if p.is_source or not len(bound[p.name]):
             continue
         k = int(bound[p.name].argmax())
         hi = bound[p.name][k]
-        limit, what = ((PAYLOAD_MAX, "the 24-bit graded payload") if p.kind == "graded" else
+        limit, what = ((PAYLOAD_MAX, "the 24-bit graded payload") if p.is_graded else
                        (LIF_INPUT_MAX, "what Lava's int32 u + (a << 6) holds"))
         if hi > limit:
             raise IRError(f"population '{p.name}'", "inputs", f"neuron {k}'s summed input can reach {hi:.0f}, beyond "

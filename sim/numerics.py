@@ -22,14 +22,15 @@ dv_f = dv/4096, vth_f = vth (a unit of ``a`` is a unit of ``v``)::
 
     u[t] = u'·(1 − du_f) + a[t];   v[t] = v'·(1 − dv_f) + u[t];   s = v > vth
 
-The scalar kernels are numba-compiled so the engine inlines them; the
-vectorised numpy versions are the readable references the tests use.
+The neuron steps live with their models (``sim.neurons.cuba_lif``: loihi,
+``sim.neurons.cuba_lif_float``: float); this module holds the constants and the
+synapse arithmetic of each mode as an :class:`Arithmetic` (``ARITHMETIC[name]``), so
+code asks the mode's type instead of comparing its name.
 """
 from __future__ import annotations
 
 from typing import Literal
 
-import numba
 import numpy as np
 
 Numerics = Literal["loihi", "float"]
@@ -65,89 +66,98 @@ def lava_weights(w: np.ndarray) -> np.ndarray:
     return ((np.clip(w, -256, 255) >> 1) << 1).astype(np.int32)
 
 
-def lif_step_loihi_np(u: np.ndarray, v: np.ndarray, a: np.ndarray,
-                      du: np.ndarray | int, dv: np.ndarray | int,
-                      vth: np.ndarray | int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One Loihi tick for a vector of neurons (numpy reference; see module doc)."""
-    u = np.asarray(u, np.int64)
-    v = np.asarray(v, np.int64)
-    du = np.asarray(du, np.int64)
-    dv = np.asarray(dv, np.int64)
-    du_prod = u * (DECAY_UNITY - (du + DS_OFFSET))
-    u_new = np.sign(du_prod) * (np.abs(du_prod) >> DECAY_SHIFT) + (np.asarray(a, np.int64) << ACT_SHIFT)
-    u_new = np.where(u_new > UV_MAX, u_new - 2 * UV_MAX, u_new)
-    u_new = np.where(u_new <= -UV_MAX, u_new + 2 * UV_MAX, u_new)
-    dv_prod = v * (DECAY_UNITY - (dv + DM_OFFSET))
-    v_new = np.sign(dv_prod) * (np.abs(dv_prod) >> DECAY_SHIFT) + u_new
-    v_new = np.clip(v_new, -UV_MAX + 1, UV_MAX - 1)
-    s = v_new > (np.asarray(vth, np.int64) << VTH_SHIFT)
-    v_new = np.where(s, 0, v_new)
-    return u_new.astype(np.int32), v_new.astype(np.int32), s
-
-
-def lif_step_float_np(u: np.ndarray, v: np.ndarray, a: np.ndarray,
-                      du: np.ndarray | float, dv: np.ndarray | float,
-                      vth: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One float tick (numpy reference): u ← u(1−du)+a; v ← v(1−dv)+u; s = v>vth; v ← 0 if s."""
-    f32 = np.float32
-    u_new = (np.asarray(u, f32) * (f32(1) - np.asarray(du, f32)) + np.asarray(a, f32)).astype(f32)
-    v_new = (np.asarray(v, f32) * (f32(1) - np.asarray(dv, f32)) + u_new).astype(f32)
-    s = v_new > np.asarray(vth, f32)
-    v_new = np.where(s, f32(0), v_new).astype(f32)
-    return u_new, v_new, s
-
-
-@numba.njit(cache=True, inline="always")
-def lif_step_loihi(u: int, v: int, a: int, du: int, dv: int, vth: int):
-    """Scalar Loihi tick for the engine; returns (u, v, spiked). Same as the numpy reference."""
-    un, vn, _ = lif_step_loihi_pre(u, v, a, du, dv, vth)
-    spiked = vn > (np.int64(vth) << VTH_SHIFT)
-    if spiked:
-        vn = 0
-    return np.int32(un), np.int32(vn), spiked
-
-
-@numba.njit(cache=True, inline="always")
-def lif_step_loihi_pre(u: int, v: int, a: int, du: int, dv: int, vth: int):
-    """Scalar Loihi tick before the spike test and reset: (u, v clipped to 24 bits, whether the clip acted)."""
-    p = np.int64(u) * (DECAY_UNITY - (du + DS_OFFSET))
-    if p >= 0:
-        un = p >> DECAY_SHIFT
-    else:
-        un = -((-p) >> DECAY_SHIFT)
-    un += np.int64(a) << ACT_SHIFT
-    if un > UV_MAX:
-        un -= 2 * UV_MAX
-    elif un <= -UV_MAX:
-        un += 2 * UV_MAX
-    q = np.int64(v) * (DECAY_UNITY - (dv + DM_OFFSET))
-    if q >= 0:
-        vn = q >> DECAY_SHIFT
-    else:
-        vn = -((-q) >> DECAY_SHIFT)
-    vn += un
-    clipped = False
-    if vn > UV_MAX - 1:
-        vn = UV_MAX - 1
-        clipped = True
-    elif vn < -UV_MAX + 1:
-        vn = -UV_MAX + 1
-        clipped = True
-    return un, vn, clipped
-
-
-@numba.njit(cache=True, inline="always")
-def lif_step_float(u: float, v: float, a: float, du: float, dv: float, vth: float):
-    """Scalar float32 tick for the engine; returns (u, v, spiked)."""
-    un = np.float32(np.float32(u) * (np.float32(1.0) - np.float32(du)) + np.float32(a))
-    vn = np.float32(np.float32(v) * (np.float32(1.0) - np.float32(dv)) + un)
-    spiked = vn > np.float32(vth)
-    if spiked:
-        vn = np.float32(0.0)
-    return un, vn, spiked
-
-
 def shift_activation(acc: np.ndarray, weight_exp: int) -> np.ndarray:
     """Dense/Sparse output scaling: acc << exp, or arithmetic acc >> −exp (floor)."""
     acc = np.asarray(acc, np.int64)
     return acc << weight_exp if weight_exp >= 0 else acc >> (-weight_exp)
+
+
+class Arithmetic:
+    """Synapse and state arithmetic of one numeric mode (``ARITHMETIC[name]``)."""
+
+    name: str = ""
+    fixed_point: bool = False          # integer state, 8-bit weights, shifts floor
+    state_dtype: type = np.float32     # u, v
+    acc_dtype: type = np.float64       # summed input (event-driven engines)
+    dense_dtype: type = np.float32     # summed input and weights of the dense reference
+    weight_dtype: type = np.float32    # weights in graph files and the engine
+    readout_dtype: type = np.float32   # off-chip readout weights
+
+    def check_weights(self, weights: np.ndarray) -> str | None:
+        """The problem with a projection's weights in this mode, or None."""
+        return None
+
+    def scale_sum(self, acc: np.ndarray, weight_exp: int) -> np.ndarray:
+        """A projection's summed input scaled by 2^weight_exp (the dense reference)."""
+        return acc * np.float32(2.0 ** weight_exp)
+
+    def engine_weights(self, weights: np.ndarray, weight_exp: int) -> tuple[np.ndarray, bool]:
+        """(per-synapse weights for the event-driven engines, whether the sum needs a private
+        accumulator shifted by −weight_exp after summation)."""
+        return (weights.astype(np.float32) * np.float32(2.0 ** weight_exp)), False
+
+    def continuous_weights(self, weights: np.ndarray, weight_exp: int) -> np.ndarray:
+        return weights.astype(np.float64) * 2.0 ** weight_exp
+
+    def check_graph(self, graph) -> None:
+        """Graph-wide bounds of this mode (IRError)."""
+
+
+class LoihiArithmetic(Arithmetic):
+    """Loihi 2 fixed point: int32 state, 8-bit weights, ``acc << exp`` or floor(acc / 2^−exp)."""
+
+    name = "loihi"
+    fixed_point = True
+    state_dtype = np.int32
+    acc_dtype = np.int64
+    dense_dtype = np.int64
+    weight_dtype = np.int16
+    readout_dtype = np.int32
+
+    def check_weights(self, weights: np.ndarray) -> str | None:
+        if not np.issubdtype(weights.dtype, np.integer):
+            return f"must be integers for loihi numerics, got {weights.dtype}"
+        if weights.size:
+            lo, hi = int(weights.min()), int(weights.max())
+            if lo < W_MIN or hi > W_MAX:
+                return f"must be integers in [{W_MIN}, {W_MAX}] (8-bit Loihi weights), got [{lo}, {hi}]"
+            if lo < 0 < hi and np.any(weights % 2):
+                return ("mixes signs, so it must hold even integers (Lava drops the LSB "
+                        "of a mixed-sign 8-bit weight); single-sign projections may use any integer")
+        return None
+
+    def scale_sum(self, acc: np.ndarray, weight_exp: int) -> np.ndarray:
+        return shift_activation(acc, weight_exp)
+
+    def engine_weights(self, weights: np.ndarray, weight_exp: int) -> tuple[np.ndarray, bool]:
+        if weight_exp >= 0:
+            return (weights.astype(np.int64) << weight_exp).astype(np.int16), False
+        return weights.astype(np.int16), True      # Lava floors the shifted *sum*
+
+    def continuous_weights(self, weights: np.ndarray, weight_exp: int) -> np.ndarray:
+        return weights.astype(np.int64) << weight_exp
+
+    def check_graph(self, graph) -> None:
+        from sim.ir import check_bounds
+        check_bounds(graph)
+
+
+class FloatArithmetic(Arithmetic):
+    """float32 state and weights, weights scaled by 2^exp."""
+
+    name = "float"
+
+
+ARITHMETIC: dict[str, Arithmetic] = {a.name: a for a in (LoihiArithmetic(), FloatArithmetic())}
+assert tuple(ARITHMETIC) == NUMERICS
+
+
+_MOVED = {"lif_step_loihi_np": "cuba_lif", "lif_step_loihi": "cuba_lif", "lif_step_loihi_pre": "cuba_lif"}
+
+
+def __getattr__(name: str):
+    """Kernels that moved to ``sim.neurons`` stay importable from here."""
+    if name in _MOVED:
+        import importlib
+        return getattr(importlib.import_module(f"sim.neurons.{_MOVED[name]}"), name)
+    raise AttributeError(f"module 'sim.numerics' has no attribute {name!r}")

@@ -48,7 +48,7 @@ def firing_rates(graph: AerGraph, spikes: dict[str, np.ndarray], axes=None):
     axes[0].set_ylabel("spikes / neuron / tick")
     axes[0].set_title("firing rate per population")
     for p in graph.populations:
-        if len(p.shape) == 2 and p.kind == "lif":
+        if len(p.shape) == 2 and p.model.spiking:
             per_token = spikes[p.name].reshape(*spikes[p.name].shape[:2], *p.shape).sum(axis=(1, 3)).mean(axis=0)
             axes[1].plot(per_token / (p.shape[1] * graph.timesteps), marker="o", ms=3, label=p.name)
     axes[1].set_xlabel("token")

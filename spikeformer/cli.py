@@ -1,4 +1,4 @@
-"""``spikeformer`` command line: train, convert, simulate, export, report, sweep, demo.
+"""``spikeformer`` command line: train, convert, import, simulate, export, report, sweep, demo.
 
 Every command that prints figures takes ``--json`` (one JSON object on stdout).
 Bad input (missing/corrupt files, invalid configs) prints one line
@@ -20,6 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Train sparse spiking transformers, simulate them event by event, run them in Lava.")
 export_app = typer.Typer(no_args_is_help=True, help="Export a converted model to another runtime.")
 app.add_typer(export_app, name="export")
+import_app = typer.Typer(no_args_is_help=True, help="Import a model from another framework into a run directory.")
+app.add_typer(import_app, name="import")
 err = Console(stderr=True)
 JsonOpt = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout.")
 
@@ -29,8 +31,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from sim.hardware import MappingError
     from sim.ir import IRError
     from sim.trace import TraceError
+    from spikeformer.importers import ImportError_
     from spikeformer.train import CheckpointError
-    return (CheckpointError, IRError, LavaRunError, MappingError, TraceError, ValueError, FileNotFoundError,
+    return (ImportError_, CheckpointError, IRError, LavaRunError, MappingError, TraceError, ValueError, FileNotFoundError,
             MemoryError)
 
 
@@ -63,7 +66,7 @@ def emit(figures: dict, as_json: bool, title: str) -> None:
 @friendly
 def train(out: Path = typer.Option(..., "--out", help="Run directory (created; resumed if it holds a checkpoint)."),
           config: Optional[Path] = typer.Option(None, "--config", help="JSON file {\"model\": {...}, \"train\": {...}}."),
-          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration: demo | kwta | ternary | events | tiny."),
+          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration (spikeformer.presets): demo | kwta | ternary | events | events64 | large | large-kwta | mnist1d | tiny."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of epochs."),
           batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the batch size."),
           steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch",
@@ -72,7 +75,7 @@ def train(out: Path = typer.Option(..., "--out", help="Run directory (created; r
           checkpoint: bool = typer.Option(False, "--checkpoint/--no-checkpoint",
                                           help="Recompute each block in backward: less memory, more time."),
           as_json: bool = JsonOpt) -> None:
-    """Train a spiking transformer on its dataset (digits or event streams); write a checkpoint to OUT."""
+    """Train a spiking transformer on its dataset (config.dataset, spikeformer.datasets); write a checkpoint to OUT."""
     from spikeformer import presets
     from spikeformer.train import train as run_train
 
@@ -149,6 +152,37 @@ def export_netx(run_dir: Path = typer.Argument(..., help="Converted run director
     path = write_netx(load_run_graph(run_dir), Path(run_dir) / "model.net.h5")
     emit({"netx": str(path), "bytes": path.stat().st_size, "layers": len(layer_names(path))}, as_json,
          "export netx")
+
+
+def _import_command(fmt: str, description: str) -> None:
+    @friendly
+    def command(source: Path = typer.Argument(..., help=f"The model file ({description})."),
+                out: Path = typer.Option(..., "--out", help="Run directory to write (graph, inputs, import.json)."),
+                numerics: str = typer.Option("float", "--numerics",
+                                             help="float (the format's semantics) | loihi (quantised; agreement "
+                                                  "with float reported)."),
+                inputs: Optional[Path] = typer.Option(None, "--inputs",
+                                                      help="Input spikes: .npz, one (samples, T, *shape) array per "
+                                                           "Input node, optional 'labels'."),
+                dataset: Optional[str] = typer.Option(None, "--dataset", help="Input spikes from a dataset (spikeformer.datasets, e.g. digits, mnist1d): its test split."),
+                timesteps: Optional[int] = typer.Option(None, "--timesteps", help="Model ticks (default: the inputs' T)."),
+                dt: Optional[float] = typer.Option(None, "--dt", help="Seconds per tick (default: the file's, else 1e-4 "
+                                                                     "as snnTorch)."),
+                as_json: bool = JsonOpt) -> None:
+        from spikeformer.imported import import_run
+        emit(import_run(fmt, source, out, numerics=numerics, inputs=inputs, dataset=dataset, timesteps=timesteps,
+                        dt=dt), as_json, f"import {fmt}")
+    command.__doc__ = f"Import a {description.split(':')[0]} into a run directory (simulate, export, report read it)."
+    import_app.command(fmt)(command)
+
+
+def _register_imports() -> None:
+    from spikeformer.importers import DESCRIPTIONS
+    for fmt, description in DESCRIPTIONS.items():
+        _import_command(fmt, description)
+
+
+_register_imports()
 
 
 @app.command()

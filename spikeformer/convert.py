@@ -6,8 +6,9 @@ CSR synapse tables, population index = token·C + channel (C-order of the shape)
   only for W[j, i] ≠ 0 — block-diagonal over tokens.
 * fixed ops (``identity``, ``token_sum``, attention circuits, …): the synapse
   tables of ``spikeformer.wiring``, the same ones the torch model multiplies by.
-* ``graded`` populations (the residual stream's relays, ``spikeformer.spec``) →
-  ``Population(kind="graded")``; a projection keeps its spec's ``weight_exp``.
+* populations → neuron models (``sim.neurons``): ``input`` → ``Input``, ``graded`` (the
+  residual stream's relays, ``spikeformer.spec``) → ``GradedRelay``, ``lif`` → ``CubaLIF``
+  (loihi) or its float form ``CubaLIFFloat``; a projection keeps its spec's ``weight_exp``.
 
 Delays: depth(p) = longest path from the input (``sim.ir.balance_delays``);
 delay = depth(post) − depth(pre), so a population at depth d sees the
@@ -22,11 +23,15 @@ import numpy as np
 import torch
 
 from sim.ir import AerGraph, Population, Projection, Readout, balance_delays
+from sim.neurons import CubaLIF, GradedRelay, Input
+from sim.numerics import ARITHMETIC
 from spikeformer import wiring
 from spikeformer.model import SpikingTransformer
 from spikeformer.spec import ProjSpec, Spec
 
 
+SPEC_MODELS = {"input": lambda params: Input(), "graded": lambda params: GradedRelay(),
+               "lif": lambda params: CubaLIF(params.du, params.dv, params.vth)}
 MODEL_ROLES = frozenset({"input", "stream", "q", "k", "v", "attn", "hidden", "hidden_kwta"})   # recorded by the model
 
 
@@ -48,17 +53,14 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
                metadata: dict | None = None) -> AerGraph:
     """The AER graph of a spec: populations with balanced depths, fixed ops from
     ``spikeformer.wiring``, ``linear(pr)`` → CSR for trained projections."""
-    loihi = numerics == "loihi"
     depth = balance_delays(spec.populations, [(p.pre, p.post) for p in spec.projections])
     pops = []
     for p in spec.populations:
-        size = int(np.prod(p.shape))
-        if p.kind in ("input", "graded"):            # graded: the stream's relays, no dynamics (sim.ir)
-            pops.append(Population(p.name, size, p.kind, shape=p.shape, depth=depth[p.name], role=p.role))
-            continue
-        du, dv, vth = (p.params.du, p.params.dv, p.params.vth) if loihi else p.params.as_float()
-        pops.append(Population(p.name, size, "lif", du, dv, vth, p.shape, depth[p.name], p.role))
-    wdtype = np.int16 if loihi else np.float32
+        model = SPEC_MODELS[p.kind](p.params)
+        if numerics not in model.numerics:
+            model = model.float_equivalent()
+        pops.append(Population(p.name, int(np.prod(p.shape)), model, p.shape, depth[p.name], p.role))
+    wdtype = ARITHMETIC[numerics].weight_dtype
     projs = []
     for pr in spec.projections:
         if pr.op == "linear":
@@ -79,17 +81,17 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
 def to_graph(model: SpikingTransformer) -> AerGraph:
     """The AER graph of ``model`` in its numeric mode (see module docstring)."""
     cfg, spec = model.cfg, model.spec
-    loihi = cfg.numerics == "loihi"
+    arith = ARITHMETIC[cfg.numerics]
 
     def linear(pr: ProjSpec) -> tuple:
         w = model.weight(pr.param).cpu().numpy()
-        return token_shared_csr(w.astype(np.int64) if loihi else w.astype(np.float32), cfg.tokens)
+        return token_shared_csr(w.astype(arith.weight_dtype), cfg.tokens)
 
     def readout(depth: dict[str, int]) -> Readout:
         ro_w = model.readout_weight().cpu().numpy()
         z = spec.readout_pre
         n_tok = spec.shape(z)[0]
-        return Readout(z, np.tile(ro_w, (1, n_tok)).astype(np.int32 if loihi else np.float32),
+        return Readout(z, np.tile(ro_w, (1, n_tok)).astype(arith.readout_dtype),
                        depth[z], depth[z] + cfg.timesteps)
 
     return lower_spec(spec, cfg.numerics, cfg.timesteps, linear, readout,

@@ -60,7 +60,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from spikeformer.data import Split
+from spikeformer.datasets import Split, stratified
 
 EVENT_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("t", "<u4"), ("p", "u1")])
 CLASSES = ("right", "left", "down", "up", "cw", "ccw", "expand", "contract")
@@ -360,26 +360,26 @@ def event_dataset(tokens: object, name: str = "config.tokens") -> EventDataset:
 
 
 @lru_cache(maxsize=len(EVENT_DATASETS))
-def _split_arrays(tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
-
+def _generated(tokens: int) -> tuple[np.ndarray, np.ndarray]:
     d = event_dataset(tokens, "tokens")
-    streams, labels = d.generate(d.per_class, SPLIT_SEED)
-    return tuple(train_test_split(streams, labels, test_size=d.test, stratify=labels, random_state=SPLIT_SEED))
+    return d.generate(d.per_class, SPLIT_SEED)
 
 
-def load_events_split(tokens: int = 16) -> Split:
-    """The fixed split of the events dataset that ``tokens`` selects, stratified, ``random_state=0``:
+def load_events_split(tokens: int = 16, split_seed: int = SPLIT_SEED, test: float | int | None = None) -> Split:
+    """The split of the events dataset that ``tokens`` selects, stratified, ``random_state=split_seed``:
 
     * 16: ``generate_events(195, seed=0)`` (8 classes, 16×16 sensor) → 1,200 train / 360 test (45 per class);
     * 64: ``generate_cluttered_events(220, seed=0)`` (12 classes, 32×32 sensor) → 2,400 train /
       240 test (20 per class: the anchor-shape models simulate every test stream event by event,
       ~3–9 s each on 2 cores).
 
+    ``test``: a fraction or count of test streams (None: the counts above).
     x_train / x_test are object arrays of read-only event arrays (generated once per process).
     """
-    x_tr, x_te, y_tr, y_te = _split_arrays(event_dataset(tokens, "tokens").tokens)
-    return Split(x_tr.copy(), y_tr.copy(), x_te.copy(), y_te.copy())
+    d = event_dataset(tokens, "tokens")
+    streams, labels = _generated(d.tokens)
+    s = stratified(streams, labels, d.test if test is None else test, split_seed)
+    return Split(s.x_train.copy(), s.y_train.copy(), s.x_test.copy(), s.y_test.copy())
 
 
 def patch_grid(tokens: int, size: int = SENSOR_SIZE, name: str = "tokens") -> int:
@@ -399,19 +399,6 @@ def token_features(tokens: int, size: int | None = None, name: str = "config.tok
     if size is None:
         size = event_dataset(tokens, name).size
     return 2 * (size // patch_grid(tokens, size, name)) ** 2 + tokens
-
-
-def check_model_config(tokens: int, features: int, encoder: str, classes: int | None = None) -> None:
-    """Errors for a ModelConfig with dataset='events' whose tokens/features/encoder/classes do not fit."""
-    if encoder != "thermometer":
-        raise ValueError(f"config.encoder must stay 'thermometer' (unused) for the events dataset, got {encoder!r}")
-    d = event_dataset(tokens)
-    if features != d.features:
-        raise ValueError(f"config.features ({features}) must equal 2·4² + tokens = {d.features} for the events "
-                         f"dataset with tokens={tokens}")
-    if classes is not None and classes < len(d.classes):
-        raise ValueError(f"config.classes ({classes}) must be ≥ {len(d.classes)}, the class count of the events "
-                         f"dataset with tokens={tokens}")
 
 
 def sensor_size(tokens: int) -> int:

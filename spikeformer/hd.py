@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeformer.data import DIGIT_COLS, DIGIT_MAX, DIGIT_ROWS
+from spikeformer.datasets.digits import DIGIT_COLS, DIGIT_MAX, DIGIT_ROWS
 
 
 def check_hd(dim: int, active: int) -> None:

@@ -1,7 +1,7 @@
 """CPU kernels of ``spikeformer.neurons.lif_sequence``: one fused numba loop per direction.
 
 Forward, per sample b (in parallel) and tick t, for every neuron i of the population:
-the scalar step of ``sim.numerics`` (``lif_step_loihi_pre`` — the engine's own
+the scalar step of ``sim.neurons.cuba_lif`` (``lif_step_loihi_pre`` — the engine's own
 arithmetic — or the float32 step), keeping the pre-reset voltage and the clip flag.
 Backward, t = T−1 … 0 (see ``neurons._LifSequence`` for the formula)::
 
@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from sim import numerics as nm
+from sim.neurons.cuba_lif import lif_step_loihi_pre
 
 
 @numba.njit(cache=True, parallel=True)
@@ -29,7 +30,7 @@ def forward_loihi(a, du, dv, vth, s_out, v_pre, inside):
         v = np.zeros(n, np.int64)
         for t in range(T):
             for i in range(n):
-                un, vn, clipped = nm.lif_step_loihi_pre(u[i], v[i], np.int64(a[b, t, i]), du, dv, vth)
+                un, vn, clipped = lif_step_loihi_pre(u[i], v[i], np.int64(a[b, t, i]), du, dv, vth)
                 v_pre[b, t, i] = vn
                 inside[b, t, i] = not clipped
                 fired = vn > theta

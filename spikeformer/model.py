@@ -33,13 +33,10 @@ from torch import nn
 from sim import numerics as nm
 from spikeformer.attention import check_attention
 from spikeformer.attention_torch import ATTENTION
-from spikeformer.events import check_model_config as check_events_config
-from spikeformer.hd import check_hd
+from spikeformer import datasets
 from spikeformer.neurons import LifParams, fires_at_least, lif_sequence, quantize_mantissa
 from spikeformer.sparsity import WEIGHT_KINDS, check_sparsity, int8_on_support, kept, ternary, topk_mask
 from spikeformer.spec import build_spec
-
-DATASETS = ("digits", "events")
 
 
 @dataclass
@@ -62,14 +59,17 @@ class ModelConfig:
                               # k-WTA winners with V, SSA Q·K·V coincidences (= 1/s)
     kwta_k: int = 2           # k-WTA attention: winners per query and head (ties kept)
     hidden_k: int | None = None   # k-WTA on the MLP hidden layer: ≤ k spikes per token per tick; None = off
-    levels: int = 4           # input thermometer levels (data.encode_digits)
-    encoder: str = "thermometer"   # "thermometer" (data.encode_digits) | "hd" (hd.encode_hd: features = hd_dim)
+    levels: int = 4           # input thermometer levels (the dataset's encoder)
+    encoder: str = "thermometer"   # digits: "thermometer" | "hd" (hd.encode_hd: features = hd_dim)
     hd_dim: int = 1024        # HD code dimension D
     hd_active: int = 32       # active bits k per token
     init_gain: float = 1.0
     weights: str = "int8"     # "int8" | "ternary" (BitNet b1.58 absmean), see spikeformer.sparsity
     weight_sparsity: float | None = None   # fraction of zeros per linear matrix, fixed count; None = dense
-    dataset: str = "digits"   # "digits" (data.py) | "events" (events.py: DVS-like streams, tokens = patches)
+    dataset: str = "digits"   # a name registered in spikeformer.datasets (digits, events, mnist1d, recordings, spikes)
+    data_path: str | None = None        # the user's file or directory (datasets recordings, spikes)
+    split_seed: int | None = None       # train/test split seed; None (and test_fraction None): the dataset's own split
+    test_fraction: float | None = None  # test share of a re-split; None: 0.2, or the dataset's own split
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -95,17 +95,19 @@ class ModelConfig:
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
         check_sparsity(self.weight_sparsity)
-        if self.encoder not in ("thermometer", "hd"):
-            raise ValueError(f"config.encoder must be 'thermometer' or 'hd', got {self.encoder!r}")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"config.dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.dataset == "events":
-            check_events_config(self.tokens, self.features, self.encoder, self.classes)
-        if self.encoder == "hd":
-            check_hd(self.hd_dim, self.hd_active)
-            if self.features != self.hd_dim:
-                raise ValueError(f"config.features ({self.features}) must equal config.hd_dim ({self.hd_dim}) "
-                                 f"for the hd encoder")
+        if self.split_seed is not None and (isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int)
+                                            or self.split_seed < 0):
+            raise ValueError(f"config.split_seed must be null or a non-negative integer, got {self.split_seed!r}")
+        if self.test_fraction is not None and (isinstance(self.test_fraction, bool)
+                                               or not isinstance(self.test_fraction, (int, float))
+                                               or not 0 < self.test_fraction < 1):
+            raise ValueError(f"config.test_fraction must be null or in (0, 1), got {self.test_fraction!r}")
+        data = datasets.get(self.dataset)
+        if data.needs_path != (self.data_path is not None) or (self.data_path is not None
+                                                                and not isinstance(self.data_path, str)):
+            raise ValueError(f"config.data_path must be {'a file or directory path' if data.needs_path else 'null'} "
+                             f"for config.dataset={self.dataset!r}, got {self.data_path!r}")
+        data.check(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,7 +146,8 @@ class SpikingTransformer(nn.Module):
 
     @property
     def loihi(self) -> bool:
-        return self.cfg.numerics == "loihi"
+        """Fixed-point (Loihi) arithmetic in training."""
+        return nm.ARITHMETIC[self.cfg.numerics].fixed_point
 
     @property
     def dtype(self) -> torch.dtype:

@@ -14,7 +14,7 @@ import torch
 from sim.io import load_graph, load_result, save_graph, save_result
 from sim.ir import AerGraph, IRError
 from spikeformer.convert import compare_to_model, to_graph
-from spikeformer.train import CheckpointError, encode, load_dataset, load_model, write_json
+from spikeformer.train import CheckpointError, encode, load_model, run_split, write_json
 
 GRAPH_FILE = "graph.aer.npz"
 RESULT_FILE = "simulation.npz"
@@ -43,10 +43,10 @@ def load_run_graph(run_dir: str | Path) -> AerGraph:
 
 def load_test_batch(run_dir: str | Path, samples: int | None):
     """(model, graph, encoded inputs (B, T, N, F), labels) for the first ``samples`` test samples
-    of the model's dataset (digits or event streams)."""
+    of the run's own test set (``train.run_split``)."""
     graph = load_run_graph(run_dir)
     model = load_model(run_dir)
-    data = load_dataset(model.cfg)
+    data = run_split(run_dir, model.cfg)
     n = len(data.y_test) if samples is None else samples
     if not 1 <= n <= len(data.y_test):
         raise ValueError(f"--samples must be in [1, {len(data.y_test)}], got {n}")
@@ -90,6 +90,12 @@ def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool
 
     from sim.engine import SimResult, flatten, simulate
     from sim.trace import check_writable, write_trace
+    from spikeformer.imported import is_imported, simulate_imported
+
+    if is_imported(run_dir):                        # no torch model: inputs and float reference of the import
+        if trace is not None or shards or scheduler:
+            raise ValueError("--trace, --shards and --scheduler are not supported on imported runs")
+        return simulate_imported(run_dir, samples)
 
     if trace is not None:
         check_writable(trace)                       # fail before any work
@@ -166,7 +172,7 @@ def report_run(run_dir: str | Path, chips: int | None = None,
 
 
 def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600.0) -> dict:
-    """Run test digits through Lava (Loihi2SimCfg fixed point); compare with the simulator and the model.
+    """Run test samples through Lava (Loihi2SimCfg fixed point); compare with the simulator and the model.
 
     Large graphs run one sample at a time, in sequence in one Lava network (``run_lava``'s
     default layout); ``timeout`` is per Lava worker process. The simulator and the model then
@@ -175,9 +181,12 @@ def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600
     sample and the peak memory (PSS) of this process plus the Lava processes."""
     from loihi_export.run import run_lava
     from sim.engine import flatten, simulate
+    from spikeformer.imported import is_imported, lava_imported
 
+    if is_imported(run_dir):
+        return lava_imported(run_dir, samples, timeout)
     model, graph, x, y = load_test_batch(run_dir, samples)
-    if graph.numerics != "loihi":
+    if not graph.arith.fixed_point:
         raise CheckpointError(f"{graph_path(run_dir)}: Lava export needs numerics='loihi', graph has '{graph.numerics}'")
     t0 = time.perf_counter()
     stats: dict = {}

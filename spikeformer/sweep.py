@@ -152,13 +152,13 @@ def sweep(dims: Sequence[int], active_bits: int, out_dir: str | Path, model_cfg:
     parameters Σ numel (all weight matrices incl. W_emb of D·dim, readout,
     temperature); ``synapses`` = non-zero synapses of the AER graph (token-shared
     weights counted once per token and per stream population they feed).
-    ``samples`` = first N test digits (None: all). Skips D with a finished row of
+    ``samples`` = first N test samples (None: all). Skips D with a finished row of
     the same config fingerprint; raises before training if any input is invalid.
     """
-    from spikeformer.data import load_digits_split
+    from spikeformer.train import load_dataset
 
     dims = list(dims)
-    check_sweep(dims, active_bits, samples, len(load_digits_split().y_test))
+    check_sweep(dims, active_bits, samples, len(load_dataset(model_cfg).y_test))
     configs = {d: dim_config(model_cfg, d, active_bits) for d in dims}   # validates via ModelConfig
     out = Path(out_dir)
     csv_path = out / CSV_FILE

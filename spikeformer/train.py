@@ -6,6 +6,10 @@ A run directory holds::
     model.pt           state_dict (tensors only: loads with torch.load(weights_only=True))
     train_state.pt     optimizer + scheduler state, epoch, RNG state (weights_only too)
     metrics.json       per-epoch loss / accuracy, final test accuracy
+    split.json         the run's train/test split: dataset, seed, fraction, sizes, test-set fingerprint
+
+The split is the run's (config.dataset, data_path, split_seed, test_fraction); every command
+evaluates on it and refuses data whose test set no longer matches ``split.json``.
 
 Every file is written to a temporary name and renamed, so a crash leaves the
 previous checkpoint intact; ``train`` resumes from ``train_state.pt``.
@@ -24,9 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 from sim.io import atomic_write
-from spikeformer.data import Split, encode_digits, load_digits_split
-from spikeformer.events import encode_events, load_events_split
-from spikeformer.hd import encode_hd
+from spikeformer import datasets
+from spikeformer.datasets import Split
 from spikeformer.memory import check_training_memory
 from spikeformer.model import ModelConfig, SpikingTransformer
 from spikeformer.sparsity import project_
@@ -117,29 +120,36 @@ def load_model(run_dir: str | os.PathLike) -> SpikingTransformer:
 
 
 def load_dataset(model_cfg: ModelConfig) -> Split:
-    """The fixed train/test split of the model's ``dataset`` (digit images or event streams)."""
-    return load_events_split(model_cfg.tokens) if model_cfg.dataset == "events" else load_digits_split()
+    """The train/test split of the model's dataset (``spikeformer.datasets``) under its split settings."""
+    return datasets.get(model_cfg.dataset).split(model_cfg)
 
 
-def encode(model_cfg: ModelConfig, images: np.ndarray) -> torch.Tensor:
-    """The model's input spikes (n, T, tokens, features) from its dataset's / configured encoder.
-
-    ``images``: digit images (n, 8, 8), or event streams for ``dataset='events'``."""
-    if model_cfg.dataset == "events":
-        return torch.from_numpy(encode_events(images, model_cfg.timesteps, model_cfg.tokens))
-    if model_cfg.encoder == "hd":
-        return torch.from_numpy(encode_hd(images, model_cfg.timesteps, model_cfg.hd_dim, model_cfg.hd_active))
-    return torch.from_numpy(encode_digits(images, model_cfg.timesteps, model_cfg.levels))
+def encode(model_cfg: ModelConfig, samples: np.ndarray) -> torch.Tensor:
+    """The model's input spikes (n, T, tokens, features) bool from its dataset's encoder."""
+    return torch.from_numpy(np.ascontiguousarray(datasets.get(model_cfg.dataset).encode(model_cfg, samples)))
 
 
-def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
-    """Translate each image by (dy, dx) ∈ [−max_shift, max_shift]², zero fill."""
-    out = np.zeros_like(images)
-    h, w = images.shape[1:]
-    for i, (dy, dx) in enumerate(rng.integers(-max_shift, max_shift + 1, size=(len(images), 2))):
-        out[i, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-            images[i, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out
+SPLIT_FILE = "split.json"
+
+
+def split_record(model_cfg: ModelConfig, data: Split) -> dict:
+    return {"dataset": model_cfg.dataset, "data_path": model_cfg.data_path, "split_seed": model_cfg.split_seed,
+            "test_fraction": model_cfg.test_fraction, "train": int(len(data.y_train)), "test": int(len(data.y_test)),
+            "test_fingerprint": datasets.fingerprint(data)}
+
+
+def run_split(run_dir: str | os.PathLike, model_cfg: ModelConfig) -> Split:
+    """The run's own split; CheckpointError if the data no longer gives the test set recorded in split.json."""
+    data = load_dataset(model_cfg)
+    path = Path(run_dir) / SPLIT_FILE
+    if path.exists():                                   # runs from before split.json: the config alone
+        want, got = read_json(path), split_record(model_cfg, data)
+        if want != got:
+            diff = next(k for k in got if want.get(k) != got[k])
+            raise CheckpointError(f"{path}: the run's test set was {want.get('test')} samples with fingerprint "
+                                  f"{want.get('test_fingerprint')}, its data now gives {got['test']} with "
+                                  f"{got['test_fingerprint']} ({diff} differs): the data changed since training")
+    return data
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -171,7 +181,7 @@ class TrainResult:
 
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike,
-          data: Split | None = None, progress: bool = True, device: str = "auto",
+          progress: bool = True, device: str = "auto",
           checkpoint: bool = False) -> TrainResult:
     """Train (or resume) into ``out_dir``; return final accuracies. Deterministic for a seed.
 
@@ -179,16 +189,16 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
     ``checkpoint``: recompute each block in backward (less memory, ~1.3× the time).
     The training memory is estimated first (``spikeformer.memory``); a run that
     cannot fit raises MemoryError before anything is written."""
-    if train_cfg.shift and model_cfg.dataset != "digits":
-        raise ValueError(f"train.shift ({train_cfg.shift}) translates digit images; it must be 0 for "
-                         f"config.dataset={model_cfg.dataset!r}")
+    dataset = datasets.get(model_cfg.dataset)
+    data = load_dataset(model_cfg)
+    if train_cfg.shift:                                 # an error where the dataset has no such augmentation
+        dataset.augment(model_cfg, data.x_train[:1], train_cfg.shift, np.random.default_rng(0))
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False       # TF32 would round the integer currents
     out = Path(out_dir)
     torch.set_num_threads(train_cfg.threads)
     torch.manual_seed(train_cfg.seed)
-    data = data or load_dataset(model_cfg)
     x_tr, x_te = encode(model_cfg, data.x_train), encode(model_cfg, data.x_test)     # bool spikes
     y_tr = torch.from_numpy(data.y_train).to(dev)
     model = SpikingTransformer(model_cfg).to(dev)
@@ -219,6 +229,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
         start_epoch, seconds = int(st["epoch"]), float(st["seconds"])
         history = read_json(out / "metrics.json").get("history", [])
     write_json(out / "config.json", config)
+    write_json(out / SPLIT_FILE, split_record(model_cfg, data))
     gen = torch.Generator().manual_seed(train_cfg.seed)
     for epoch in range(start_epoch, train_cfg.epochs):
         t0 = time.perf_counter()
@@ -231,7 +242,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
                    disable=not progress, leave=False, unit="batch")
         for i in bar:
             idx = order[i:i + train_cfg.batch_size]
-            xb = (encode(model_cfg, random_shift(data.x_train[idx.numpy()], train_cfg.shift, rng))
+            xb = (encode(model_cfg, dataset.augment(model_cfg, data.x_train[idx.numpy()], train_cfg.shift, rng))
                   if train_cfg.shift else x_tr[idx])
             logits, _ = model(xb.to(dev))
             loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx.to(dev)])

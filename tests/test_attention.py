@@ -26,7 +26,7 @@ def run_circuit(kind, q, k, v, heads, count=1, kwta_k=1, numerics="loihi"):
     graph = lower_spec(Spec(tuple(ins + pops), tuple(projs), "b.attn"), numerics, T)
     res = simulate(graph, {"q": q.reshape(B, T, -1), "k": k.reshape(B, T, -1), "v": v.reshape(B, T, -1)})
     return {p.name: res.spikes[p.name][:, p.depth:p.depth + T].reshape(B, T, *p.shape)
-            for p in graph.populations if p.kind == "lif"}
+            for p in graph.populations if p.model.spiking}
 
 
 def spikes(rng, shape, density):
@@ -118,7 +118,7 @@ def test_kwta_circuit_cost_matches_docstring(N, D, H):
     else:                                                       # d = 1: win = [score ≥ 1]
         assert (neurons, syn) == (2 * N * N * D + 2 * N * N * H + N * D, 6 * N * N * D + N * N * H)
         assert depth["b0.attn"] - depth["b0.q"] == 5
-    assert sizes["b0.score"] == N * N * H and graph.population("b0.score").kind == "graded"
+    assert sizes["b0.score"] == N * N * H and graph.population("b0.score").is_graded
     assert max(sizes[n] for n in circuit) <= N * N * D          # no N³·H rank population
 
 

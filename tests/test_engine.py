@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from sim.engine import simulate
 from sim.ir import AerGraph, Population, Projection
+from sim.neurons import CubaLIF, CubaLIFFloat, Input
 from sim.reference import simulate_dense
 
 
@@ -27,7 +28,7 @@ def random_graph(draw, numerics: str):
     pops = []
     for n in names:
         if n.startswith("in"):
-            pops.append(Population(n, sizes[n], "input"))
+            pops.append(Population(n, sizes[n], Input()))
             continue
         if loihi:
             du = int(rng.choice([0, 4095, rng.integers(0, 4096)]))
@@ -36,7 +37,7 @@ def random_graph(draw, numerics: str):
         else:
             du, dv = float(rng.choice([0.0, 1.0, rng.random()])), float(rng.choice([0.0, 1.0, rng.random()]))
             vth = float(rng.choice([0.0, rng.integers(1, 400)]))
-        pops.append(Population(n, sizes[n], "lif", du, dv, vth))
+        pops.append(Population(n, sizes[n], (CubaLIF if loihi else CubaLIFFloat)(du, dv, vth)))
     projs = []
     for k, (pre, post) in enumerate(edges):
         density = rng.random()
@@ -78,7 +79,7 @@ def test_cost_follows_events_not_size():
     pre = np.arange(n_in)
     indptr = np.arange(0, 5 * n_in + 1, 5)
     indices = (np.arange(5) * (n_out // 5) + rng.integers(0, n_out // 5, (n_in, 5))).ravel()
-    g = AerGraph("loihi", (Population("in", n_in, "input"), Population("out", n_out, "lif", 4095, 4095, 0, depth=1)),
+    g = AerGraph("loihi", (Population("in", n_in, Input()), Population("out", n_out, CubaLIF(4095, 4095, 0), depth=1)),
                  (Projection("w", "in", "out", indptr, indices, np.full(5 * n_in, 2, np.int16)),), None, 10)
     x = np.zeros((1, 10, n_in), bool)
     x[0, :, pre[:3]] = True                       # 3 active inputs → ≤ 15 targets per tick
@@ -91,7 +92,7 @@ def test_cost_follows_events_not_size():
 
 def test_lazy_leak_matches_clocked_decay():
     """Neuron left alone for many ticks with dv > 0 and u = 0 decays exactly as if stepped."""
-    g = AerGraph("loihi", (Population("in", 1, "input"), Population("o", 1, "lif", 4095, 37, 200, depth=3)),
+    g = AerGraph("loihi", (Population("in", 1, Input()), Population("o", 1, CubaLIF(4095, 37, 200), depth=3)),
                  (Projection("w", "in", "o", [0, 1], [0], np.array([254], np.int16), delay=3),), None, 30)
     x = np.zeros((1, 30, 1), bool)
     x[0, [0, 9, 10, 20, 21, 22]] = True
@@ -100,7 +101,7 @@ def test_lazy_leak_matches_clocked_decay():
 
 
 def test_bad_inputs_are_named():
-    g = AerGraph("loihi", (Population("in", 3, "input"), Population("o", 2, "lif", 0, 0, 1, depth=1)),
+    g = AerGraph("loihi", (Population("in", 3, Input()), Population("o", 2, CubaLIF(0, 0, 1), depth=1)),
                  (Projection.from_dense("w", "in", "o", np.full((2, 3), 2, np.int16)),), None, 4)
     with pytest.raises(ValueError, match="missing spikes for input population 'in'"):
         simulate(g, {})
@@ -110,7 +111,7 @@ def test_bad_inputs_are_named():
 
 def test_run_that_cannot_fit_in_memory_is_refused_before_allocating():
     huge = 10**10                                            # 10 G neurons: the spike record alone is > 100 GB
-    g = AerGraph("loihi", (Population("in", 4, "input"), Population("big", huge, "lif", 0, 0, 1, depth=1)),
+    g = AerGraph("loihi", (Population("in", 4, Input()), Population("big", huge, CubaLIF(0, 0, 1), depth=1)),
                  (Projection("w", "in", "big", np.arange(5), np.arange(4), np.full(4, 2, np.int16)),), None, 10)
     with pytest.raises(MemoryError, match=r"needs ~\d+.*GiB.*available"):
         simulate(g, {"in": np.ones((1, 10, 4), bool)})
@@ -121,8 +122,8 @@ def test_batch_equals_samples_run_one_by_one():
     rng = np.random.default_rng(3)
     w1 = (rng.integers(-40, 128, (30, 20)) * 2).astype(np.int16)
     w2 = (rng.integers(-40, 128, (10, 30)) * 2).astype(np.int16)
-    g = AerGraph("loihi", (Population("in", 20, "input"), Population("a", 30, "lif", 1000, 300, 120, depth=1),
-                           Population("b", 10, "lif", 4095, 0, 200, depth=4)),
+    g = AerGraph("loihi", (Population("in", 20, Input()), Population("a", 30, CubaLIF(1000, 300, 120), depth=1),
+                           Population("b", 10, CubaLIF(4095, 0, 200), depth=4)),
                  (Projection.from_dense("w1", "in", "a", w1), Projection.from_dense("w2", "a", "b", w2, delay=3,
                                                                                     weight_exp=-1)), None, 12)
     x = rng.random((7, 12, 20)) < 0.3
@@ -133,3 +134,27 @@ def test_batch_equals_samples_run_one_by_one():
             np.testing.assert_array_equal(batch.spikes[p.name][b], one.spikes[p.name][0])
         assert all(batch.synaptic_ops[k][b] == one.synaptic_ops[k][0] for k in one.synaptic_ops)
     assert batch.spikes["b"].any()
+
+
+def test_update_modes_follow_the_kernel_promises():
+    """FULL where the kernel says the current never carries, REST otherwise; BUSY (a kernel that does
+    not promise ``rests``: updated every tick once touched) gives the same spikes with more updates."""
+    from dataclasses import replace
+
+    from sim.engine import BUSY, FULL, REST, flatten
+    pops = (Population("in", 3, Input()), Population("a", 4, CubaLIF(4095, 100, 3), depth=1),
+            Population("b", 4, CubaLIF(1000, 100, 3), depth=2))
+    rng = np.random.default_rng(0)
+    projs = (Projection.from_dense("w", "in", "a", (rng.integers(-40, 80, (4, 3)) * 2).astype(np.int16)),
+             Projection.from_dense("v", "a", "b", (rng.integers(-40, 80, (4, 4)) * 2).astype(np.int16)))
+    g = AerGraph("loihi", pops, projs, None, 20)
+    flat = flatten(g)
+    assert list(flat.mode[1:]) == [FULL, REST]
+    x = {"in": rng.random((2, 20, 3)) < 0.3}
+    ref = simulate_dense(g, x)
+    rest = simulate(g, x, flat=flat)
+    busy = simulate(g, x, flat=replace(flat, mode=np.full_like(flat.mode, BUSY)))
+    for res in (rest, busy):
+        for p in ("a", "b"):
+            np.testing.assert_array_equal(res.spikes[p], ref[p], err_msg=p)
+    assert (busy.neuron_updates > rest.neuron_updates).all()

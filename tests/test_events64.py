@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from spikeformer import presets
-from spikeformer.data import Split
+from spikeformer.datasets.events import check_model_config
+from spikeformer.datasets.recordings import save_recordings
 from spikeformer.events import (CLUTTER_CLASSES, DIRECTIONS, DURATION_US, EVENT_DATASETS, EVENT_DTYPE,
-                                check_model_config, encode_events, event_dataset, generate_cluttered_events,
-                                load_events_split, token_features)
+                                encode_events, event_dataset, generate_cluttered_events, load_events_split,
+                                token_features)
 from spikeformer.model import ModelConfig, SpikingTransformer
 from spikeformer.train import CheckpointError, TrainConfig, load_dataset, train
 from test_events import _motion
@@ -154,12 +155,14 @@ def test_64_token_presets_build_valid_configs(name):
 
 
 def test_a_64_token_model_trains_on_cluttered_streams(tmp_path):
-    evs, labels = generate_cluttered_events(4, seed=1)
-    m, t = presets.configs_from_dict({"model": {"dataset": "events", "tokens": 64, "dim": 16, "heads": 2,
-                                                "timesteps": 2, "init_gain": 2.0},
+    evs, labels = generate_cluttered_events(4, seed=1)                # saved as the user's recordings
+    data = save_recordings(tmp_path / "clutter.npz", evs, labels, (32, 32), is_test=np.arange(len(labels)) % 2 == 1)
+    m, t = presets.configs_from_dict({"model": {"dataset": "recordings", "data_path": str(data), "tokens": 64,
+                                                "dim": 16, "heads": 2, "timesteps": 2, "init_gain": 2.0},
                                       "train": {"epochs": 1, "batch_size": 16, "threads": 1}}, "test")
-    res = train(m, t, tmp_path, data=Split(evs[::2], labels[::2], evs[1::2], labels[1::2]), progress=False)
-    assert 0 <= res.test_accuracy <= 1 and (tmp_path / "model.pt").exists()
+    assert (m.features, m.classes) == (96, 12)
+    res = train(m, t, tmp_path / "run", progress=False)
+    assert 0 <= res.test_accuracy <= 1 and (tmp_path / "run" / "model.pt").exists()
 
 
 def test_train_loads_the_split_that_the_tokens_select():

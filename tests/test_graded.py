@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from sim.engine import simulate
 from sim.ir import ACC_MAX, LIF_INPUT_MAX, PAYLOAD_MAX, AerGraph, IRError, Population, Projection
+from sim.neurons import CubaLIF, CubaLIFFloat, GradedRelay, Input
 from sim.reference import simulate_dense
 
 
@@ -25,7 +26,7 @@ def graded_graph(rng: np.random.Generator, numerics: str = "loihi", batch: int =
         n_in, n_pop = int(rng.integers(1, 3)), int(rng.integers(3, 7))
         kinds = ["graded", "graded"] + [str(rng.choice(["lif", "graded"])) for _ in range(n_pop - 2)]
         rng.shuffle(kinds)
-        pops = [Population(f"in{i}", int(rng.integers(3, 11)), "input") for i in range(n_in)]
+        pops = [Population(f"in{i}", int(rng.integers(3, 11)), Input()) for i in range(n_in)]
         depth = {p.name: 0 for p in pops}
         projs: list[Projection] = []
         for j, kind in enumerate(kinds):
@@ -33,7 +34,7 @@ def graded_graph(rng: np.random.Generator, numerics: str = "loihi", batch: int =
             pres = rng.choice(len(pops), size=min(len(pops), int(rng.integers(1, 4))), replace=False)
             for k in pres:
                 pre = pops[k]
-                graded_pre = pre.kind == "graded"
+                graded_pre = pre.is_graded
                 if loihi:
                     w = rng.integers(-127, 128, (size, pre.size)) * 2
                     exp = int(rng.integers(-8, 0)) if graded_pre else int(rng.integers(-2, 4))
@@ -46,15 +47,15 @@ def graded_graph(rng: np.random.Generator, numerics: str = "loihi", batch: int =
                                                    weight_exp=exp))
                 depth[name] = max(depth.get(name, 0), depth[pre.name] + delay)
             if kind == "graded":
-                pops.append(Population(name, size, "graded", depth=depth[name]))
+                pops.append(Population(name, size, GradedRelay(), depth=depth[name]))
             elif loihi:
-                pops.append(Population(name, size, "lif", int(rng.integers(0, 4096)), int(rng.integers(0, 4096)),
-                                       int(rng.integers(0, 400)), depth=depth[name]))
+                pops.append(Population(name, size, CubaLIF(int(rng.integers(0, 4096)), int(rng.integers(0, 4096)),
+                                       int(rng.integers(0, 400))), depth=depth[name]))
             else:
-                pops.append(Population(name, size, "lif", float(rng.random()), float(rng.random()),
-                                       float(rng.integers(0, 200)), depth=depth[name]))
-        kind_of = {p.name: p.kind for p in pops}
-        if not any(kind_of[pr.pre] == kind_of[pr.post] == "graded" for pr in projs):
+                pops.append(Population(name, size, CubaLIFFloat(float(rng.random()), float(rng.random()),
+                                       float(rng.integers(0, 200))), depth=depth[name]))
+        graded_pops = {p.name for p in pops if p.is_graded}
+        if not any(pr.pre in graded_pops and pr.post in graded_pops for pr in projs):
             continue
         try:
             graph = AerGraph(numerics, tuple(pops), tuple(projs), None, int(rng.integers(2, 8)))
@@ -89,7 +90,7 @@ def test_engine_equals_dense_reference_on_graded_graphs(numerics):
 
 def test_graded_payload_is_the_summed_input():
     """g[t] = Σ floor-shifted w·s: a hand-computed relay, then a LIF fed by w·g (weight_exp −1 floors the sum)."""
-    pops = (Population("in", 3, "input"), Population("g", 2, "graded", depth=1), Population("o", 1, "lif", 4095, 0, 1000, depth=3))
+    pops = (Population("in", 3, Input()), Population("g", 2, GradedRelay(), depth=1), Population("o", 1, CubaLIF(4095, 0, 1000), depth=3))
     w_in = np.array([[254, -6, 10], [0, 2, -254]], np.int16)
     w_out = np.array([[6, -2]], np.int16)
     g = AerGraph("loihi", pops, (Projection.from_dense("a", "in", "g", w_in, weight_exp=3),
@@ -115,7 +116,7 @@ def test_graded_payload_is_the_summed_input():
 
 def _fan_in_graph(fan_in: int, extra=()) -> AerGraph:
     """g1 ← fan_in inputs with weight 254 << 7 each: payload bound fan_in·32512."""
-    pops = (Population("in", fan_in, "input"), Population("g1", 1, "graded", depth=1)) + tuple(p for p, _ in extra)
+    pops = (Population("in", fan_in, Input()), Population("g1", 1, GradedRelay(), depth=1)) + tuple(p for p, _ in extra)
     projs = (Projection.from_dense("in->g1", "in", "g1", np.full((1, fan_in), 254, np.int16), weight_exp=7),) \
         + tuple(pr for _, pr in extra)
     return AerGraph("loihi", pops, projs, None, 2)
@@ -130,7 +131,7 @@ def test_graded_payload_beyond_24_bits_is_refused_naming_the_population():
 
 def test_payload_bound_follows_a_chain_of_relays():
     def chain(w: int) -> AerGraph:
-        g2 = Population("g2", 1, "graded", depth=2)
+        g2 = Population("g2", 1, GradedRelay(), depth=2)
         return _fan_in_graph(100, [(g2, Projection.from_dense("g1->g2", "g1", "g2", np.array([[w]], np.int16),
                                                               weight_exp=-2))])
     chain(8)                             # 3 251 200 · 8 / 4 = 6 502 400 ≤ 2²³ − 1
@@ -141,7 +142,7 @@ def test_payload_bound_follows_a_chain_of_relays():
 def test_lif_input_beyond_lavas_int32_shift_is_refused():
     """A LIF's |a|·64 + 2²³ must stay in int32 (Lava adds a_in << 6 to u); g1 can reach 8 388 096."""
     def lif(w: int, exp: int) -> AerGraph:
-        o = Population("o", 1, "lif", 4095, 0, 100, depth=2)
+        o = Population("o", 1, CubaLIF(4095, 0, 100), depth=2)
         return _fan_in_graph(258, [(o, Projection.from_dense("g1->o", "g1", "o", np.array([[w]], np.int16),
                                                              weight_exp=exp))])
     assert 2 * 8388096 <= LIF_INPUT_MAX < 4 * 8388096
@@ -155,8 +156,8 @@ def test_lif_input_beyond_lavas_int32_shift_is_refused():
 def test_int32_accumulator_is_checked_before_the_exponent_shift():
     """Σ|w·g| must fit Lava's int32 dot product even where weight_exp −8 makes the result small."""
     def acc(w_out: list[int]) -> AerGraph:
-        pops = (Population("in", 258, "input"), Population("gg", 2, "graded", depth=1),
-                Population("o", 1, "lif", 4095, 0, 100, depth=2))
+        pops = (Population("in", 258, Input()), Population("gg", 2, GradedRelay(), depth=1),
+                Population("o", 1, CubaLIF(4095, 0, 100), depth=2))
         return AerGraph("loihi", pops, (
             Projection.from_dense("in->gg", "in", "gg", np.full((2, 258), 254, np.int16), weight_exp=7),
             Projection.from_dense("gg->o", "gg", "o", np.array([w_out], np.int16), weight_exp=-8)), None, 2)
@@ -231,7 +232,7 @@ def test_relay_stream_equals_every_stream_lif_receiving_all_earlier_currents():
     cfg = _cfg(2, tokens=4, dim=16, heads=2, timesteps=6)
     g = _stream_graph(cfg, seed=3)
     flat = collapse_relays(g)
-    assert all(p.kind != "graded" for p in flat.populations)
+    assert not any(p.is_graded for p in flat.populations)
     into = {p.name: [pr.name for pr in flat.projections if pr.post == p.name] for p in flat.populations}
     assert into["b0.x"] == ["emb->b0.x"]
     assert into["b1.y"] == ["emb->b1.y", "b0.wo->b1.y", "b0.w2->b1.y", "b1.wo->b1.y"]
@@ -258,7 +259,7 @@ def test_relay_stream_equals_every_stream_lif_receiving_all_earlier_currents():
 
 def test_lowered_relays_are_graded_with_the_spec_exponent():
     g = _stream_graph(_cfg(1))
-    assert [p.kind for p in g.populations if p.role == "relay"] == ["graded"] * 3
+    assert [type(p.model) for p in g.populations if p.role == "relay"] == [GradedRelay] * 3
     links = [pr for pr in g.projections if pr.pre.startswith("r")]
     assert links and all(pr.weight_exp == 0 and set(pr.weights.tolist()) == {1} and pr.delay >= 1 for pr in links)
     g.check_delays()

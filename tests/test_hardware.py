@@ -12,6 +12,7 @@ from sim.engine import simulate
 from sim.hardware import CORES_PER_CHIP, NEURONS_PER_CORE, Loihi2, MappingError, chip_grid_columns, map_graph
 from sim.io import save_graph, save_result
 from sim.ir import AerGraph, Population, Projection
+from sim.neurons import CubaLIF, Input
 
 LIF = dict(du=4095, dv=4095, vth=1)          # fires the tick after any weight-2 input arrives
 
@@ -29,8 +30,8 @@ SENDERS = np.arange(9) * 16 * NEURONS_PER_CORE + 5        # 'h' neurons on cores
 
 
 def two_chip_graph() -> AerGraph:
-    pops = (Population("in", 1, "input"), Population("h", H, "lif", **LIF, depth=1),
-            Population("o", 8, "lif", **LIF, depth=2))
+    pops = (Population("in", 1, Input()), Population("h", H, CubaLIF(**LIF), depth=1),
+            Population("o", 8, CubaLIF(**LIF), depth=2))
     to_o = np.zeros(H + 1, np.int64)
     to_o[SENDERS + 1] = 1
     projs = (Projection("in->h", "in", "h", np.array([0, H]), np.arange(H, dtype=np.int32), np.full(H, 2, np.int16)),
@@ -78,8 +79,8 @@ def test_chip_cap_below_need_names_the_chips_needed():
 
 def chain_graph() -> AerGraph:
     """in(4) → a(2) → b(2) → c(2), and a → c: one population per core at 2 neurons/core."""
-    pops = (Population("in", 4, "input"), Population("a", 2, "lif", **LIF, depth=1),
-            Population("b", 2, "lif", **LIF, depth=2), Population("c", 2, "lif", **LIF, depth=3))
+    pops = (Population("in", 4, Input()), Population("a", 2, CubaLIF(**LIF), depth=1),
+            Population("b", 2, CubaLIF(**LIF), depth=2), Population("c", 2, CubaLIF(**LIF), depth=3))
     projs = (_proj("in->a", "in", "a", [[0], [1], [0, 1], []]), _proj("a->b", "a", "b", [[0, 1], [1]]),
              _proj("b->c", "b", "c", [[0], [0, 1]]), _proj("a->c", "a", "c", [[1], [0]]))
     return AerGraph("loihi", pops, projs, None, 6)
@@ -125,8 +126,8 @@ def test_inter_chip_messages_add_exactly_the_link_energy_and_latency(chain):
 def random_graph(seed: int) -> AerGraph:
     rng = np.random.default_rng(seed)
     sizes = {"in": 30, "a": 70, "b": 90, "c": 40}
-    pops = (Population("in", 30, "input"), Population("a", 70, "lif", **LIF, depth=1),
-            Population("b", 90, "lif", **LIF, depth=2), Population("c", 40, "lif", **LIF, depth=3))
+    pops = (Population("in", 30, Input()), Population("a", 70, CubaLIF(**LIF), depth=1),
+            Population("b", 90, CubaLIF(**LIF), depth=2), Population("c", 40, CubaLIF(**LIF), depth=3))
 
     def rand(name, pre, post, p, **kw):
         rows = [sorted(rng.choice(sizes[post], rng.binomial(sizes[post], p), replace=False).tolist())

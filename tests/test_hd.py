@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from spikeformer import presets
-from spikeformer.data import load_digits_split
+from spikeformer.datasets.digits import load_digits_split
 from spikeformer.hd import encode_hd, item_memory
 from spikeformer.model import ModelConfig
 from spikeformer.pipeline import convert_run

@@ -13,6 +13,7 @@ from loihi_export.netx_export import layer_names, write_netx
 from loihi_export.nir_export import DT, RelayError, collapse_relays, to_nir, write_nir
 from sim.engine import simulate
 from sim.ir import AerGraph, Population, Projection
+from sim.neurons import CubaLIF, CubaLIFFloat, GradedRelay, Input
 from spikeformer.pipeline import load_run_graph
 
 
@@ -20,7 +21,7 @@ def test_nir_round_trip_of_the_transformer(tiny_run, tmp_path):
     relays = load_run_graph(tiny_run)
     graph = collapse_relays(relays)              # NIR has no graded relay: the stream as the model defines it
     back = nir.read(write_nir(relays, tmp_path / "m.nir"))
-    assert not any(p.name in back.nodes for p in relays.populations if p.kind == "graded")
+    assert not any(p.name in back.nodes for p in relays.populations if p.is_graded)
     assert {k for k in back.nodes if k.startswith("proj:")} == {f"proj:{pr.name}" for pr in graph.projections}
     sizes = {p.name: p.size for p in graph.populations}
     for pr in graph.projections:
@@ -30,17 +31,17 @@ def test_nir_round_trip_of_the_transformer(tiny_run, tmp_path):
         assert (pr.pre, f"proj:{pr.name}") in back.edges and (f"proj:{pr.name}", pr.post) in back.edges
     for p in graph.populations:
         node = back.nodes[p.name]
-        if p.kind == "lif":
+        if p.model.spiking:
             assert isinstance(node, nir.CubaLIF)
-            np.testing.assert_allclose(node.v_threshold, p.vth)
-            np.testing.assert_allclose(DT / node.tau_syn, (p.du + 1) / 4096)
+            np.testing.assert_allclose(node.v_threshold, p.model.vth)
+            np.testing.assert_allclose(DT / node.tau_syn, (p.model.du + 1) / 4096)
         else:
             assert isinstance(node, nir.Input)
 
 
 def feed_forward_float_graph(rng):
-    pops = (Population("in", 10, "input"), Population("h", 12, "lif", 0.5, 0.25, 6.0, depth=1),
-            Population("o", 5, "lif", 1.0, 0.0, 8.0, depth=2))
+    pops = (Population("in", 10, Input()), Population("h", 12, CubaLIFFloat(0.5, 0.25, 6.0), depth=1),
+            Population("o", 5, CubaLIFFloat(1.0, 0.0, 8.0), depth=2))
     # integer-valued weights and power-of-two decays: float sums are exact in any order
     w1 = (rng.integers(-3, 6, (12, 10)) * (rng.random((12, 10)) < .6)).astype(np.float32)
     w2 = (rng.integers(-3, 6, (5, 12)) * (rng.random((5, 12)) < .6)).astype(np.float32)
@@ -109,8 +110,8 @@ def test_nir_of_relay_stream_feeds_every_stream_lif_all_earlier_currents():
 
 
 def test_graded_population_that_is_not_a_relay_is_refused(tmp_path):
-    pops = (Population("in", 3, "input"), Population("g", 2, "graded", depth=1),
-            Population("o", 2, "lif", 4095, 0, 10, depth=2))
+    pops = (Population("in", 3, Input()), Population("g", 2, GradedRelay(), depth=1),
+            Population("o", 2, CubaLIF(4095, 0, 10), depth=2))
     w = np.array([[2, 0], [0, 4]], np.int16)                 # 4·2^-1 = 2: the payload is doubled, not relayed
     g = AerGraph("loihi", pops, (Projection.from_dense("a", "in", "g", np.full((2, 3), 2, np.int16)),
                                  Projection.from_dense("b", "g", "o", w, weight_exp=-1)), None, 2)

@@ -9,13 +9,14 @@ import pytest
 
 from sim.io import load_graph, save_graph
 from sim.ir import AerGraph, IRError, Population, Projection, Readout, balance_delays
+from sim.neurons import CubaLIF, CubaLIFFloat, Input
 
 
 def small_graph(numerics: str = "loihi", delay: int = 1) -> AerGraph:
     loihi = numerics == "loihi"
-    pops = (Population("in", 4, "input", shape=(2, 2)),
-            Population("a", 3, "lif", 4095 if loihi else 1.0, 100 if loihi else 0.1, 10, depth=1),
-            Population("b", 2, "lif", 0 if loihi else 0.0, 0, 5, depth=1 + delay))
+    pops = (Population("in", 4, Input(), shape=(2, 2)),
+            Population("a", 3, CubaLIF(4095, 100, 10) if loihi else CubaLIFFloat(1.0, 0.1, 10), depth=1),
+            Population("b", 2, CubaLIF(0, 0, 5) if loihi else CubaLIFFloat(0.0, 0, 5), depth=1 + delay))
     w1 = np.array([[2, 0, -4, 0], [0, 6, 0, 8], [10, 0, 0, -254]])
     w2 = np.array([[2, 4, 0], [0, 0, 254]])
     dt = np.int16 if loihi else np.float32
@@ -32,7 +33,7 @@ def test_round_trip_preserves_everything(tmp_path, numerics):
     assert h.numerics == numerics and h.timesteps == 2 and h.ticks == g.ticks == 6
     assert [p.name for p in h.populations] == ["in", "a", "b"]
     for p, q in zip(g.populations, h.populations):
-        assert (p.size, p.kind, p.du, p.dv, p.vth, p.shape, p.depth) == (q.size, q.kind, q.du, q.dv, q.vth, q.shape, q.depth)
+        assert (p.size, p.model, p.shape, p.depth) == (q.size, q.model, q.shape, q.depth)
     for p, q in zip(g.projections, h.projections):
         np.testing.assert_array_equal(p.to_dense(5), q.to_dense(5))
         assert (p.delay, p.weight_exp) == (q.delay, q.weight_exp)
@@ -43,7 +44,7 @@ def test_round_trip_preserves_everything(tmp_path, numerics):
 
 
 def test_odd_weights_are_accepted_in_single_sign_projections():
-    pops = (Population("x", 2, "input"), Population("y", 2, "lif", 4095, 0, 1, depth=1))
+    pops = (Population("x", 2, Input()), Population("y", 2, CubaLIF(4095, 0, 1), depth=1))
     for w in ([[1, 0], [0, 3]], [[-1, 0], [0, -253]]):
         AerGraph("loihi", pops, (Projection.from_dense("p", "x", "y", np.array(w, np.int16)),), None, 1)
 
@@ -70,7 +71,7 @@ def test_bad_projection_fields_are_named(change, field):
     fields = dict(name="p", pre="x", post="y", indptr=np.array([0, 1, 1, 2]), indices=np.array([0, 2]),
                   weights=np.array([2, 4], np.int16), delay=1)
     fields.update(change)
-    pops = (Population("x", 3, "input"), Population("y", 3, "lif", 4095, 0, 1, depth=1))
+    pops = (Population("x", 3, Input()), Population("y", 3, CubaLIF(4095, 0, 1), depth=1))
     with pytest.raises(IRError) as e:
         AerGraph("loihi", pops, (Projection(**fields),), None, 1)
     assert e.value.field == field and "'p'" in str(e.value)
@@ -80,17 +81,21 @@ def test_nan_weights_and_bad_population_fields_are_named():
     with pytest.raises(IRError, match="weights.*NaN"):
         Projection("p", "x", "y", [0, 1], [0], np.array([np.nan], np.float32))
     with pytest.raises(IRError, match="'dv'"):
-        AerGraph("loihi", (Population("y", 2, "lif", 0, 5000, 1),), (), None, 1)
+        AerGraph("loihi", (Population("y", 2, CubaLIF(0, 5000, 1)),), (), None, 1)
     with pytest.raises(IRError, match="'du'"):
-        AerGraph("float", (Population("y", 2, "lif", 1.5, 0.0, 1.0),), (), None, 1)
+        AerGraph("float", (Population("y", 2, CubaLIFFloat(1.5, 0.0, 1.0)),), (), None, 1)
+    with pytest.raises(IRError, match="CubaLIF has no float form"):
+        AerGraph("float", (Population("y", 2, CubaLIF(1, 0, 1)),), (), None, 1)
+    with pytest.raises(IRError, match="'model'.*neuron model"):
+        Population("y", 2, "lif")
     with pytest.raises(IRError, match="shape"):
-        Population("y", 5, "lif", shape=(2, 2))
+        Population("y", 5, CubaLIF(0, 0, 0), shape=(2, 2))
     with pytest.raises(IRError, match="unknown population 'zz'"):
-        AerGraph("loihi", (Population("y", 2, "lif"),), (Projection("p", "zz", "y", [0, 0], [], np.array([], np.int16)),), None, 1)
+        AerGraph("loihi", (Population("y", 2, CubaLIF(0, 0, 0)),), (Projection("p", "zz", "y", [0, 0], [], np.array([], np.int16)),), None, 1)
 
 
 def test_balance_delays_uses_longest_path_and_rejects_cycles():
-    pops = [Population(n, 1) for n in "abcd"]
+    pops = [Population(n, 1, Input()) for n in "abcd"]
     depth = balance_delays(pops, [("a", "b"), ("b", "c"), ("a", "c"), ("c", "d")])
     assert depth == {"a": 0, "b": 1, "c": 2, "d": 3}
     with pytest.raises(IRError, match="cycle"):

@@ -51,7 +51,7 @@ def check_engine(q, k, v, H, count, kk, numerics):
     want = expected(q, k, v, H, count, kk)
     assert graph.population("b.attn").depth == (7 if D > H else 5)
     for p in graph.populations:
-        if p.kind == "input":
+        if p.is_source:
             continue
         s = res.spikes[p.name]
         assert not s[:, :p.depth].any() and not s[:, p.depth + T:].any(), p.name   # silent outside its window

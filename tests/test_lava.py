@@ -21,6 +21,7 @@ from loihi_export.errors import LavaRunError
 from loihi_export.run import run_lava
 from sim.engine import simulate
 from sim.ir import AerGraph, Population, Projection, Readout
+from sim.neurons import CubaLIF, Input
 from sim.reference import simulate_dense
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,10 +78,10 @@ def feature_graph() -> AerGraph:
         m = rng.integers(-60, 128, size=(n_post, n_pre)) * 2
         return np.where(rng.random((n_post, n_pre)) < density, m, 0).astype(np.int16)
 
-    pops = (Population("in", 12, "input"),
-            Population("a", 10, "lif", 4095, 512, 90, depth=1),
-            Population("b", 8, "lif", 3000, 0, 120, depth=2),
-            Population("c", 6, "lif", 2048, 1024, 60, depth=4))
+    pops = (Population("in", 12, Input()),
+            Population("a", 10, CubaLIF(4095, 512, 90), depth=1),
+            Population("b", 8, CubaLIF(3000, 0, 120), depth=2),
+            Population("c", 6, CubaLIF(2048, 1024, 60), depth=4))
     projs = (Projection.from_dense("in->a", "in", "a", w(10, 12), delay=1, weight_exp=1),
              Projection.from_dense("in->b", "in", "b", w(8, 12), delay=2),
              Projection.from_dense("a->b", "a", "b", w(8, 10), delay=1, weight_exp=-1),
@@ -96,7 +97,7 @@ def random_graph(seed: int) -> tuple[AerGraph, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     for _ in range(100):
         n_in, n_lif = int(rng.integers(1, 3)), int(rng.integers(3, 6))
-        pops: list[Population] = [Population(f"in{i}", int(rng.integers(4, 16)), "input") for i in range(n_in)]
+        pops: list[Population] = [Population(f"in{i}", int(rng.integers(4, 16)), Input()) for i in range(n_in)]
         projs: list[Projection] = []
         depth = {p.name: 0 for p in pops}
         for j in range(n_lif):
@@ -111,8 +112,8 @@ def random_graph(seed: int) -> tuple[AerGraph, dict[str, np.ndarray]]:
                 projs.append(Projection.from_dense(f"{pre.name}->{name}", pre.name, name, m, delay=delay,
                                                    weight_exp=int(rng.integers(-2, 4))))
                 depth[name] = max(depth.get(name, 0), depth[pre.name] + delay)
-            pops.append(Population(name, size, "lif", du=int(rng.integers(0, 4096)), dv=int(rng.integers(0, 4096)),
-                                   vth=int(rng.integers(20, 400)), depth=depth[name]))
+            pops.append(Population(name, size, CubaLIF(du=int(rng.integers(0, 4096)), dv=int(rng.integers(0, 4096)),
+                                   vth=int(rng.integers(20, 400))), depth=depth[name]))
         timesteps = int(rng.integers(3, 9))
         graph = AerGraph("loihi", tuple(pops), tuple(projs), None, timesteps)
         inputs = {p.name: rng.random((4, timesteps, p.size)) < rng.uniform(0.2, 0.6) for p in graph.inputs}
@@ -228,11 +229,11 @@ def test_rest_period_bounds():
     assert current_settle_ticks(0, 1000) is None            # du = 0 never decays
     g = feature_graph()
     assert rest_period(g) == 46
-    slow = replace(g, populations=tuple(replace(p, du=0) if p.name == "b" else p for p in g.populations))
+    slow = replace(g, populations=tuple(replace(p, model=replace(p.model, du=0)) if p.name == "b" else p for p in g.populations))
     assert rest_period(slow) is None
     with pytest.raises(ValueError, match="does not come to rest"):
         run_lava(slow, {"in": np.ones((2, 6, 12), bool)}, batch_size=1, sequence=2)
-    fast = replace(g, populations=tuple(replace(p, du=4095) if p.kind == "lif" else p for p in g.populations))
+    fast = replace(g, populations=tuple(replace(p, model=replace(p.model, du=4095)) if p.model.spiking else p for p in g.populations))
     assert rest_period(fast) == fast.ticks + 3              # silent after the window, + the largest delay
 
 
@@ -345,7 +346,7 @@ def test_timeout_kills_everything():
 
 def test_float_graph_is_refused_with_a_clear_message():
     g = feature_graph()
-    pops = tuple(replace(p, du=min(p.du / 4096, 1.0), dv=p.dv / 4096) if p.kind == "lif" else p
+    pops = tuple(replace(p, model=p.model.float_equivalent()) if p.model.spiking else p
                  for p in g.populations)
     projs = tuple(replace(pr, weights=pr.weights.astype(np.float32)) for pr in g.projections)
     fg = AerGraph("float", pops, projs, None, g.timesteps)
@@ -388,10 +389,10 @@ def test_lava_equals_engine_on_graded_graph(seed, record):
     from test_graded import graded_graph
 
     g, x = graded_graph(np.random.default_rng(seed), active=True)
-    kind = {p.name: p.kind for p in g.populations}
-    from_graded = [pr for pr in g.projections if kind[pr.pre] == "graded"]
+    graded = {p.name for p in g.populations if p.is_graded}
+    from_graded = [pr for pr in g.projections if pr.pre in graded]
     assert any(pr.delay > 1 for pr in from_graded) and all(pr.weight_exp < 0 for pr in from_graded)
-    assert any(kind[pr.post] == "graded" for pr in from_graded) and "lif" in kind.values()
+    assert any(pr.post in graded for pr in from_graded) and any(p.model.spiking for p in g.populations)
     ref_payloads: dict = {}
     simulate_dense(g, x, ref_payloads)
     assert any((np.abs(v) > 1).any() for k, v in ref_payloads.items() if any(pr.pre == k for pr in from_graded))
@@ -415,7 +416,7 @@ def test_lava_equals_engine_on_relay_stream_of_converted_model():
     cfg = ModelConfig(**{**presets.preset("tiny")[0].to_dict(), "depth": 2})
     torch.manual_seed(0)
     g = to_graph(SpikingTransformer(cfg))
-    relays = [p.name for p in g.populations if p.kind == "graded"]
+    relays = [p.name for p in g.populations if p.is_graded]
     assert relays == ["r0", "r1", "r2", "r3", "r4"]
     x = {"input": np.random.default_rng(5).random((2, cfg.timesteps, g.population("input").size)) < 0.3}
     ref_payloads: dict = {}

@@ -27,6 +27,7 @@ from loihi_export.netx_export import (
 from loihi_export.netx_run import default_ticks, run_netx
 from sim.engine import simulate
 from sim.ir import AerGraph, Population, Projection
+from sim.neurons import CubaLIF, CubaLIFFloat, Input
 from test_lava import _leftovers, _snapshot  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +64,8 @@ def _w(rng, shape, lo, hi, p=0.6):
 def chain_graph(seed: int = 0) -> AerGraph:
     """in → h1 (also recurrent) → h2 (delay 2) → o (weight_exp −1): every netx feature we write."""
     rng = np.random.default_rng(seed)
-    pops = (Population("in", 20, "input"), Population("h1", 16, "lif", 1024, 256, 40, depth=1),
-            Population("h2", 12, "lif", 4095, 0, 30, depth=3), Population("o", 6, "lif", 512, 128, 20, depth=4))
+    pops = (Population("in", 20, Input()), Population("h1", 16, CubaLIF(1024, 256, 40), depth=1),
+            Population("h2", 12, CubaLIF(4095, 0, 30), depth=3), Population("o", 6, CubaLIF(512, 128, 20), depth=4))
     projs = (Projection.from_dense("a", "in", "h1", _w(rng, (16, 20), -10, 30), weight_exp=1),
              Projection.from_dense("r", "h1", "h1", _w(rng, (16, 16), -40, 20)),
              Projection.from_dense("b", "h1", "h2", _w(rng, (12, 16), -30, 60), delay=2),
@@ -126,7 +127,7 @@ def test_file_has_lava_dl_layout_and_loader_builds_our_parameters(tmp_path):
     for layer, name in zip(net.layers, ["h1", "h2", "o"]):
         p = g.population(name)
         lif = layer.neuron
-        assert (int(lif.du.init), int(lif.dv.init), int(lif.vth.init)) == (p.du, p.dv, p.vth)
+        assert (int(lif.du.init), int(lif.dv.init), int(lif.vth.init)) == (p.model.du, p.model.dv, p.model.vth)
         syn = layer.synapse
         ours = next(pr for pr in g.projections if pr.post == name and pr.pre != name)
         used = lava_dense_weights(syn.weights.init, syn.proc_params["num_weight_bits"])
@@ -167,15 +168,15 @@ def _graph(pops, projs, numerics="loihi"):
     return AerGraph(numerics, pops, projs, None, 4)
 
 
-IN, H, O = Population("in", 3, "input"), Population("h", 2, "lif", 0, 0, 5), Population("o", 2, "lif", 0, 0, 5)
+IN, H, O = Population("in", 3, Input()), Population("h", 2, CubaLIF(0, 0, 5)), Population("o", 2, CubaLIF(0, 0, 5))
 W = np.array([[2, 0, 4], [0, -6, 2]], np.int16)
 
 
 @pytest.mark.parametrize("make, needles", [
-    (lambda: _graph((Population("in", 3, "input"), Population("h", 2, "lif", 0.5, 0.5, 5.0)),
+    (lambda: _graph((Population("in", 3, Input()), Population("h", 2, CubaLIFFloat(0.5, 0.5, 5.0))),
                     (Projection.from_dense("a", "in", "h", W.astype(np.float32)),), "float"),
      ("float numerics", "Loihi fixed-point")),
-    (lambda: _graph((IN, Population("in2", 3, "input"), H),
+    (lambda: _graph((IN, Population("in2", 3, Input()), H),
                     (Projection.from_dense("a", "in", "h", W), Projection.from_dense("b", "in2", "h", W))),
      ("one input layer", "2 input populations")),
     (lambda: _graph((IN, H, O), (Projection.from_dense("a", "in", "h", W), Projection.from_dense("b", "in", "o", W))),

@@ -8,6 +8,8 @@ import torch
 
 from loihi_export import compat
 from sim import numerics as nm
+from sim.neurons import CubaLIFFloat
+from sim.neurons.cuba_lif import lif_step_loihi as lif_step_loihi_scalar, lif_step_loihi_np
 from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
 
 compat.apply()
@@ -42,13 +44,13 @@ def test_loihi_step_equals_lava_numpy_numba_and_torch(seed):
     vth = int(rng.choice([0, 1, nm.VTH_MAX, rng.integers(0, nm.VTH_MAX)]))
     a = rng.integers(-(1 << 16), 1 << 16, n)
     lu, lv, ls = lava_lif_step(u, v, a, du, dv, vth)
-    ru, rv, rs = nm.lif_step_loihi_np(u, v, a, du, dv, vth)
+    ru, rv, rs = lif_step_loihi_np(u, v, a, du, dv, vth)
     np.testing.assert_array_equal(ru, lu)
     np.testing.assert_array_equal(rv, lv)
     np.testing.assert_array_equal(rs, ls)
     ku = np.empty(n, np.int64); kv = np.empty(n, np.int64); ks = np.empty(n, bool)
     for i in range(n):
-        ku[i], kv[i], ks[i] = nm.lif_step_loihi(int(u[i]), int(v[i]), int(a[i]), du, dv, vth)
+        ku[i], kv[i], ks[i] = lif_step_loihi_scalar(int(u[i]), int(v[i]), int(a[i]), du, dv, vth)
     np.testing.assert_array_equal(ku, lu)
     np.testing.assert_array_equal(kv, lv)
     np.testing.assert_array_equal(ks, ls)
@@ -71,8 +73,8 @@ def test_float_step_matches_numpy_reference():
     rng = np.random.default_rng(1)
     u, v, a = (rng.normal(0, 100, 1000).astype(np.float32) for _ in range(3))
     p = LifParams(300, 700, 50)
-    du, dv, vth = p.as_float()
-    ru, rv, rs = nm.lif_step_float_np(u, v, a, du, dv, vth)
+    model = CubaLIFFloat(*p.as_float())
+    ru, rv, rs = model.kernel.step_np(u, v, a, *model.kernel_params())
     tu, tv, ts = lif_step_float(*(torch.from_numpy(x) for x in (u, v, a)), p)
     np.testing.assert_array_equal(tu.numpy(), ru)
     np.testing.assert_array_equal(tv.numpy(), rv)

@@ -10,6 +10,7 @@ import pytest
 from sim.cost import cost_report, per_tick_core_load
 from sim.engine import simulate
 from sim.hardware import Loihi2, MappingError, map_graph
+from sim.neurons import CubaLIF, Input
 from spikeformer.pipeline import graph_inputs, load_test_batch, simulate_run
 
 
@@ -22,7 +23,7 @@ def simulated(tiny_run):
 def check_limits(graph, m):
     hw = m.hw
     placed = np.concatenate([np.arange(o, o + p.size) for p, o in zip(graph.populations, graph.offsets().values())
-                             if p.kind != "input"])                           # LIF and graded neurons
+                             if not p.is_source])                           # LIF and graded neurons
     assert (m.core_of[placed] >= 0).all() and (m.core_of >= 0).sum() == len(placed)   # each placed once
     assert np.bincount(m.core_of[placed], minlength=m.cores).tolist() == m.neurons.tolist()
     assert (m.neurons <= hw.neurons_per_core).all()
@@ -59,7 +60,7 @@ def test_small_cores_split_populations_and_still_respect_limits(simulated):
     hw = Loihi2(neurons_per_core=50, synapses_per_core=3000, fan_in_per_core=200, fan_out_per_core=4000, cores_per_chip=8, chips=64)
     m = map_graph(graph, hw)
     check_limits(graph, m)
-    assert m.cores > len([p for p in graph.populations if p.kind != "input"])   # some population was split
+    assert m.cores > len([p for p in graph.populations if not p.is_source])   # some population was split
     assert m.chips_needed > 1 and m.chips == 64
     rep = cost_report(graph, m, res)
     assert rep.inter_chip_messages > 0 and rep.synaptic_ops == pytest.approx(res.synaptic_ops_per_inference)
@@ -101,8 +102,8 @@ def _all_to_all(n_pre: int, n_post: int):
     from sim.ir import AerGraph, Population, Projection
     indptr = np.arange(0, n_pre * n_post + 1, n_post)
     indices = np.tile(np.arange(n_post), n_pre).astype(np.int32)
-    pops = (Population("in", 4, "input"), Population("a", n_pre, "lif", 0, 0, 1, depth=1),
-            Population("b", n_post, "lif", 0, 0, 1, depth=2))
+    pops = (Population("in", 4, Input()), Population("a", n_pre, CubaLIF(0, 0, 1), depth=1),
+            Population("b", n_post, CubaLIF(0, 0, 1), depth=2))
     projs = (Projection("in->a", "in", "a", np.arange(5), np.arange(4, dtype=np.int32) % n_pre, np.full(4, 2, np.int16)),
              Projection("a->b", "a", "b", indptr, indices, np.full(len(indices), 2, np.int16)))
     return AerGraph("loihi", pops, projs, None, 2)

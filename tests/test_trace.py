@@ -10,13 +10,14 @@ import pytest
 
 from sim.engine import simulate
 from sim.ir import AerGraph, Population, Projection
+from sim.neurons import CubaLIF, Input
 from sim.trace import TraceError, events_from_spikes, read_trace, write_perfetto, write_trace
 
 
 def busy_graph(n_in=200, n_out=300, timesteps=20, seed=0):
     rng = np.random.default_rng(seed)
     w = (rng.integers(-20, 60, (n_out, n_in)) * 2 * (rng.random((n_out, n_in)) < 0.1)).astype(np.int16)
-    pops = (Population("in", n_in, "input"), Population("out", n_out, "lif", 4095, 512, 30, depth=1))
+    pops = (Population("in", n_in, Input()), Population("out", n_out, CubaLIF(4095, 512, 30), depth=1))
     return AerGraph("loihi", pops, (Projection.from_dense("w", "in", "out", w),), None, timesteps)
 
 

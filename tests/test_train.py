@@ -9,9 +9,10 @@ import torch
 
 from spikeformer import presets
 from spikeformer.convert import compare_to_model, to_graph
-from spikeformer.data import encode_digits, load_digits_split, token_features
+from spikeformer.datasets.digits import encode_digits, load_digits_split, token_features
 from spikeformer.model import ModelConfig, SpikingTransformer
-from spikeformer.train import CheckpointError, load_model, random_shift, train
+from spikeformer.datasets.digits import random_shift
+from spikeformer.train import CheckpointError, load_model, train
 from sim.reference import simulate_dense
 
 

@@ -60,7 +60,7 @@ def add_fault(net: LavaNetwork, kind: str) -> None:
 
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault {kind!r}; choose from {FAULT_KINDS}")
-    first = next(p for p in net.graph.populations if p.kind == "lif")
+    first = next(p for p in net.graph.populations if p.model.spiking)
     src = net.processes[first.name]
     n = net.batch * first.size
     if kind == "raise":

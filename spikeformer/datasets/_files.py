@@ -1,0 +1,61 @@
+"""Shared checks of the user-file datasets (``recordings``, ``spikes``): errors name the file and the field."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class DataFileError(ValueError):
+    """A user data file is missing, unreadable or malformed: ``{file}: field '{field}': {problem}``."""
+
+    def __init__(self, file: str | os.PathLike, field: str | None, problem: str) -> None:
+        self.file, self.field = str(file), field
+        super().__init__(f"{file}: {'' if field is None else f'field {field!r}: '}{problem}")
+
+
+def stamp(path: str | os.PathLike) -> tuple:
+    """(resolved path, mtime_ns, size) of a file, or of a directory's entries: a cache key that changes with it."""
+    p = Path(path)
+    if not p.exists():
+        raise DataFileError(p, None, "config.data_path: no such file or directory")
+    files = sorted(p.iterdir()) if p.is_dir() else [p]
+    return (str(p.resolve()),) + tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+
+
+def int_array(file: Any, field: str, a: Any, ndim: int = 1) -> np.ndarray:
+    """``a`` as an int64 array of ``ndim`` dimensions, else DataFileError naming the field."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu" or a.ndim != ndim:
+        raise DataFileError(file, field, f"expected {ndim}-d integers, got dtype {a.dtype} with shape {a.shape}")
+    return a.astype(np.int64)
+
+
+def labels_array(file: Any, labels: Any, n: int, field: str = "labels") -> np.ndarray:
+    y = int_array(file, field, labels)
+    if len(y) != n:
+        raise DataFileError(file, field, f"{len(y)} labels for {n} samples")
+    if len(y) and y.min() < 0:
+        raise DataFileError(file, field, f"labels must be ≥ 0, got {y.min()}")
+    return y
+
+
+def test_mask(file: Any, mask: Any, n: int, field: str = "is_test") -> np.ndarray | None:
+    """The file's own split as a bool mask (None: the file has none)."""
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.shape != (n,) or m.dtype.kind not in "bui" or not np.isin(m, (0, 1)).all():
+        raise DataFileError(file, field, f"expected {n} booleans (1 = test sample), got dtype {m.dtype} "
+                                         f"with shape {m.shape}")
+    m = m.astype(bool)
+    if not m.any() or m.all():
+        raise DataFileError(file, field, "the file's own split needs at least one train and one test sample")
+    return m
+
+
+def check_classes(file: Any, y: np.ndarray, classes: int) -> None:
+    if len(y) and y.max() >= classes:
+        raise ValueError(f"config.classes ({classes}) must be > every label; {file} has label {y.max()}")
