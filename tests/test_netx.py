@@ -276,3 +276,13 @@ print(utils.transforms)
 """, tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "real transforms"
+
+
+def test_lava_imports_after_the_start_method_was_set():
+    """numba's parallel launch sets multiprocessing's start method; Lava's import must still work."""
+    code = ("import multiprocessing as mp; mp.get_start_method()\n"
+            "from loihi_export import compat\ncompat.import_lava(); compat.import_netx()\n"
+            "print(mp.get_start_method())")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip().splitlines()[-1] == "fork"
