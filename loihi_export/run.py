@@ -19,11 +19,16 @@ the parent
   start *and* logged by the worker as Lava created them — so segments of other
   runs going on at the same time are never touched), and raises
   :class:`LavaRunError` carrying Lava's own message (from the worker's stderr);
-* on success does the same reaping and cleanup, so nothing is left behind.
+* on success does the same reaping and cleanup, so nothing is left behind;
+* takes SIGTERM and SIGHUP like SIGINT while it runs (``sim.signals``): the
+  exception runs the same cleanup (itself shielded from a second signal) and
+  removes the work directory; if this process is SIGKILLed instead, the worker
+  notices its parent's death and cleans up itself (``worker.die_with_parent``).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -46,6 +51,7 @@ from loihi_export.errors import LavaRunError
 from loihi_export.worker import PAYLOAD_PREFIX
 from sim.ir import AerGraph
 from sim.reference import check_inputs
+from sim.signals import deferred_interrupts, interrupts_as_exceptions
 
 SHM = Path("/dev/shm")
 FAILURE_GRACE_S = 2.0
@@ -209,8 +215,9 @@ def supervise(cmd: list[str], workdir: Path, timeout: float, memory: TreeMemory 
                 memory.poll(proc.pid, now)
             time.sleep(POLL_S)
     finally:
-        _kill_group(proc)
-        _remove_segments(shm_log, shm_before)
+        with deferred_interrupts():                 # a second signal must not stop the cleanup
+            _kill_group(proc)
+            _remove_segments(shm_log, shm_before)
     stderr = err_file.read_text(errors="replace")
     if reason is None and proc.returncode != 0:
         reason = f"worker exited with code {proc.returncode}"
@@ -228,7 +235,7 @@ def _run_chunk(graph_shape, weights_dir: Path, inputs: Mapping[str, np.ndarray],
         f.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "loihi_export.worker", str(weights_dir), str(in_file), str(out_file),
            "--record", record, "--shm-log", str(workdir / "shm.txt"), "--sequence", str(sequence),
-           "--stats", str(stats_file)]
+           "--stats", str(stats_file), "--parent-pid", str(os.getpid())]
     if period is not None:
         cmd += ["--period", str(period)]
     if inject_fault:
@@ -317,8 +324,8 @@ def run_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, timeout: floa
         raise ValueError(f"record must be one of {RECORD_MODES}, got {record!r}")
     if inject_fault is not None and inject_fault not in FAULT_KINDS:
         raise ValueError(f"inject_fault must be None or one of {FAULT_KINDS}, got {inject_fault!r}")
-    if timeout <= 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    if not 0 < timeout < math.inf:                  # NaN fails both: it would never time out
+        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout}")
     lanes, slots, period = plan(graph, batch, batch_size, sequence)
     lanes = min(lanes, batch)
     need = estimate_bytes(graph, lanes, (slots - 1) * (period or 0) + graph.ticks)
@@ -330,7 +337,7 @@ def run_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, timeout: floa
     parts: list[dict[str, np.ndarray]] = []
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="spikeformer-lava-") as tmp:
+    with interrupts_as_exceptions(), tempfile.TemporaryDirectory(prefix="spikeformer-lava-") as tmp:
         workdir = Path(tmp)
         weights_dir = LavaWeights.save(graph, workdir / "weights")
         phases["weights_s"] = time.perf_counter() - t0

@@ -2,7 +2,7 @@
 
     python -m loihi_export.worker WEIGHTS INPUTS OUT [--record packed|monitor] [--payloads]
                                   [--sequence S] [--period P] [--stats FILE]
-                                  [--shm-log FILE] [--inject-fault raise|float-lif]
+                                  [--shm-log FILE] [--parent-pid PID] [--inject-fault raise|float-lif]
 
 WEIGHTS is a ``build.LavaWeights`` directory (the graph's shape and its Lava weight
 matrices, memory-mapped: they stay in the page cache, shared with every Lava OS
@@ -16,12 +16,22 @@ axis, ``build.unpack_spikes``; with ``--payloads`` also
 calls ``stop()``. ``--stats`` gets the seconds of each phase (JSON). Every POSIX
 shared-memory segment Lava creates is appended to the ``--shm-log`` file, so the
 parent can remove exactly those if this process has to be killed.
+
+If the parent dies without cleaning up (SIGKILL), the worker cleans up itself:
+with ``--parent-pid`` it asks the kernel for SIGTERM when its parent dies
+(Linux ``PR_SET_PDEATHSIG``), and on SIGTERM, SIGHUP or SIGINT it unlinks the
+segments of its ``--shm-log``, removes the parent's work directory (the folder
+of OUT) when the parent is gone, and SIGKILLs its own process group: itself and
+every Lava process (the worker leads its own session, ``run._run_chunk``).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -88,6 +98,45 @@ def log_shared_memory(log_file: str) -> None:
     SharedMemoryManager.create_shared_memory = create_logged
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def unlink_logged_segments(log_file: str | None) -> None:
+    """Unlink every shared-memory segment named in ``log_file`` that still exists."""
+    if not log_file or not os.path.exists(log_file):
+        return
+    with open(log_file) as f:
+        names = {line.strip() for line in f if line.strip()}
+    for name in names:
+        try:
+            os.unlink(os.path.join("/dev/shm", name))
+        except OSError:
+            pass
+
+
+def die_with_parent(parent_pid: int, shm_log: str | None, workdir: str) -> None:
+    """Clean up and SIGKILL this process group on SIGTERM / SIGHUP / SIGINT, or when ``parent_pid`` dies."""
+    worker = os.getpid()
+
+    def cleanup(signum: int, frame: object) -> None:
+        if os.getpid() == worker:                       # (Lava's forked processes inherit this handler)
+            unlink_logged_segments(shm_log)
+            if os.getppid() != parent_pid:              # orphaned: nobody else removes the work directory
+                shutil.rmtree(workdir, ignore_errors=True)
+        if os.getpgrp() == worker:
+            os.killpg(worker, signal.SIGKILL)           # this worker and every Lava process it forked
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, cleanup)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (AttributeError, OSError):                   # not Linux: the parent's cleanup only
+        pass
+    if os.getppid() != parent_pid:                      # the parent died before prctl took effect
+        cleanup(signal.SIGTERM, None)
+
+
 def check_models(net: LavaNetwork) -> str:
     """Raise RuntimeError unless every process ran its bit-accurate model; return a summary."""
     return check_processes(list(net.processes.values()) + list(net.connections.values()))
@@ -116,8 +165,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--stats")
     ap.add_argument("--channel-slots", type=int, default=CHANNEL_SLOTS)
     ap.add_argument("--shm-log")
+    ap.add_argument("--parent-pid", type=int)
     ap.add_argument("--inject-fault")
     args = ap.parse_args(argv)
+    if args.parent_pid is not None:
+        die_with_parent(args.parent_pid, args.shm_log, os.path.dirname(os.path.abspath(args.out)))
 
     t0 = time.perf_counter()
     from loihi_export.build import LavaWeights, read_payloads, read_spikes, to_lava

@@ -15,7 +15,9 @@ Semantics (tick ``t``, integer):
   A synapse from a graded neuron adds ``w · g`` (then the projection's exponent
   shift) instead of ``w``. Static bounds keep every backend exact: ``|g| < 2²³``
   (24-bit payload), ``Σ|w·g| < 2³¹`` per target (Lava's int32 dot product), and a
-  LIF's ``|a| · 64 + 2²³ < 2³¹`` (Lava adds ``a_in << 6`` to u in int32).
+  LIF's ``|a| · 64 + 2²³ < 2³¹`` (Lava adds ``a_in << 6`` to u in int32) when du = 4095
+  (u does not carry over ticks), ``|a| · 64 ≤ 2²⁴`` when du < 4095 (u stays within 24 bits,
+  so it never drifts towards the int32 limit; see ``sim.numerics``).
 * ``Projection`` — synapses ``pre[i] → post[indices[k]]`` for
   ``k ∈ [indptr[i], indptr[i+1])`` with weight ``weights[k]``; a spike of
   ``pre[i]`` at tick ``t`` adds ``weights[k] << weight_exp`` to the input of
@@ -41,7 +43,8 @@ from sim.neurons import MODELS, ModelError, NeuronModel  # noqa: F401  (ModelErr
 
 PAYLOAD_MAX = (1 << 23) - 1                  # graded payload: 24-bit signed
 ACC_MAX = (1 << 31) - 1                      # Lava accumulates W·payload in int32
-LIF_INPUT_MAX = ((1 << 31) - (1 << 23)) // 64 - 1   # u + (a << 6) stays in int32
+LIF_INPUT_MAX = ((1 << 31) - (1 << 23)) // 64 - 1   # du = 4095 (no carry): u = a << 6, v + u stay in int32
+LIF_CARRY_INPUT_MAX = 1 << 18                # du < 4095: |a << 6| ≤ 2²⁴ keeps u in 24 bits (sim.numerics)
 
 
 @numba.njit(cache=True)
@@ -366,15 +369,21 @@ def input_bounds(graph: AerGraph) -> dict[str, np.ndarray]:
 
 
 def check_bounds(graph: AerGraph) -> None:
-    """Raise IRError where a graded payload or a LIF input can leave the range every backend computes exactly."""
+    """Raise IRError where a graded payload or a LIF input can leave the range every backend computes exactly.
+
+    Bounds (worst case over the inputs, ``input_bounds``): graded |g| ≤ PAYLOAD_MAX; LIF |a| ≤
+    LIF_INPUT_MAX when du = 4095, ≤ LIF_CARRY_INPUT_MAX when du < 4095 (``sim.numerics``: integer widths)."""
     bound = input_bounds(graph)
     for p in graph.populations:
         if p.is_source or not len(bound[p.name]):
             continue
         k = int(bound[p.name].argmax())
         hi = bound[p.name][k]
+        du = getattr(p.model, "du", nm.DU_MAX)       # (a CUBA LIF's current carries over ticks when du < 4095)
         limit, what = ((PAYLOAD_MAX, "the 24-bit graded payload") if p.is_graded else
-                       (LIF_INPUT_MAX, "what Lava's int32 u + (a << 6) holds"))
+                       (LIF_INPUT_MAX, "what Lava's int32 u + (a << 6) holds") if du == nm.DU_MAX else
+                       (LIF_CARRY_INPUT_MAX, f"what keeps a carried current (du = {du} < {nm.DU_MAX}) "
+                                             f"within 24 bits, |a << 6| ≤ 2²⁴"))
         if hi > limit:
             raise IRError(f"population '{p.name}'", "inputs", f"neuron {k}'s summed input can reach {hi:.0f}, beyond "
                           f"{what} (|a| ≤ {limit}); lower the weights, weight_exp or fan-in")

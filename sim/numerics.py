@@ -17,6 +17,23 @@ representable weights are the even integers in [−256, 254] (any sign mix) and
 every integer in [0, 255] / [−255, 0] for single-sign matrices. We use the
 even grid that survives every sign mode: ``w = 2·m``, ``m ∈ [−127, 127]``.
 
+Integer widths (the int32 rule). Lava's ``PyLifModelBitAcc`` promotes only the decay
+products to int64; ``a << 6``, ``u_dec + (a << 6)`` and ``v_dec + u`` are int32, and the
+24-bit wrap is one subtraction of 2²⁴, not a modulo.
+The steps (``sim.neurons.cuba_lif``) compute in int64.
+They agree exactly — and equal a true 24-bit u as Loihi 2 keeps it — only while no int32
+sum overflows, so we do not reproduce int32 wrap-around (an artefact of numpy, not of the
+chip); validation refuses every loihi graph that could reach it, naming the population and
+the bound (``sim.ir.check_bounds`` on the worst-case input |a| of each LIF neuron):
+
+* du = 4095 (u_dec = 0, nothing carries): |a| ≤ ``LIF_INPUT_MAX`` = (2³¹ − 2²³)/64 − 1, so
+  a << 6 and v_dec + u fit int32 (u = a << 6 may exceed 24 bits: Lava's one-subtraction
+  wrap, reproduced here);
+* du < 4095 (u carries): |a| ≤ ``LIF_CARRY_INPUT_MAX`` = 2¹⁸, i.e. |a << 6| ≤ 2²⁴; then
+  |u| ≤ 2²³ every tick and one subtraction is the 24-bit wrap. Beyond it u drifts past
+  24 bits and u_dec + (a << 6) overflows int32 within a few ticks (fan-in 1 028, weights
+  254, weight_exp 7, du 0: Lava and int64 differ from the 2nd tick on).
+
 ``float`` — the same dynamics in float32 with du_f = (du+1)/4096,
 dv_f = dv/4096, vth_f = vth (a unit of ``a`` is a unit of ``v``)::
 

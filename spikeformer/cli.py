@@ -1,12 +1,17 @@
 """``spikeformer`` command line: train, convert, import, simulate, export, report, sweep, demo.
 
 Every command that prints figures takes ``--json`` (one JSON object on stdout).
-Bad input (missing/corrupt files, invalid configs) prints one line
-``error: <file or option>: <problem>`` on stderr and exits with code 2.
+Bad input (missing/corrupt files, invalid configs, options out of range or not
+parsable) prints one line ``error: <file or option>: <problem>`` on stderr and
+exits with code 2. SIGINT, SIGTERM and SIGHUP stop a command the same way
+(``sim.signals``): its cleanup runs (no Lava process or shared-memory segment left,
+no half-written file), then one line ``error: interrupted by SIG…`` and exit code
+128 + the signal number (130, 143, 129), as a shell reports a signal.
 """
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from functools import wraps
 from pathlib import Path
@@ -15,6 +20,9 @@ from typing import Callable, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from sim.signals import interrupts_as_exceptions, signal_number
+from spikeformer.options import check_count, check_seconds
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train sparse spiking transformers, simulate them event by event, run them in Lava.")
@@ -38,7 +46,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn user-facing errors into one line on stderr and exit code 2."""
+    """Turn user-facing errors into one line on stderr and exit code 2, a signal into one line and 128 + its number."""
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -47,6 +55,10 @@ def friendly(fn: Callable) -> Callable:
             msg = " ".join(str(e).split())
             print(f"error: {msg}", file=sys.stderr)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt as e:          # SIGINT, SIGTERM, SIGHUP (sim.signals): the cleanup has run
+            signum = signal_number(e)
+            print(f"error: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+            raise typer.Exit(128 + signum) from None
     return wrapper
 
 
@@ -79,6 +91,8 @@ def train(out: Path = typer.Option(..., "--out", help="Run directory (created; r
     from spikeformer import presets
     from spikeformer.train import train as run_train
 
+    for name, v in (("--epochs", epochs), ("--batch-size", batch_size), ("--steps-per-epoch", steps_per_epoch)):
+        check_count(name, v)
     if (config is None) == (preset is None):
         raise ValueError("give exactly one of --config FILE or --preset NAME")
     model_cfg, train_cfg = presets.from_file(config) if config else presets.preset(preset)
@@ -113,6 +127,8 @@ def simulate(run_dir: Path = typer.Argument(..., help="Converted run directory."
              as_json: bool = JsonOpt) -> None:
     """Run test samples through the event-driven simulator; compare with the torch model."""
     from spikeformer.pipeline import simulate_run
+    check_count("--samples", samples)
+    check_count("--shards", shards)
     emit(simulate_run(run_dir, samples, progress=not as_json, trace=trace, shards=shards, scheduler=scheduler),
          as_json, "simulate")
 
@@ -125,6 +141,8 @@ def export_lava(run_dir: Path = typer.Argument(..., help="Converted run director
                 as_json: bool = JsonOpt) -> None:
     """Build Lava processes from the graph, run them on Loihi2SimCfg (fixed point), compare spikes."""
     from spikeformer.pipeline import lava_run
+    check_count("--samples", samples)
+    check_seconds("--timeout", timeout)
     emit(lava_run(run_dir, samples, timeout), as_json, "export lava")
 
 
@@ -170,6 +188,8 @@ def _import_command(fmt: str, description: str) -> None:
                                                                      "as snnTorch)."),
                 as_json: bool = JsonOpt) -> None:
         from spikeformer.imported import import_run
+        check_count("--timesteps", timesteps)
+        check_seconds("--dt", dt)
         emit(import_run(fmt, source, out, numerics=numerics, inputs=inputs, dataset=dataset, timesteps=timesteps,
                         dt=dt), as_json, f"import {fmt}")
     command.__doc__ = f"Import a {description.split(':')[0]} into a run directory (simulate, export, report read it)."
@@ -188,7 +208,7 @@ _register_imports()
 @app.command()
 @friendly
 def report(run_dir: Path = typer.Argument(..., help="Run directory with a simulation (`spikeformer simulate`)."),
-           chips: Optional[int] = typer.Option(None, "--chips", min=1,
+           chips: Optional[int] = typer.Option(None, "--chips",
                                                help="Cap on Loihi 2 chips (default: as many as the graph needs)."),
            cores_per_chip: int = typer.Option(128, "--cores-per-chip", help="Neuro-cores per chip (Loihi 2: 128)."),
            as_json: bool = JsonOpt) -> None:
@@ -196,6 +216,8 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory with a simula
     from sim.plots import report_figure
     from spikeformer.pipeline import report_run
 
+    check_count("--chips", chips)
+    check_count("--cores-per-chip", cores_per_chip)
     figures, mapping, result, graph = report_run(run_dir, chips, cores_per_chip)
     figures["png"] = str(report_figure(graph, mapping, result, figures, Path(run_dir) / "report.png"))
     emit(figures, as_json, "report (per inference)")
@@ -211,6 +233,7 @@ def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="Run director
     from spikeformer.pipeline import convert_run, lava_run, simulate_run
     from spikeformer.train import train as run_train
 
+    check_count("--lava-samples", lava_samples)
     say = (lambda *a: None) if as_json else err.print
     model_cfg, train_cfg = presets.preset("demo")
     say(f"[bold]1/4 train[/] preset 'demo' → {out}")
@@ -267,9 +290,9 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
     if over not in ("hd", "model"):
         raise ValueError(f"--over must be 'hd' or 'model', got {over!r}")
     dim_list = parse_dims(dims)
-    for name, v in (("--epochs", epochs), ("--threads", threads)):
-        if v is not None and v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v}")
+    for name, v in (("--active-bits", active_bits), ("--epochs", epochs), ("--samples", samples),
+                    ("--threads", threads)):
+        check_count(name, v)
     model_cfg, train_cfg = presets.from_file(config) if config else presets.preset(preset or "demo")
     if epochs is not None:
         train_cfg.epochs = epochs
@@ -342,8 +365,25 @@ def _model_sweep(dims: list[int], k: Optional[int], fan_in: Optional[int], seeds
     Console().print(f"sparse synaptic ops per inference, max/min over D: {figures['sparse_synops_max_over_min']:.3f}")
 
 
-def main() -> None:
-    app()
+def _click_exception() -> type[Exception]:
+    """click's ClickException (typer ≥ 0.20 vendors click: reached through typer.BadParameter)."""
+    return next(k for k in typer.BadParameter.__mro__ if k.__name__ == "ClickException")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; click's own errors (unknown option, unparsable number, missing argument) are one line too."""
+    click_exception = _click_exception()
+    with interrupts_as_exceptions():
+        try:
+            code = typer.main.get_command(app).main(args=argv, prog_name="spikeformer", standalone_mode=False)
+        except click_exception as e:
+            if type(e).__name__ != "NoArgsIsHelpError":     # (that one has printed the help)
+                print(f"error: {' '.join(e.format_message().split())}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except typer.Abort:                                 # end of input at a prompt
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from sim import numerics as nm
 from spikeformer.attention import check_attention
 from spikeformer.attention_torch import ATTENTION
 from spikeformer import datasets
+from spikeformer.config import check_fields
 from spikeformer.neurons import LifParams, lif_sequence, quantize_mantissa
 from spikeformer.sparsity import WEIGHT_KINDS, check_fan_in, check_sparsity, int8_on_support, support_mask, ternary
 from spikeformer.spec import build_spec
@@ -86,6 +87,7 @@ class ModelConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_fields(self, "config")                       # exact types: a bool is not an int
         for name in ("tokens", "features", "dim", "depth", "heads", "mlp_ratio", "timesteps", "classes", "levels"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"config.{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -102,6 +104,8 @@ class ModelConfig:
         check_wta(self.wta_rule, "hidden_k", self.hidden_k, hidden, "hidden")
         check_wta(self.wta_rule, "stream_k", self.stream_k, self.dim, "stream")
         LifParams(du=nm.DU_MAX, dv=self.dv, vth=self.vth)   # validates dv, vth
+        if not self.init_gain > 0:
+            raise ValueError(f"config.init_gain must be > 0, got {self.init_gain!r}")
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
         check_sparsity(self.weight_sparsity)

@@ -30,6 +30,7 @@ import json
 from pathlib import Path
 
 from spikeformer import datasets
+from spikeformer.config import check_keys
 from spikeformer.model import ModelConfig
 from spikeformer.train import CheckpointError, TrainConfig
 
@@ -64,16 +65,32 @@ for _name in ("large", "large-kwta", "events64"):      # one budget, so the accu
     PRESETS[_name]["train"] = dict(EVENTS64_TRAIN)
 
 
+SECTIONS = {"model": ModelConfig, "train": TrainConfig}
+
+
 def configs_from_dict(d: dict, source: str) -> tuple[ModelConfig, TrainConfig]:
-    """Build configs from ``{"model": ..., "train": ...}``; errors name ``source``."""
-    if not isinstance(d, dict) or not set(d) <= {"model", "train"}:
-        raise CheckpointError(f"{source}: expected an object with keys 'model' and 'train'")
-    model = dict(d.get("model", {}))
+    """The one config validator: ``{"model": {...}, "train": {...}}`` → configs; errors name ``source``.
+
+    Used for config files, presets and every run directory's config.json, so all
+    commands refuse the same things: a missing ``model`` section (``train`` may be left
+    out: TrainConfig's defaults), unknown sections or keys, and any field not exactly of
+    its type (``spikeformer.config``: a bool is not an int, floats are finite)."""
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{source}: expected an object with sections 'model' and 'train'")
+    unknown = sorted(set(d) - set(SECTIONS))
+    if unknown:
+        raise CheckpointError(f"{source}: unknown section '{unknown[0]}' (expected 'model' and 'train')")
+    if "model" not in d:
+        raise CheckpointError(f"{source}: missing section 'model' (the model to train; e.g. {{\"model\": {{}}}} "
+                              f"for the defaults)")
     try:
-        model = datasets.get(model.get("dataset", ModelConfig.dataset)).defaults(model)
+        for section, cls in SECTIONS.items():
+            check_keys(d.get(section, {}), cls, section)
     except ValueError as e:
         raise CheckpointError(f"{source}: {e}") from None
+    model = dict(d["model"])
     try:
+        model = datasets.get(model.get("dataset", ModelConfig.dataset)).defaults(model)
         return ModelConfig(**model), TrainConfig(**d.get("train", {}))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{source}: {e}") from None

@@ -12,7 +12,13 @@ The split is the run's (config.dataset, data_path, split_seed, test_fraction); e
 evaluates on it and refuses data whose test set no longer matches ``split.json``.
 
 Every file is written to a temporary name and renamed, so a crash leaves the
-previous checkpoint intact; ``train`` resumes from ``train_state.pt``.
+previous checkpoint intact; an epoch's three files are written with SIGINT,
+SIGTERM and SIGHUP held (``sim.signals.deferred_interrupts``), so a signal never
+leaves weights of one epoch beside the optimizer state of another. ``train``
+resumes from ``train_state.pt``.
+
+``train`` writes only into an empty (or new) directory or one holding this
+run's own resumable state (``check_out_dir``): never over another run's files.
 """
 from __future__ import annotations
 
@@ -28,7 +34,9 @@ import torch
 from tqdm.auto import tqdm
 
 from sim.io import atomic_write
+from sim.signals import deferred_interrupts
 from spikeformer import datasets
+from spikeformer.config import check_fields
 from spikeformer.datasets import Split
 from spikeformer.memory import check_training_memory
 from spikeformer.model import ModelConfig, SpikingTransformer
@@ -47,15 +55,23 @@ class TrainConfig:
     steps_per_epoch: int | None = None   # at most this many batches per epoch (smoke runs); None = all
 
     def __post_init__(self) -> None:
+        check_fields(self, "train")                         # exact types: a bool is not an int, floats finite
         for name in ("epochs", "batch_size", "threads"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+            if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.steps_per_epoch is not None and (isinstance(self.steps_per_epoch, bool)
-                                                 or not isinstance(self.steps_per_epoch, int)
-                                                 or self.steps_per_epoch < 1):
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"train.steps_per_epoch must be null or a positive integer, got {self.steps_per_epoch!r}")
         if not self.lr > 0:
             raise ValueError(f"train.lr must be > 0, got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"train.weight_decay must be ≥ 0, got {self.weight_decay!r}")
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise ValueError(f"train.seed must be in [0, {SEED_LIMIT}), got {self.seed!r}")
+        if self.shift < 0:
+            raise ValueError(f"train.shift must be ≥ 0, got {self.shift!r}")
+
+
+SEED_LIMIT = 1 << 32          # seeds torch (seed·1000 + epoch) and numpy ([seed, epoch]: non-negative)
 
 
 TEMPERATURE_LR_RATIO = 0.02
@@ -96,11 +112,11 @@ def torch_load(path: Path) -> dict:
 
 
 def load_config(run_dir: Path) -> tuple[ModelConfig, TrainConfig]:
-    cfg = read_json(Path(run_dir) / "config.json")
-    try:
-        return ModelConfig(**cfg["model"]), TrainConfig(**cfg.get("train", {}))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{Path(run_dir) / 'config.json'}: invalid config ({e})") from None
+    """The run's config.json, through the one validator (``presets.configs_from_dict``)."""
+    from spikeformer.presets import configs_from_dict
+
+    path = Path(run_dir) / "config.json"
+    return configs_from_dict(read_json(path), str(path))
 
 
 def load_model(run_dir: str | os.PathLike) -> SpikingTransformer:
@@ -180,6 +196,48 @@ class TrainResult:
     seconds: float
 
 
+STATE_FILES = ("config.json", "split.json", "model.pt", "train_state.pt", "metrics.json")
+# what the later steps write into a run directory (spikeformer.pipeline, the CLI's export and report)
+OUTPUT_FILES = ("graph.aer.npz", "simulation.json", "simulation.npz", "report.json", "report.png", "lava.json",
+                "model.nir", "model.net.h5")
+
+
+def check_out_dir(out: Path, config: dict) -> None:
+    """Refuse ``out`` unless it is new, empty, or this run's own resumable state; nothing is written here.
+
+    Own state: a config.json equal to ``config`` and split.json (a run that stopped before its
+    first checkpoint), plus model.pt, train_state.pt and metrics.json when train_state.pt
+    exists; the later steps' OUTPUT_FILES only beside a finished checkpoint (resuming
+    an unfinished one would change the weights under them). Leftover temporary files
+    of an interrupted write of a state file are removed."""
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"--out {out}: is an existing file, not a run directory; give a new or empty directory")
+    if not out.is_dir():
+        return
+    names = sorted(p.name for p in out.iterdir())
+    temps = [n for n in names if n.endswith(".tmp") and n.startswith(STATE_FILES)]
+    names = [n for n in names if n not in temps]
+    if not names:
+        return
+    same = lambda: read_json(out / "config.json") == json.loads(json.dumps(config))  # noqa: E731
+    if "train_state.pt" in names and "config.json" in names:
+        if not same():
+            raise CheckpointError(f"{out / 'config.json'}: differs from the requested config; "
+                                  f"use a new --out directory")
+        finished = int(torch_load(out / "train_state.pt").get("epoch", -1)) == config["train"]["epochs"]
+        foreign = [n for n in names if n not in STATE_FILES and not (finished and n in OUTPUT_FILES)]
+    else:                                   # no checkpoint: at most this config's config.json (and split.json)
+        foreign = [n for n in names if n not in ("config.json", "split.json")]
+        if not foreign and ("config.json" not in names or not same()):
+            foreign = names
+    if foreign:
+        raise CheckpointError(f"--out {out}: holds files that are not this run's resumable state "
+                              f"({', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''}); "
+                              f"refusing to overwrite them: give a new or empty directory")
+    for n in temps:
+        (out / n).unlink(missing_ok=True)
+
+
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike,
           progress: bool = True, device: str = "auto",
           checkpoint: bool = False) -> TrainResult:
@@ -189,6 +247,9 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
     ``checkpoint``: recompute each block in backward (less memory, ~1.3× the time).
     The training memory is estimated first (``spikeformer.memory``); a run that
     cannot fit raises MemoryError before anything is written."""
+    out = Path(out_dir)
+    config = {"model": model_cfg.to_dict(), "train": asdict(train_cfg)}
+    check_out_dir(out, config)
     dataset = datasets.get(model_cfg.dataset)
     data = load_dataset(model_cfg)
     if train_cfg.shift:                                 # an error where the dataset has no such augmentation
@@ -196,7 +257,6 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False       # TF32 would round the integer currents
-    out = Path(out_dir)
     torch.set_num_threads(train_cfg.threads)
     torch.manual_seed(train_cfg.seed)
     x_tr, x_te = encode(model_cfg, data.x_train), encode(model_cfg, data.x_test)     # bool spikes
@@ -204,7 +264,10 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
     model = SpikingTransformer(model_cfg).to(dev)
     check_training_memory(model, x_tr[:1].to(dev), train_cfg.batch_size, checkpoint)
     model.checkpoint_blocks = checkpoint
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"--out {out}: cannot create the directory ({e.strerror})") from None
     # weights live in integer mantissa units (lr ~ 0.5); the log-temperature wants a small step
     groups = [{"params": [p for n, p in model.named_parameters() if n != "log_temperature"]},
               {"params": [model.log_temperature], "lr": train_cfg.lr * TEMPERATURE_LR_RATIO}]
@@ -214,12 +277,9 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
     steps = train_cfg.epochs * per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[train_cfg.lr, train_cfg.lr * TEMPERATURE_LR_RATIO],
                                                 total_steps=steps, pct_start=0.15)
-    config = {"model": model_cfg.to_dict(), "train": asdict(train_cfg)}
     start_epoch, history, seconds = 0, [], 0.0
     state_path = out / "train_state.pt"
-    if state_path.exists():
-        if read_json(out / "config.json") != json.loads(json.dumps(config)):
-            raise CheckpointError(f"{out / 'config.json'}: differs from the requested config; use a new --out directory")
+    if state_path.exists():                                 # check_out_dir: config.json equals config
         st = torch_load(state_path)
         model.load_state_dict(torch_load(out / "model.pt"))
         model.to(dev)
@@ -260,11 +320,14 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{train_cfg.epochs}  loss {loss_sum / total:.4f}  "
                        f"train acc {correct / total:.4f}  ({seconds:.0f} s)")
-        atomic_write(out / "model.pt", lambda p: torch.save({k: v.cpu() for k, v in model.state_dict().items()}, p))
-        atomic_write(state_path, lambda p: torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                                                       "rng": torch.get_rng_state(), "epoch": epoch + 1,
-                                                       "seconds": seconds}, p))
-        write_json(out / "metrics.json", {"history": history})
+        with deferred_interrupts():                          # the three files of one epoch, or none
+            atomic_write(out / "model.pt",
+                         lambda p: torch.save({k: v.cpu() for k, v in model.state_dict().items()}, p))
+            atomic_write(state_path, lambda p: torch.save({"optimizer": opt.state_dict(),
+                                                           "scheduler": sched.state_dict(),
+                                                           "rng": torch.get_rng_state(), "epoch": epoch + 1,
+                                                           "seconds": seconds}, p))
+            write_json(out / "metrics.json", {"history": history})
     test_acc = evaluate(model, x_te, data.y_test)
     train_acc = history[-1]["train_accuracy"] if history else float("nan")
     write_json(out / "metrics.json", {"history": history, "test_accuracy": test_acc,

@@ -35,7 +35,13 @@ def train_tiny(out, kind: str):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A trained `tiny` preset run directory (SDSA) with its AER graph converted (~10 s)."""
+    """A trained `tiny` preset run directory (SDSA) with its AER graph converted (~10 s).
+
+    $SPIKEFORMER_TEST_TINY_RUN names one trained before (tools/mutation_pass.py: one per pass, not per mutant);
+    tests only read it or copy it."""
+    if os.environ.get("SPIKEFORMER_TEST_TINY_RUN"):
+        from pathlib import Path
+        return Path(os.environ["SPIKEFORMER_TEST_TINY_RUN"])
     return train_tiny(tmp_path_factory.mktemp("tiny_run"), "sdsa")
 
 

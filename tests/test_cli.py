@@ -28,10 +28,43 @@ def assert_user_error(p: subprocess.CompletedProcess, *needles: str) -> None:
         assert n in lines[0], (n, lines[0])
 
 
-def test_every_command_has_help():
-    for args in ([], ["train"], ["convert"], ["simulate"], ["export"], ["export", "lava"], ["demo"]):
-        p = run(*args, "--help")
-        assert p.returncode == 0 and "Usage" in p.stdout, (args, p.stderr)
+# every command: the words of its own help (its summary, each option and argument), so a command
+# whose help is another's, or has lost an option, fails
+HELP = {
+    (): ["Usage: spikeformer [OPTIONS] COMMAND", "simulate them event by event", "train", "convert", "simulate",
+         "report", "demo", "sweep", "export", "import"],
+    ("train",): ["Train a spiking transformer on its dataset", "--out", "--config", "--preset", "--epochs",
+                 "--batch-size", "--steps-per-epoch", "--device", "--checkpoint", "--no-checkpoint", "--json"],
+    ("convert",): ["Lower the trained model to an AER graph file", "run_dir", "--json"],
+    ("simulate",): ["Run test samples through the event-driven simulator", "run_dir", "--samples", "--trace",
+                    "--shards", "--scheduler", "--json"],
+    ("export",): ["Export a converted model to another runtime", "lava", "nir", "netx"],
+    ("export", "lava"): ["Build Lava processes from the graph", "run_dir", "--samples", "--timeout", "--json"],
+    ("export", "nir"): ["Write the graph as a NIR file", "run_dir", "--json"],
+    ("export", "netx"): ["Write the graph as a lava-dl netx HDF5 file", "run_dir", "--json"],
+    ("import",): ["Import a model from another framework into a run directory", "nir"],
+    ("import", "nir"): ["Import a NIR graph (.nir / .h5) into a run directory", "source", "--out", "--numerics",
+                        "--inputs", "--dataset", "--timesteps", "--dt", "--json"],
+    ("report",): ["Map onto Loihi 2 cores/chips and estimate energy", "run_dir", "--chips", "--cores-per-chip",
+                  "--json"],
+    ("demo",): ["Train the demo preset, convert, simulate all test digits", "--out", "--lava-samples", "--json"],
+    ("sweep",): ["Train, convert and simulate one model per width D", "--dims", "--active-bits", "--out",
+                 "--preset", "--config", "--epochs", "--samples", "--threads", "--json"],
+}
+
+
+def test_every_command_has_its_own_help(monkeypatch):
+    import re
+    from test_faults import cli
+    monkeypatch.setenv("COLUMNS", "400")                  # one line per option: phrases are not wrapped
+    for args, words in HELP.items():
+        p = cli(*args, "--help")
+        text = re.sub(r"\x1b\[[0-9;]*m", "", p.stdout)
+        assert p.returncode == 0, (args, p.stderr)
+        for w in words:
+            assert re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text), (args, w, text)
+        usage = f"Usage: spikeformer {' '.join(args)}".rstrip()
+        assert usage in text, (args, usage)
 
 
 def test_train_convert_simulate_json_contract(tmp_path):

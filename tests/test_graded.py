@@ -2,6 +2,8 @@
 (synapses linear in depth, every stream LIF fed exactly the zero-delay current R)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -151,6 +153,52 @@ def test_lif_input_beyond_lavas_int32_shift_is_refused():
         lif(4, 0)
     with pytest.raises(IRError, match=r"population 'o'"):
         lif(2, 1)
+
+
+def saturating_graph(fan_in: int, weight_exp: int = 7, du: int = 4095) -> AerGraph:
+    """The issue's case: a LIF population with fan-in ``fan_in``, weights ±254, weight_exp 7; all-ones input
+    saturates it (neuron 0 all +254, neuron 1 all −254, neuron 2 mixed)."""
+    w = np.full((3, fan_in), 254, np.int16)
+    w[1] = -254
+    w[2, ::2] = -254
+    pops = (Population("in", fan_in, Input()), Population("sat", 3, CubaLIF(du, 0, 1000), depth=1))
+    return AerGraph("loihi", pops, (Projection.from_dense("in->sat", "in", "sat", w, weight_exp=weight_exp),), None, 3)
+
+
+def test_saturating_graph_beyond_lavas_int32_is_refused_naming_population_and_bound(tmp_path):
+    """fan-in 1 200 · 254 · 2⁷ = 39 014 400 > LIF_INPUT_MAX: Lava would overflow int32 in a_in << 6,
+    so validation refuses it (the choice documented in sim.numerics); 1 028 inputs (33 422 336) fit."""
+    from sim.io import load_graph, save_graph
+    assert 1028 * 254 * 128 <= LIF_INPUT_MAX < 1029 * 254 * 128
+    saturating_graph(1028)
+    with pytest.raises(IRError, match=rf"^population 'sat': field 'inputs': neuron 0's summed input can reach "
+                                      rf"39014400, beyond what Lava's int32 u \+ \(a << 6\) holds "
+                                      rf"\(\|a\| ≤ {LIF_INPUT_MAX}\)"):
+        saturating_graph(1200)
+    # a carried current (du < 4095) must stay within 24 bits: |a| ≤ 2¹⁸ (8 inputs of 254 << 7 fit, 9 do not)
+    from sim.ir import LIF_CARRY_INPUT_MAX
+    assert 8 * 254 * 128 <= LIF_CARRY_INPUT_MAX < 9 * 254 * 128
+    saturating_graph(8, du=4094)
+    saturating_graph(1028)
+    for du in (0, 4094):
+        with pytest.raises(IRError, match=rf"^population 'sat'.*292608.*du = {du} < 4095.*\|a << 6\| ≤ 2²⁴"):
+            saturating_graph(9, du=du)
+    with pytest.raises(IRError, match=r"population 'sat'.*33422336.*du = 0 < 4095"):
+        saturating_graph(1028, du=0)
+    # the same graph as a file (saved with weight_exp 6, edited to 7) is refused when any command loads it
+    save_graph(saturating_graph(1200, weight_exp=6), tmp_path / "graph.aer.npz")
+    with np.load(tmp_path / "graph.aer.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(arrays["header"].tobytes())
+    header["projections"][0]["weight_exp"] = 7
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    with open(tmp_path / "graph.aer.npz", "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(IRError, match=rf"population 'sat'.*39014400.*\|a\| ≤ {LIF_INPUT_MAX}"):
+        load_graph(tmp_path / "graph.aer.npz")
+    from test_faults import cli
+    from test_cli import assert_user_error
+    assert_user_error(cli("simulate", str(tmp_path)), "population 'sat'", "39014400", f"|a| ≤ {LIF_INPUT_MAX}")
 
 
 def test_int32_accumulator_is_checked_before_the_exponent_shift():

@@ -370,6 +370,35 @@ def test_bad_arguments_are_refused():
         run_lava(g, x, inject_fault="segfault")
     with pytest.raises(ValueError, match="inputs"):
         run_lava(g, {"in": np.ones((1, 6, 11), bool)})
+    for t in (0, -1.0, float("nan"), float("inf")):             # NaN would never time out
+        with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0"):
+            run_lava(g, x, timeout=t)
+
+
+def test_lava_equals_engine_at_the_int32_bounds():
+    """The largest inputs validation accepts (sim.numerics: the int32 rule), saturating: 1 028 inputs of
+    ±254 << 7 into a du = 4095 LIF (|a| = 33 422 336 ≤ LIF_INPUT_MAX) and 8 into carried currents
+    (du 0 and 2048: |a| = 260 096 ≤ 2¹⁸)."""
+    from sim.ir import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
+    w = np.full((3, 1028), 254, np.int16)
+    w[1] = -254
+    w[2, ::2] = -254
+    carry = np.where(np.arange(1028) < 8, w, 0).astype(np.int16)
+    pops = (Population("in", 1028, Input()), Population("sat", 3, CubaLIF(4095, 0, 1000), depth=1),
+            Population("c0", 3, CubaLIF(0, 0, 1000), depth=1), Population("c1", 3, CubaLIF(2048, 7, 1000), depth=1))
+    projs = tuple(Projection.from_dense(f"in->{p}", "in", p, m, weight_exp=7)
+                  for p, m in (("sat", w), ("c0", carry), ("c1", carry)))
+    g = AerGraph("loihi", pops, projs, None, 6)
+    assert 1028 * 254 * 128 <= LIF_INPUT_MAX and 8 * 254 * 128 <= LIF_CARRY_INPUT_MAX
+    rng = np.random.default_rng(3)
+    x = {"in": np.concatenate([np.ones((1, 6, 1028), bool), rng.random((1, 6, 1028)) < 0.8])}
+    before = _snapshot()
+    lava = run_lava(g, x, timeout=300)
+    assert_same_spikes(g, lava, simulate(g, x).spikes)
+    assert_same_spikes(g, lava, simulate_dense(g, x))
+    assert all(lava[p].any() for p in ("sat", "c0", "c1"))
+    kids, shm = _leftovers(before)
+    assert kids == [] and shm == set()
 
 
 # -- graded relays ---------------------------------------------------------------------------------

@@ -1,0 +1,205 @@
+"""Hand-made mutation pass over sim/numerics.py, sim/cost.py and the CLI's input checks.
+
+    python tools/mutation_pass.py [GROUP ...] [--out docs/mutation-pass.md]
+
+Each mutant replaces one exact snippet (it must occur exactly once) in one file, runs
+that group's tests (``pytest -x``), and restores the file. A mutant is *killed* when
+the tests fail. Groups run their unmutated tests first (they must pass). The cost and
+CLI groups read one tiny run trained up front ($SPIKEFORMER_TEST_TINY_RUN, conftest).
+Writes a Markdown table of every mutant and its outcome.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GROUP_TESTS = {
+    "numerics": ["tests/test_numerics.py"],
+    "cost": ["tests/test_report.py", "-k", "not cli"],
+    "cli": ["tests/test_faults.py", "tests/test_cli.py", "-k",
+            "numeric or in_range or config_defect or train_out or help"],
+}
+
+# (group, file, snippet, replacement)
+MUTANTS: list[tuple[str, str, str, str]] = [
+    # -- sim/numerics.py: constants
+    ("numerics", "sim/numerics.py", "DS_OFFSET = 1 ", "DS_OFFSET = 0 "),
+    ("numerics", "sim/numerics.py", "DM_OFFSET = 0\n", "DM_OFFSET = 1\n"),
+    ("numerics", "sim/numerics.py", "ACT_SHIFT = 6 ", "ACT_SHIFT = 5 "),
+    ("numerics", "sim/numerics.py", "VTH_SHIFT = 6 ", "VTH_SHIFT = 7 "),
+    ("numerics", "sim/numerics.py", "UV_MAX = 1 << 23 ", "UV_MAX = 1 << 24 "),
+    ("numerics", "sim/numerics.py", "DECAY_SHIFT = 12 ", "DECAY_SHIFT = 11 "),
+    ("numerics", "sim/numerics.py", "DU_MAX = DV_MAX = 4095 ", "DU_MAX = DV_MAX = 4094 "),
+    ("numerics", "sim/numerics.py", "VTH_MAX = (1 << 17) - 1 ", "VTH_MAX = (1 << 17) "),
+    ("numerics", "sim/numerics.py", "W_MIN, W_MAX = -254, 254 ", "W_MIN, W_MAX = -256, 254 "),
+    ("numerics", "sim/numerics.py", "W_MANT_MIN, W_MANT_MAX = -127, 127\n", "W_MANT_MIN, W_MANT_MAX = -127, 128\n"),
+    ("numerics", "sim/numerics.py", "MAX_DELAY = 64 ", "MAX_DELAY = 65 "),
+    # -- lava_weights
+    ("numerics", "sim/numerics.py", "return ((np.clip(w, -256, 255) >> 1) << 1)", "return (np.clip(w, -256, 255))"),
+    ("numerics", "sim/numerics.py", "return np.clip(w, 0, 255).astype", "return np.clip(w, 0, 254).astype"),
+    ("numerics", "sim/numerics.py", "return -np.clip(-w, 0, 255)", "return -np.clip(-w, 0, 256)"),
+    # -- numpy reference step
+    ("numerics", "sim/numerics.py", "np.sign(du_prod) * (np.abs(du_prod) >> DECAY_SHIFT)", "(du_prod >> DECAY_SHIFT)"),
+    ("numerics", "sim/numerics.py", "np.sign(dv_prod) * (np.abs(dv_prod) >> DECAY_SHIFT)", "(dv_prod >> DECAY_SHIFT)"),
+    ("numerics", "sim/numerics.py", "np.where(u_new > UV_MAX, u_new - 2 * UV_MAX", "np.where(u_new >= UV_MAX, u_new - 2 * UV_MAX"),
+    ("numerics", "sim/numerics.py", "np.where(u_new <= -UV_MAX, u_new + 2 * UV_MAX",
+     "np.where(u_new < -UV_MAX, u_new + 2 * UV_MAX"),
+    ("numerics", "sim/numerics.py", "np.clip(v_new, -UV_MAX + 1, UV_MAX - 1)", "np.clip(v_new, -UV_MAX, UV_MAX)"),
+    ("numerics", "sim/numerics.py", "s = v_new > (np.asarray(vth, np.int64) << VTH_SHIFT)",
+     "s = v_new >= (np.asarray(vth, np.int64) << VTH_SHIFT)"),
+    ("numerics", "sim/numerics.py", "v_new = np.where(s, 0, v_new)", "v_new = v_new"),
+    # -- numba scalar step
+    ("numerics", "sim/numerics.py", "        un = -((-p) >> DECAY_SHIFT)", "        un = p >> DECAY_SHIFT"),
+    ("numerics", "sim/numerics.py", "        vn = -((-q) >> DECAY_SHIFT)", "        vn = q >> DECAY_SHIFT"),
+    ("numerics", "sim/numerics.py", "    if un > UV_MAX:", "    if un >= UV_MAX:"),
+    ("numerics", "sim/numerics.py", "    elif un <= -UV_MAX:", "    elif un < -UV_MAX:"),
+    ("numerics", "sim/numerics.py", "    if vn > UV_MAX - 1:", "    if vn > UV_MAX:"),
+    ("numerics", "sim/numerics.py", "    elif vn < -UV_MAX + 1:", "    elif vn < -UV_MAX:"),
+    ("numerics", "sim/numerics.py", "    spiked = vn > (np.int64(vth) << VTH_SHIFT)", "    spiked = vn >= (np.int64(vth) << VTH_SHIFT)"),
+    ("numerics", "sim/numerics.py", "    if spiked:\n        vn = 0\n", "    if spiked:\n        vn = vn\n"),
+    # -- float steps and the exponent shift
+    ("numerics", "sim/numerics.py", "    s = v_new > np.asarray(vth, f32)", "    s = v_new >= np.asarray(vth, f32)"),
+    ("numerics", "sim/numerics.py", "u_new = (np.asarray(u, f32) * (f32(1) - np.asarray(du, f32))",
+     "u_new = (np.asarray(u, f32) * (f32(1) - 2 * np.asarray(du, f32))"),
+    ("numerics", "sim/numerics.py", "    spiked = vn > np.float32(vth)", "    spiked = vn >= np.float32(vth)"),
+    ("numerics", "sim/numerics.py", "un = np.float32(np.float32(u) * (np.float32(1.0) - np.float32(du)) + np.float32(a))",
+     "un = np.float32(np.float32(u) * (np.float32(1.0) - np.float32(du)))"),
+    ("numerics", "sim/numerics.py", "acc >> (-weight_exp)", "acc >> (1 - weight_exp)"),
+    ("numerics", "sim/numerics.py", "return acc << weight_exp if weight_exp >= 0", "return acc << weight_exp if weight_exp > 0"),
+    # -- sim/cost.py: constants
+    ("cost", "sim/cost.py", "E_SYNOP = 23.6e-12", "E_SYNOP = 2.36e-12"),
+    ("cost", "sim/cost.py", "E_UPDATE_ACTIVE = 52e-12", "E_UPDATE_ACTIVE = 21e-12"),
+    ("cost", "sim/cost.py", "E_UPDATE_IDLE = 21e-12", "E_UPDATE_IDLE = 0.0"),
+    ("cost", "sim/cost.py", "E_SPIKE_CORE = 1.7e-12", "E_SPIKE_CORE = 3.5e-12"),
+    ("cost", "sim/cost.py", "E_SPIKE_HOP = 3.5e-12", "E_SPIKE_HOP = 1.7e-12"),
+    ("cost", "sim/cost.py", "E_CHIP_HOP = 10 * E_SPIKE_HOP", "E_CHIP_HOP = E_SPIKE_HOP"),
+    ("cost", "sim/cost.py", "T_SYNOP = 3.5e-9", "T_SYNOP = 0.0"),
+    ("cost", "sim/cost.py", "T_UPDATE = 5.3e-9", "T_UPDATE = 53e-9"),
+    ("cost", "sim/cost.py", "T_BARRIER = 465e-9", "T_BARRIER = 0.0"),
+    ("cost", "sim/cost.py", "T_CHIP_HOP = 100e-9", "T_CHIP_HOP = 10e-9"),
+    ("cost", "sim/cost.py", "E_AC_45NM = 0.9e-12", "E_AC_45NM = 4.6e-12"),
+    ("cost", "sim/cost.py", "E_MAC_45NM = 4.6e-12", "E_MAC_45NM = 0.9e-12"),
+    ("cost", "sim/cost.py", "E_INT8_MAC = 0.23e-12", "E_INT8_MAC = 0.2e-12"),
+    ("cost", "sim/cost.py", "E_INT8_ADD = 0.03e-12", "E_INT8_ADD = 0.0"),
+    ("cost", "sim/cost.py", "E_SRAM_BYTE = 20e-12 / 8", "E_SRAM_BYTE = 20e-12 / 64"),
+    ("cost", "sim/cost.py", "MESH_COLS = 16 ", "MESH_COLS = 8 "),
+    # -- message costs
+    ("cost", "sim/cost.py", "e = e_hop * max(mesh, 1)", "e = e_hop * mesh"),
+    ("cost", "sim/cost.py", "            if s < 0:", "            if s <= 0:"),
+    ("cost", "sim/cost.py", "                energy[i] += e_core", "                energy[i] += e_hop"),
+    ("cost", "sim/cost.py", "h = abs(sc // chip_cols - dc // chip_cols) + abs(sc % chip_cols - dc % chip_cols)",
+     "h = abs(sc % chip_cols - dc % chip_cols)"),
+    ("cost", "sim/cost.py", "mesh = abs(sp // mesh_cols - dp // mesh_cols) + abs(sp % mesh_cols - dp % mesh_cols)",
+     "mesh = abs(sp - dp)"),
+    ("cost", "sim/cost.py", "                inter_core[i] += 1", "                inter_core[i] += 2"),
+    ("cost", "sim/cost.py", "                hops_max[i] = max(hops_max[i], h)", "                hops_max[i] = h"),
+    # -- the report's formulas
+    ("cost", "sim/cost.py", "idle = n_on_chip * graph.ticks - active", "idle = n_on_chip * graph.timesteps - active"),
+    ("cost", "sim/cost.py", ".max(axis=2, initial=0.0) + T_BARRIER", ".sum(axis=2) + T_BARRIER"),
+    ("cost", "sim/cost.py", "macs = float(graph.n_synapses)", "macs = float(graph.n_neurons)"),
+    ("cost", "sim/cost.py", "activations * 2 * E_SRAM_BYTE", "activations * E_SRAM_BYTE"),
+    ("cost", "sim/cost.py", "e_update = E_INT8_ADD + 2 * 3 * E_SRAM_BYTE", "e_update = E_INT8_ADD + 2 * 2 * E_SRAM_BYTE"),
+    ("cost", "sim/cost.py", "(e_ann8 - active * e_update)", "(e_ann8 + active * e_update)"),
+    ("cost", "sim/cost.py", "capacity = graph.ticks * graph.n_synapses", "capacity = graph.timesteps * graph.n_synapses"),
+    ("cost", "sim/cost.py", 'winner="spiking" if e_snn < e_ann8', 'winner="spiking" if e_snn > e_ann8'),
+    ("cost", "sim/cost.py", "out = np.maximum(out, fired * v)", "out = out + fired * v"),
+    ("cost", "sim/cost.py", "messages=float(counts @ deg)", "messages=float(counts @ inter_core)"),
+    ("cost", "sim/cost.py", "host_messages=float(counts @ host)", "host_messages=float(counts @ inter_chip)"),
+    ("cost", "sim/cost.py", "energy_inter_chip_joules=E_CHIP_HOP * chip_hops", "energy_inter_chip_joules=E_SPIKE_HOP * chip_hops"),
+    ("cost", "sim/cost.py", "step = max(1, (1 << 24) // max(s.shape[1], 1))", "step = max(1, (1 << 4) // max(s.shape[1], 1))"),
+    ("cost", "sim/cost.py", "spikes_tick = sum(result.spikes[p.name].sum(axis=2) for p in graph.populations).mean(axis=0)",
+     "spikes_tick = sum(result.spikes[p.name].sum(axis=2) for p in graph.populations).max(axis=0)"),
+    # -- CLI option checks (spikeformer/options.py, cli.py), the config validator, train --out
+    ("cli", "spikeformer/options.py", "not lo <= value <= hi", "not lo < value <= hi"),
+    ("cli", "spikeformer/options.py", "not lo <= value <= hi", "not lo <= value < hi"),
+    ("cli", "spikeformer/options.py", "not lo <= value <= hi", "not lo <= value"),
+    ("cli", "spikeformer/options.py", "if isinstance(value, bool) or not isinstance(value, int) or",
+     "if not isinstance(value, int) or"),
+    ("cli", "spikeformer/options.py", "not 0 < value < math.inf", "not 0 <= value < math.inf"),
+    ("cli", "spikeformer/options.py", "not 0 < value < math.inf", "not 0 < value"),
+    ("cli", "spikeformer/options.py", "not 0 < value < math.inf", "value <= 0"),
+    ("cli", "spikeformer/options.py", "COUNT_MAX = (1 << 31) - 1", "COUNT_MAX = 1 << 31"),
+    ("cli", "spikeformer/cli.py", '    check_count("--shards", shards)\n', ""),
+    ("cli", "spikeformer/cli.py", '    check_count("--samples", samples)\n    check_count("--shards"', '    check_count("--shards"'),
+    ("cli", "spikeformer/cli.py", '    check_seconds("--timeout", timeout)\n', ""),
+    ("cli", "spikeformer/cli.py", '    check_count("--chips", chips)\n', ""),
+    ("cli", "spikeformer/cli.py", '    check_count("--cores-per-chip", cores_per_chip)\n', ""),
+    ("cli", "spikeformer/cli.py", '    check_count("--lava-samples", lava_samples)\n', ""),
+    ("cli", "spikeformer/cli.py", '("--steps-per-epoch", steps_per_epoch)', '("--steps_per_epoch", steps_per_epoch)'),
+    ("cli", "spikeformer/cli.py", '("--samples", samples),\n', "\n"),
+    ("cli", "spikeformer/cli.py", "print(f\"error: {' '.join(e.format_message().split())}\", file=sys.stderr)",
+     "print(f\"Error: {e.format_message()}\", file=sys.stderr)"),
+    ("cli", "spikeformer/cli.py", "            sys.exit(e.exit_code)", "            sys.exit(1)"),
+    ("cli", "spikeformer/config.py", "    if isinstance(value, bool):\n        return False\n", ""),
+    ("cli", "spikeformer/config.py", "isinstance(value, (int, float)) and math.isfinite(value)", "isinstance(value, (int, float))"),
+    ("cli", "spikeformer/presets.py", "    if unknown:\n        raise CheckpointError(f\"{source}: unknown section",
+     "    if False:\n        raise CheckpointError(f\"{source}: unknown section"),
+    ("cli", "spikeformer/presets.py", '    if "model" not in d:', '    if "model" not in d and False:'),
+    ("cli", "spikeformer/config.py", "    if unknown:\n        raise ValueError(f\"unknown key", "    if False:\n        raise ValueError(f\"unknown key"),
+    ("cli", "spikeformer/train.py", "    if out.exists() and not out.is_dir():", "    if False:"),
+    ("cli", "spikeformer/train.py", "        if not foreign and (\"config.json\" not in names or not same()):",
+     "        if False:"),
+    ("cli", "spikeformer/train.py", "not (finished and n in OUTPUT_FILES)", "n not in OUTPUT_FILES"),
+]
+
+
+def run_tests(group: str, env: dict) -> tuple[bool, float]:
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *GROUP_TESTS[group]],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    return p.returncode == 0, time.monotonic() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("groups", nargs="*", default=list(GROUP_TESTS))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "mutation-pass-results.md"))
+    ap.add_argument("--only", default="", help="comma-separated GROUP:K (K-th mutant of GROUP, from 1): just those")
+    args = ap.parse_args()
+    only = {tuple(x.split(":")) for x in args.only.split(",") if x}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if {"cost", "cli"} & set(args.groups) and not env.get("SPIKEFORMER_TEST_TINY_RUN"):
+        sys.path.insert(0, str(ROOT / "tests"))
+        sys.path.insert(0, str(ROOT))
+        from conftest import train_tiny
+        env["SPIKEFORMER_TEST_TINY_RUN"] = str(train_tiny(Path(tempfile.mkdtemp(prefix="mutation-tiny-")), "sdsa"))
+    rows = []
+    for group in args.groups:
+        if only and not any(g == group for g, _ in only):
+            continue
+        ok, sec = run_tests(group, env)
+        print(f"[{group}] unmutated tests {'pass' if ok else 'FAIL'} ({sec:.0f} s)", flush=True)
+        if not ok:
+            sys.exit(f"{group}: the unmutated tests fail; fix them first")
+        for k, (g, rel, old, new) in enumerate(m for m in MUTANTS if m[0] == group):
+            if only and (group, str(k + 1)) not in only:
+                continue
+            path = ROOT / rel
+            src = path.read_text()
+            if src.count(old) != 1:
+                sys.exit(f"{rel}: snippet occurs {src.count(old)} times: {old!r}")
+            try:
+                path.write_text(src.replace(old, new))
+                passed, sec = run_tests(group, env)
+            finally:
+                path.write_text(src)
+            rows.append((group, rel, old.strip(), new.strip() or "(line removed)", not passed))
+            print(f"[{group} {k + 1}] {'killed ' if not passed else 'SURVIVED'} {rel}: {old.strip()!r} -> "
+                  f"{new.strip()!r} ({sec:.0f} s)", flush=True)
+    with open(args.out, "w") as f:
+        f.write("| group | file | original | mutant | killed |\n|---|---|---|---|---|\n")
+        for g, rel, old, new, killed in rows:
+            cell = lambda s: "`" + s.replace("|", "\\|").replace("\n", "⏎") + "`"  # noqa: E731
+            f.write(f"| {g} | {rel} | {cell(old)} | {cell(new)} | {'yes' if killed else '**no**'} |\n")
+    print(f"{sum(r[4] for r in rows)}/{len(rows)} killed; table: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
