@@ -220,6 +220,11 @@ def check_out_dir(out: Path, config: dict) -> None:
     if not names:
         return
     same = lambda: read_json(out / "config.json") == json.loads(json.dumps(config))  # noqa: E731
+    data_path = (config.get("model") or {}).get("data_path")
+    if data_path and Path(data_path).resolve().parent == out.resolve():   # the run's own data (spikeformer.api)
+        names = [n for n in names if n != Path(data_path).name]
+        if not names:
+            return
     if "train_state.pt" in names and "config.json" in names:
         if not same():
             raise CheckpointError(f"{out / 'config.json'}: differs from the requested config; "
