@@ -128,6 +128,15 @@ def test_train_out_accepts_its_own_state_and_refuses_outputs_beside_an_unfinishe
     before = digests(half)
     assert_user_error(cli("train", "--preset", "tiny", "--out", str(half)), "graph.aer.npz")
     assert digests(half) == before
+    # a run stopped before its first checkpoint (config.json, split.json only): its own config resumes,
+    # another config is refused
+    started = tmp_path / "started"
+    started.mkdir()
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    (started / "config.json").write_text(json.dumps({**cfg, "train": {**cfg["train"], "epochs": 4}}))
+    before_started = digests(started)
+    assert_user_error(cli("train", "--preset", "tiny", "--out", str(started)), f"--out {started}", "(config.json)")
+    assert digests(started) == before_started
     # another config over a resumable run
     assert_user_error(cli("train", "--preset", "tiny", "--epochs", "4", "--out", str(half)),
                       "config.json", "differs from the requested config")

@@ -1,4 +1,5 @@
-"""Hand-made mutation pass over sim/numerics.py, sim/cost.py and the CLI's input checks.
+"""Hand-made mutation pass over the arithmetic (sim/numerics.py and the CUBA LIF steps in sim/neurons/),
+sim/cost.py and the CLI's input checks.
 
     python tools/mutation_pass.py [GROUP ...] [--out docs/mutation-pass.md]
 
@@ -46,31 +47,30 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ("numerics", "sim/numerics.py", "return np.clip(w, 0, 255).astype", "return np.clip(w, 0, 254).astype"),
     ("numerics", "sim/numerics.py", "return -np.clip(-w, 0, 255)", "return -np.clip(-w, 0, 256)"),
     # -- numpy reference step
-    ("numerics", "sim/numerics.py", "np.sign(du_prod) * (np.abs(du_prod) >> DECAY_SHIFT)", "(du_prod >> DECAY_SHIFT)"),
-    ("numerics", "sim/numerics.py", "np.sign(dv_prod) * (np.abs(dv_prod) >> DECAY_SHIFT)", "(dv_prod >> DECAY_SHIFT)"),
-    ("numerics", "sim/numerics.py", "np.where(u_new > UV_MAX, u_new - 2 * UV_MAX", "np.where(u_new >= UV_MAX, u_new - 2 * UV_MAX"),
-    ("numerics", "sim/numerics.py", "np.where(u_new <= -UV_MAX, u_new + 2 * UV_MAX",
+    ("numerics", "sim/neurons/cuba_lif.py", "np.sign(du_prod) * (np.abs(du_prod) >> DECAY_SHIFT)", "(du_prod >> DECAY_SHIFT)"),
+    ("numerics", "sim/neurons/cuba_lif.py", "np.sign(dv_prod) * (np.abs(dv_prod) >> DECAY_SHIFT)", "(dv_prod >> DECAY_SHIFT)"),
+    ("numerics", "sim/neurons/cuba_lif.py", "np.where(u_new > UV_MAX, u_new - 2 * UV_MAX", "np.where(u_new >= UV_MAX, u_new - 2 * UV_MAX"),
+    ("numerics", "sim/neurons/cuba_lif.py", "np.where(u_new <= -UV_MAX, u_new + 2 * UV_MAX",
      "np.where(u_new < -UV_MAX, u_new + 2 * UV_MAX"),
-    ("numerics", "sim/numerics.py", "np.clip(v_new, -UV_MAX + 1, UV_MAX - 1)", "np.clip(v_new, -UV_MAX, UV_MAX)"),
-    ("numerics", "sim/numerics.py", "s = v_new > (np.asarray(vth, np.int64) << VTH_SHIFT)",
+    ("numerics", "sim/neurons/cuba_lif.py", "np.clip(v_new, -UV_MAX + 1, UV_MAX - 1)", "np.clip(v_new, -UV_MAX, UV_MAX)"),
+    ("numerics", "sim/neurons/cuba_lif.py", "s = v_new > (np.asarray(vth, np.int64) << VTH_SHIFT)",
      "s = v_new >= (np.asarray(vth, np.int64) << VTH_SHIFT)"),
-    ("numerics", "sim/numerics.py", "v_new = np.where(s, 0, v_new)", "v_new = v_new"),
+    ("numerics", "sim/neurons/cuba_lif.py", "v_new = np.where(s, 0, v_new)", "v_new = v_new"),
     # -- numba scalar step
-    ("numerics", "sim/numerics.py", "        un = -((-p) >> DECAY_SHIFT)", "        un = p >> DECAY_SHIFT"),
-    ("numerics", "sim/numerics.py", "        vn = -((-q) >> DECAY_SHIFT)", "        vn = q >> DECAY_SHIFT"),
-    ("numerics", "sim/numerics.py", "    if un > UV_MAX:", "    if un >= UV_MAX:"),
-    ("numerics", "sim/numerics.py", "    elif un <= -UV_MAX:", "    elif un < -UV_MAX:"),
-    ("numerics", "sim/numerics.py", "    if vn > UV_MAX - 1:", "    if vn > UV_MAX:"),
-    ("numerics", "sim/numerics.py", "    elif vn < -UV_MAX + 1:", "    elif vn < -UV_MAX:"),
-    ("numerics", "sim/numerics.py", "    spiked = vn > (np.int64(vth) << VTH_SHIFT)", "    spiked = vn >= (np.int64(vth) << VTH_SHIFT)"),
-    ("numerics", "sim/numerics.py", "    if spiked:\n        vn = 0\n", "    if spiked:\n        vn = vn\n"),
+    ("numerics", "sim/neurons/cuba_lif.py", "        un = -((-p) >> DECAY_SHIFT)", "        un = p >> DECAY_SHIFT"),
+    ("numerics", "sim/neurons/cuba_lif.py", "        vn = -((-q) >> DECAY_SHIFT)", "        vn = q >> DECAY_SHIFT"),
+    ("numerics", "sim/neurons/cuba_lif.py", "    if un > UV_MAX:", "    if un >= UV_MAX:"),
+    ("numerics", "sim/neurons/cuba_lif.py", "    elif un <= -UV_MAX:", "    elif un < -UV_MAX:"),
+    ("numerics", "sim/neurons/cuba_lif.py", "    if vn > UV_MAX - 1:", "    if vn > UV_MAX:"),
+    ("numerics", "sim/neurons/cuba_lif.py", "    elif vn < -UV_MAX + 1:", "    elif vn < -UV_MAX:"),
+    ("numerics", "sim/neurons/cuba_lif.py", "    spiked = vn > (np.int64(vth) << VTH_SHIFT)", "    spiked = vn >= (np.int64(vth) << VTH_SHIFT)"),
+    ("numerics", "sim/neurons/cuba_lif.py", "    if spiked:\n        vn = 0\n", "    if spiked:\n        vn = vn\n"),
     # -- float steps and the exponent shift
-    ("numerics", "sim/numerics.py", "    s = v_new > np.asarray(vth, f32)", "    s = v_new >= np.asarray(vth, f32)"),
-    ("numerics", "sim/numerics.py", "u_new = (np.asarray(u, f32) * (f32(1) - np.asarray(du, f32))",
-     "u_new = (np.asarray(u, f32) * (f32(1) - 2 * np.asarray(du, f32))"),
-    ("numerics", "sim/numerics.py", "    spiked = vn > np.float32(vth)", "    spiked = vn >= np.float32(vth)"),
-    ("numerics", "sim/numerics.py", "un = np.float32(np.float32(u) * (np.float32(1.0) - np.float32(du)) + np.float32(a))",
-     "un = np.float32(np.float32(u) * (np.float32(1.0) - np.float32(du)))"),
+    ("numerics", "sim/neurons/cuba_lif_float.py", "    s = v_new > np.asarray(vth, F32)", "    s = v_new >= np.asarray(vth, F32)"),
+    ("numerics", "sim/neurons/cuba_lif_float.py", "np.asarray(cu, F32) + np.asarray(a, F32)", "np.asarray(cu, F32)"),
+    ("numerics", "sim/neurons/cuba_lif_float.py", "    spiked = vn > np.float32(vth)", "    spiked = vn >= np.float32(vth)"),
+    ("numerics", "sim/neurons/cuba_lif_float.py", "un = np.float32(np.float32(u) * np.float32(cu) + np.float32(a))",
+     "un = np.float32(np.float32(u) * np.float32(cu))"),
     ("numerics", "sim/numerics.py", "acc >> (-weight_exp)", "acc >> (1 - weight_exp)"),
     ("numerics", "sim/numerics.py", "return acc << weight_exp if weight_exp >= 0", "return acc << weight_exp if weight_exp > 0"),
     # -- sim/cost.py: constants
