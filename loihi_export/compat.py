@@ -24,6 +24,7 @@ when used, and any later ``import torchvision`` fails as it would have.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.abc
 import importlib.machinery
 import io
@@ -68,9 +69,34 @@ def apply() -> None:
     sys.meta_path.insert(0, _Finder())
 
 
+LAVA_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
+
+
+def import_lava_multiprocessing() -> None:
+    """Import Lava's message infrastructure, which calls ``multiprocessing.set_start_method('fork')``.
+
+    That call raises once the start method is set (numba's parallel launch sets it to 'fork', the
+    Linux default); when the method already is 'fork' the call is a no-op, so it is made with
+    ``force=True`` then. Any other method still raises, as Lava needs fork."""
+    if LAVA_MP in sys.modules:
+        return
+    import multiprocessing as mp
+    original = mp.set_start_method
+
+    def set_start_method(method: str, force: bool = False) -> None:
+        original(method, force=force or mp.get_start_method(allow_none=True) == method)
+
+    mp.set_start_method = set_start_method
+    try:
+        importlib.import_module(LAVA_MP)
+    finally:
+        mp.set_start_method = original
+
+
 def import_lava() -> None:
     """Apply the shim and import the parts of Lava the exporter uses."""
     apply()
+    import_lava_multiprocessing()
     import lava.magma.core.run_configs  # noqa: F401
     import lava.proc.lif.process  # noqa: F401
 
@@ -100,6 +126,7 @@ def import_netx() -> ModuleType:
     apply()
     if "lava.lib.dl.netx" in sys.modules:
         return sys.modules["lava.lib.dl.netx"]
+    import_lava_multiprocessing()
     stand_ins = {}
     if not _torchvision_importable():
         root = _Missing("torchvision")

@@ -225,3 +225,55 @@ def sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = None):
         atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
         plt.close(fig)
     return axes
+
+
+def width_sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = None):
+    """Accuracy against synaptic ops per inference (log x) from a width-sweep CSV, mean ± std over seeds.
+
+    Columns used: kind (sparse | dense), matched, dim, accuracy, synaptic_ops_per_inference.
+    Sparse points are labelled with D, dense with their width; dense points matched on
+    parameters are drawn with a square, seed-0 probes without error bars. With ``path``
+    the figure is saved there as PNG (atomically) and closed. Returns the Axes.
+    """
+    import csv
+
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["kind"], int(r["dim"])), []).append(r)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    else:
+        fig = ax.figure
+    style = {"sparse": ("C0", "o", "sparse-wide (k-WTA, fan-in F)"), "dense": ("C1", "D", "dense-narrow")}
+    for kind in ("sparse", "dense"):
+        pts = sorted((d, rs) for (k, d), rs in groups.items() if k == kind)
+        if not pts:
+            continue
+        color, marker, label = style[kind]
+        xs = np.array([np.mean([float(r["synaptic_ops_per_inference"]) for r in rs]) for _, rs in pts])
+        ys = np.array([np.mean([float(r["accuracy"]) for r in rs]) for _, rs in pts])
+        es = np.array([np.std([float(r["accuracy"]) for r in rs]) for _, rs in pts])
+        order = np.argsort(xs)
+        ax.plot(xs[order], ys[order], color=color, alpha=0.4)
+        for (d, rs), x, y, e in zip(pts, xs, ys, es):
+            tags = set("+".join(r["matched"] for r in rs).split("+"))
+            m = "s" if "parameters" in tags else marker
+            ax.errorbar([x], [y], yerr=[e], color=color, marker=m, capsize=3,
+                        mfc="white" if tags <= {"probe", ""} and kind == "dense" else color)
+            ax.annotate(f"{d}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
+        ax.plot([], [], color=color, marker=marker, label=label)
+    ax.plot([], [], color="C1", marker="s", ls="", label="dense, matched on parameters")
+    ax.set_xscale("log")
+    ax.set_xlabel("synaptic ops per inference (simulator)")
+    ax.set_ylabel("test accuracy (simulator)")
+    seeds = max((len(rs) for rs in groups.values()), default=0)
+    ax.set_title(f"accuracy vs synaptic ops (mean ± std over ≤ {seeds} seeds; labels: width)", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if path is not None:
+        from sim.io import atomic_write
+        atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
+        plt.close(fig)
+    return ax

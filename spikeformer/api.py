@@ -85,7 +85,13 @@ def train(data: Any, labels: Any = None, *, out: str | os.PathLike, test: Any = 
         out.mkdir(parents=True, exist_ok=True)
         extra = {} if is_test is None else {"is_test": is_test}
         path = out / DATA_FILE
-        np.savez_compressed(path, spikes=x, labels=y, **extra)
+        if path.exists():                   # resuming this run is fine; another run's data is never overwritten
+            with np.load(path, allow_pickle=False) as old:
+                mine = {"spikes": x, "labels": y, **extra}
+                if set(old.files) != set(mine) or any(not np.array_equal(old[k], v) for k, v in mine.items()):
+                    raise ValueError(f"{path}: holds other data than this run's; give a new or empty directory")
+        else:
+            np.savez_compressed(path, spikes=x, labels=y, **extra)
         m.update(dataset="spikes", data_path=str(path.resolve()))
     m.update(model or {})
     model_cfg, train_cfg = presets.configs_from_dict({"model": m, "train": {**base.get("train", {}), **(train or {})}},

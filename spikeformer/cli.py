@@ -259,21 +259,36 @@ def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="Run director
 
 @app.command()
 @friendly
-def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated HD code widths D, e.g. 256,1024,4096,16384."),
-          active_bits: int = typer.Option(..., "--active-bits", help="Active bits k per token (fixed for all D)."),
-          out: Path = typer.Option(..., "--out", help="Sweep directory: d{D}/ run dirs, sweep.csv, sweep.png."),
+def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: HD code widths (--over hd) or "
+                                                       "model widths D of the sparse models (--over model)."),
+          over: str = typer.Option("hd", "--over", help="hd: the input HD code width at fixed active bits; "
+                                                        "model: the model width, sparse (k-WTA, fan-in) vs dense."),
+          active_bits: Optional[int] = typer.Option(None, "--active-bits", help="--over hd: active bits k per token."),
+          k: Optional[int] = typer.Option(None, "--k", help="--over model: spikes per token per tick in every "
+                                                            "stream population and the hidden layer."),
+          fan_in: Optional[int] = typer.Option(None, "--fan-in", help="--over model: incoming weights per neuron."),
+          wta_rule: str = typer.Option("group", "--wta-rule", help="--over model: which k spikes the sparse models "
+                                                                   "keep: group (first of each of k channel groups, "
+                                                                   "O(log D) per spike) | index (first k)."),
+          seeds: int = typer.Option(3, "--seeds", help="--over model: seeds per width."),
+          dense_dims: Optional[str] = typer.Option(None, "--dense-dims",
+                                                   help="--over model: widths the dense baselines may take."),
+          device: str = typer.Option("auto", "--device", help="--over model: training device auto | cpu | cuda."),
+          out: Path = typer.Option(..., "--out", help="Sweep directory: run dirs, the CSV and the PNG."),
           preset: Optional[str] = typer.Option(None, "--preset", help="Base configuration: demo | tiny (default demo)."),
           config: Optional[Path] = typer.Option(None, "--config", help="Base configuration file {\"model\", \"train\"}."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of training epochs."),
-          samples: Optional[int] = typer.Option(None, "--samples", help="Simulate the first N test digits (default all 360)."),
+          samples: Optional[int] = typer.Option(None, "--samples", help="Simulate the first N test samples (default all)."),
           threads: Optional[int] = typer.Option(None, "--threads", help="Override train.threads (torch threads)."),
           as_json: bool = JsonOpt) -> None:
-    """Train, convert and simulate one model per width D at fixed k; write sweep.csv and sweep.png."""
+    """Train, convert and simulate one model per width; write the sweep's CSV and PNG."""
     from spikeformer import presets
     from spikeformer.sweep import parse_dims, sweep as run_sweep, synops_ratio
 
     if config is not None and preset is not None:
         raise ValueError("give at most one of --config FILE or --preset NAME")
+    if over not in ("hd", "model"):
+        raise ValueError(f"--over must be 'hd' or 'model', got {over!r}")
     dim_list = parse_dims(dims)
     for name, v in (("--active-bits", active_bits), ("--epochs", epochs), ("--samples", samples),
                     ("--threads", threads)):
@@ -283,6 +298,12 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated HD code 
         train_cfg.epochs = epochs
     if threads is not None:
         train_cfg.threads = threads
+    if over == "model":
+        _model_sweep(dim_list, k, fan_in, seeds, dense_dims, device, out, model_cfg, train_cfg, samples, as_json,
+                     wta_rule)
+        return
+    if active_bits is None:
+        raise ValueError("--active-bits is required with --over hd")
     rows = run_sweep(dim_list, active_bits, out, model_cfg, train_cfg, samples, progress=not as_json)
     ratio = synops_ratio(rows)
     if as_json:
@@ -302,6 +323,46 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated HD code 
                         else f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
     Console().print(table)
     Console().print(f"synaptic ops per inference, max/min over D: {ratio:.3f}")
+
+
+def _model_sweep(dims: list[int], k: Optional[int], fan_in: Optional[int], seeds: int, dense_dims: Optional[str],
+                 device: str, out: Path, model_cfg, train_cfg, samples: Optional[int], as_json: bool,
+                 wta_rule: str = "group") -> None:
+    """``sweep --over model``: spikeformer.width_sweep, then a table of means over seeds."""
+    from spikeformer.sweep import parse_dims
+    from spikeformer.train import resolve_device
+    from spikeformer.width_sweep import CSV_FILE, PNG_FILE, sparse_synops_ratio, summary, width_sweep
+
+    for name, v in (("--k", k), ("--fan-in", fan_in), ("--dense-dims", dense_dims)):
+        if v is None:
+            raise ValueError(f"{name} is required with --over model")
+    try:
+        dense = parse_dims(dense_dims)
+    except ValueError as e:
+        raise ValueError(str(e).replace("--dims", "--dense-dims")) from None
+    resolve_device(device)
+    from spikeformer.wta import RULES
+    if wta_rule not in RULES:
+        raise ValueError(f"--wta-rule must be one of {tuple(RULES)}, got {wta_rule!r}")
+    rows = width_sweep(dims, k, fan_in, seeds, dense, out, model_cfg, train_cfg, samples, device,
+                       progress=not as_json, wta_rule=wta_rule)
+    figures = {"rows": rows, "summary": summary(rows), "sparse_synops_max_over_min": sparse_synops_ratio(rows),
+               "csv": str(out / CSV_FILE), "png": str(out / PNG_FILE)}
+    if as_json:
+        print(json.dumps(figures))
+        return
+    table = Table(title=f"model-width sweep, k = {k} ({wta_rule} rule), fan-in = {fan_in} (mean ± std over seeds)",
+                  show_edge=False,
+                  caption=f"agree: min over seeds of the fraction of test samples whose every spike equals the "
+                          f"torch model's. {figures['csv']}, {figures['png']}")
+    for head in ("kind", "matched", "width", "seeds", "accuracy", "synops", "params", "agree"):
+        table.add_column(head, justify="right")
+    for g in figures["summary"]:
+        table.add_row(g["kind"], g["matched"], str(g["dim"]), str(g["seeds"]),
+                      f"{g['accuracy_mean']:.3f} ± {g['accuracy_std']:.3f}", f"{g['synops_mean']:.4g}",
+                      str(g["parameters"]), f"{g['agreement_min']:.3f}")
+    Console().print(table)
+    Console().print(f"sparse synaptic ops per inference, max/min over D: {figures['sparse_synops_max_over_min']:.3f}")
 
 
 def _click_exception() -> type[Exception]:

@@ -32,7 +32,7 @@ from spikeformer.spec import ProjSpec, Spec
 
 SPEC_MODELS = {"input": lambda params: Input(), "graded": lambda params: GradedRelay(),
                "lif": lambda params: CubaLIF(params.du, params.dv, params.vth)}
-MODEL_ROLES = frozenset({"input", "stream", "q", "k", "v", "attn", "hidden", "hidden_kwta"})   # recorded by the model
+MODEL_ROLES = frozenset({"input", "stream", "stream_kwta", "q", "k", "v", "attn", "hidden", "hidden_kwta"})   # recorded by the model
 
 
 def token_shared_csr(w: np.ndarray, tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,7 +69,8 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
             indptr, indices, weights = linear(pr)
         else:
             pre, post = spec.shape(pr.pre), spec.shape(pr.post)
-            indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight), int(np.prod(pre)))
+            indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight, pr.groups, pr.arity),
+                                                        int(np.prod(pre)))
         projs.append(Projection(pr.name, pr.pre, pr.post, indptr, indices, np.asarray(weights).astype(wdtype),
                                 delay=depth[pr.post] - depth[pr.pre], weight_exp=pr.weight_exp))
     graph = AerGraph(numerics, tuple(pops), tuple(projs), readout(depth), timesteps, metadata or {})

@@ -9,10 +9,18 @@ X ∈ {0,1}^{B×T×N×D}, N tokens, D channels::
               Q, K, V = LIF(W_q X), LIF(W_k X), LIF(W_v X)
               A = attention(Q, K, V)                  (spikeformer.attention_torch: sdsa | kwta | ssa)
               R = R + W_o·A;   Y = LIF(R)
-              H = LIF(W_1 Y)                          (hidden_k: H ← first k spikes of each token,
-                                                       H'_nm = [k·H_nm − Σ_{m'<m} H_nm' ≥ 1])
+              H = LIF(W_1 Y)                          (hidden_k: H ← wta(H, hidden_k))
               R = R + W_2·H
     Z = LIF(R);   logits = Σ_t Σ_n W_out·Z
+
+    wta(S, k): ≤ k spikes per token, rule ``wta_rule`` (``spikeformer.wta``):
+      index  [k·S_nm − Σ_{m'<m} S_nm' ≥ 1]             (the first k spikes, index order)
+      group  [S_nm − Σ_{m'<m, m' ∈ G(m)} S_nm' ≥ 1]     (the first spike of each of k contiguous groups)
+
+With ``stream_k`` every stream population X, Y, Z is replaced by wta(·, stream_k)
+of itself before it is used. With ``fan_in`` = F every trained matrix keeps F
+non-zeros per row (F incoming weights per neuron), the embedding F per column
+(``spikeformer.sparsity``).
 
 Linear layers are shared across tokens. In ``loihi`` numerics every current is an
 integer below 2²⁴ (checked: ``current_bound``), so float32 tensors hold them exactly
@@ -35,9 +43,10 @@ from spikeformer.attention import check_attention
 from spikeformer.attention_torch import ATTENTION
 from spikeformer import datasets
 from spikeformer.config import check_fields
-from spikeformer.neurons import LifParams, fires_at_least, lif_sequence, quantize_mantissa
-from spikeformer.sparsity import WEIGHT_KINDS, check_sparsity, int8_on_support, kept, ternary, topk_mask
+from spikeformer.neurons import LifParams, lif_sequence, quantize_mantissa
+from spikeformer.sparsity import WEIGHT_KINDS, check_fan_in, check_sparsity, int8_on_support, support_mask, ternary
 from spikeformer.spec import build_spec
+from spikeformer.wta import RULES as WTA_RULES, check_wta
 
 
 @dataclass
@@ -60,6 +69,8 @@ class ModelConfig:
                               # k-WTA winners with V, SSA Q·K·V coincidences (= 1/s)
     kwta_k: int = 2           # k-WTA attention: winners per query and head (ties kept)
     hidden_k: int | None = None   # k-WTA on the MLP hidden layer: ≤ k spikes per token per tick; None = off
+    stream_k: int | None = None   # k-WTA on each residual-stream population (x, y, out): ≤ k spikes per token per tick
+    wta_rule: str = "index"   # which spikes hidden_k / stream_k keep: "index" | "group" (spikeformer.wta)
     levels: int = 4           # input thermometer levels (the dataset's encoder)
     encoder: str = "thermometer"   # digits: "thermometer" | "hd" (hd.encode_hd: features = hd_dim)
     hd_dim: int = 1024        # HD code dimension D
@@ -67,6 +78,8 @@ class ModelConfig:
     init_gain: float = 1.0
     weights: str = "int8"     # "int8" | "ternary" (BitNet b1.58 absmean), see spikeformer.sparsity
     weight_sparsity: float | None = None   # fraction of zeros per linear matrix, fixed count; None = dense
+    fan_in: int | None = None  # non-zero incoming weights per neuron of every trained matrix (embedding: per input
+                               # feature), fixed as the width grows; None = dense
     dataset: str = "digits"   # a name registered in spikeformer.datasets (digits, events, mnist1d, recordings, spikes)
     data_path: str | None = None        # the user's file or directory (datasets recordings, spikes)
     split_seed: int | None = None       # train/test split seed; None (and test_fraction None): the dataset's own split
@@ -88,17 +101,17 @@ class ModelConfig:
             raise ValueError(f"config.mask_count must be in [1, {most}] for {self.attention} attention, "
                              f"got {self.mask_count!r}")
         hidden = self.dim * self.mlp_ratio
-        if self.hidden_k is not None and (not isinstance(self.hidden_k, int)
-                                          or not 1 <= self.hidden_k <= min(hidden, nm.W_MANT_MAX)):
-            raise ValueError(f"config.hidden_k ({self.hidden_k!r}) must be null or in [1, {min(hidden, nm.W_MANT_MAX)}]: "
-                             f"at most k of the {hidden} hidden neurons of a token spike per tick "
-                             f"(k ≤ {nm.W_MANT_MAX}, the largest weight mantissa)")
+        check_wta(self.wta_rule, "hidden_k", self.hidden_k, hidden, "hidden")
+        check_wta(self.wta_rule, "stream_k", self.stream_k, self.dim, "stream")
         LifParams(du=nm.DU_MAX, dv=self.dv, vth=self.vth)   # validates dv, vth
         if not self.init_gain > 0:
             raise ValueError(f"config.init_gain must be > 0, got {self.init_gain!r}")
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
         check_sparsity(self.weight_sparsity)
+        check_fan_in(self.fan_in, self.dim, hidden)
+        if self.fan_in is not None and self.weight_sparsity is not None:
+            raise ValueError("config.fan_in and config.weight_sparsity: give at most one of them")
         if self.split_seed is not None and (isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int)
                                             or self.split_seed < 0):
             raise ValueError(f"config.split_seed must be null or a non-negative integer, got {self.split_seed!r}")
@@ -162,7 +175,7 @@ class SpikingTransformer(nn.Module):
         """Effective weight matrix (out, in): 2·mantissa in loihi mode, 2·w in float mode;
         ternary and/or with a fixed number of non-zeros when configured (spikeformer.sparsity)."""
         w = self.weights[param.replace(".", "_")].to(self.dtype)
-        mask = None if self.cfg.weight_sparsity is None else topk_mask(w, kept(w.numel(), self.cfg.weight_sparsity))
+        mask = support_mask(w, param == "emb", self.cfg.weight_sparsity, self.cfg.fan_in)
         if self.cfg.weights == "ternary":
             return ternary(w, mask, self.loihi)
         return int8_on_support(w, mask, self.loihi)
@@ -174,25 +187,29 @@ class SpikingTransformer(nn.Module):
     def _lif(self, a: torch.Tensor) -> torch.Tensor:
         return lif_sequence(a, self.lif, self.loihi)
 
+    def _stream(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(LIF(R), its first stream_k spikes per token or None)."""
+        s = self._lif(r)
+        return s, (None if self.cfg.stream_k is None else WTA_RULES[self.cfg.wta_rule].select(s, self.cfg.stream_k))
+
     def _block(self, b: str, r: torch.Tensor, w: dict[str, torch.Tensor], rec: dict | None) -> torch.Tensor:
         cfg = self.cfg
         B, T, N, D = r.shape
-        x = self._lif(r)
-        q, k, v = (self._lif(x @ w[f"{b}.w{z}"].T) for z in "qkv")
+        x, xk = self._stream(r)
+        xs = x if xk is None else xk
+        q, k, v = (self._lif(xs @ w[f"{b}.w{z}"].T) for z in "qkv")
         inner: dict[str, torch.Tensor] | None = {} if rec is not None else None
         flat = lambda t: t.reshape(B * T, N, D)  # noqa: E731
         attn = ATTENTION[cfg.attention](flat(q), flat(k), flat(v), cfg.heads, cfg.mask_count, cfg.kwta_k,
                                         inner).reshape(B, T, N, D)
         r = r + attn @ w[f"{b}.wo"].T
-        y = self._lif(r)
-        h = self._lif(y @ w[f"{b}.w1"].T)
-        hk = None
-        if cfg.hidden_k is not None:                # first k spikes of each token in index order
-            earlier = torch.cumsum(h, dim=-1) - h
-            hk = fires_at_least(cfg.hidden_k * h - earlier, 1)
+        y, yk = self._stream(r)
+        h = self._lif((y if yk is None else yk) @ w[f"{b}.w1"].T)
+        hk = None if cfg.hidden_k is None else WTA_RULES[cfg.wta_rule].select(h, cfg.hidden_k)
         r = r + (h if hk is None else hk) @ w[f"{b}.w2"].T
         if rec is not None:
-            for name, s in (("x", x), ("q", q), ("k", k), ("v", v), ("attn", attn), ("y", y), ("h", h), ("hk", hk)):
+            for name, s in (("x", x), ("xk", xk), ("q", q), ("k", k), ("v", v), ("attn", attn), ("y", y),
+                            ("yk", yk), ("h", h), ("hk", hk)):
                 if s is not None:
                     rec[f"{b}.{name}"] = s
             for name, s in inner.items():
@@ -215,11 +232,13 @@ class SpikingTransformer(nn.Module):
                 r = torch.utils.checkpoint.checkpoint(run, r, use_reentrant=False)
             else:
                 r = run(r)
-        z = self._lif(r)
+        z, zk = self._stream(r)
+        if zk is not None:
+            z, zk = zk, z                            # read out the k-WTA spikes; record both
         counts = z.sum(dim=(1, 2)).to(torch.float64 if self.loihi else torch.float32)
         logits = counts @ self.readout_weight().T
         if rec is not None:
-            rec["out"] = z
+            rec.update({"out": z} if zk is None else {"out": zk, "outk": z})
         spikes = {k: v.detach() > 0 for k, v in rec.items()} if rec is not None else {}
         return logits, spikes
 

@@ -50,8 +50,9 @@ class PopSpec:
 @dataclass(frozen=True)
 class ProjSpec:
     """op: 'linear' (token-shared trained W, named by ``param``) or a fixed op of
-    ``spikeformer.wiring`` (``weight`` is the identity op's weight); ``weight_exp``
-    is the projection's exponent (``sim.ir.Projection``: the summed input is shifted by it)."""
+    ``spikeformer.wiring`` (``weight`` is the identity and tree ops' weight, ``groups``
+    and ``arity`` the tree ops' channel groups and fan-in); ``weight_exp`` is the projection's exponent
+    (``sim.ir.Projection``: the summed input is shifted by it)."""
 
     name: str
     pre: str
@@ -60,6 +61,8 @@ class ProjSpec:
     param: str = ""
     weight: int = FIXED_WEIGHT
     weight_exp: int = 0
+    groups: int = 1
+    arity: int = 2
 
 
 @dataclass(frozen=True)
@@ -96,32 +99,43 @@ def build_spec(cfg: "ModelConfig") -> Spec:
         projs.append(ProjSpec(f"{param}->{name}", pre, name, "linear", param))
         relays.append(name)
 
-    def stream_pop(name: str, role: str) -> None:
+    from spikeformer.wta import RULES
+    wta = RULES[cfg.wta_rule]
+
+    def first_k(pre: str, name: str, k: int | None, role: str) -> str:
+        """≤ k spikes per token per tick of ``pre`` (``spikeformer.wta``, rule ``cfg.wta_rule``) in population
+        ``name``; returns ``name``, or ``pre`` when k is None."""
+        if k is None:
+            return pre
+        shape = next(p.shape for p in pops if p.name == pre)
+        new_pops, new_projs = wta.lower(pre, name, shape, k, role)
+        pops.extend(new_pops)
+        projs.extend(new_projs)
+        return name
+
+    def stream_pop(name: str, role: str) -> str:
+        """LIF(R) of the stream so far; with ``stream_k`` its first k spikes per token (``{name}k``)."""
         pops.append(PopSpec(name, (N, D), "lif", lif, role))
         projs.append(ProjSpec(f"{relays[-1]}->{name}", relays[-1], name, "identity",
                               weight=RELAY_WEIGHT, weight_exp=RELAY_EXP))
+        return first_k(name, f"{name}k", cfg.stream_k, "stream_kwta")
 
     relay("input", "emb")
     for l in range(cfg.depth):
         b = f"b{l}"
-        stream_pop(f"{b}.x", "stream")
+        x = stream_pop(f"{b}.x", "stream")
         for z in "qkv":
             pops.append(PopSpec(f"{b}.{z}", (N, D), "lif", lif, z))
-            projs.append(ProjSpec(f"{b}.w{z}", f"{b}.x", f"{b}.{z}", "linear", f"{b}.w{z}"))
+            projs.append(ProjSpec(f"{b}.w{z}", x, f"{b}.{z}", "linear", f"{b}.w{z}"))
         from spikeformer.attention import attention_block
         att_pops, att_projs = attention_block(cfg.attention, b, N, D, cfg.heads, cfg.mask_count, cfg.kwta_k)
         pops += att_pops
         projs += att_projs
         relay(f"{b}.attn", f"{b}.wo")
-        stream_pop(f"{b}.y", "stream")
+        y = stream_pop(f"{b}.y", "stream")
         pops.append(PopSpec(f"{b}.h", (N, H), "lif", lif, "hidden"))
-        projs.append(ProjSpec(f"{b}.w1", f"{b}.y", f"{b}.h", "linear", f"{b}.w1"))
-        hidden = f"{b}.h"
-        if cfg.hidden_k is not None:                           # ≤ k spikes per token: the first k in index order
-            hidden = f"{b}.hk"
-            pops.append(PopSpec(hidden, (N, H), "lif", GE1, "hidden_kwta"))
-            projs += [ProjSpec(f"{b}.h->hk", f"{b}.h", hidden, "identity", weight=FIXED_WEIGHT * cfg.hidden_k),
-                      ProjSpec(f"{b}.h-|hk", f"{b}.h", hidden, "earlier_inhibit")]
+        projs.append(ProjSpec(f"{b}.w1", y, f"{b}.h", "linear", f"{b}.w1"))
+        hidden = first_k(f"{b}.h", f"{b}.hk", cfg.hidden_k, "hidden_kwta")
         relay(hidden, f"{b}.w2")
-    stream_pop("out", "stream")
-    return Spec(tuple(pops), tuple(projs), "out")
+    out = stream_pop("out", "stream")
+    return Spec(tuple(pops), tuple(projs), out)

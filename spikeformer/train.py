@@ -220,6 +220,11 @@ def check_out_dir(out: Path, config: dict) -> None:
     if not names:
         return
     same = lambda: read_json(out / "config.json") == json.loads(json.dumps(config))  # noqa: E731
+    data_path = (config.get("model") or {}).get("data_path")
+    if data_path and Path(data_path).resolve().parent == out.resolve():   # the run's own data (spikeformer.api)
+        names = [n for n in names if n != Path(data_path).name]
+        if not names:
+            return
     if "train_state.pt" in names and "config.json" in names:
         if not same():
             raise CheckpointError(f"{out / 'config.json'}: differs from the requested config; "
@@ -309,7 +314,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            project_(model.weights, model_cfg.weight_sparsity)     # keep the fixed non-zero count
+            project_(model.weights, model_cfg.weight_sparsity, model_cfg.fan_in)   # keep the fixed support
             sched.step()
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y_tr[idx.to(dev)]).sum())

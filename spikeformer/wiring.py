@@ -5,7 +5,12 @@ Every op maps a pre population of shape ``pre`` to a post population of shape
 ``(pre_index, post_index, weight)`` with weights on the Loihi grid (2 = mantissa
 1). ``spikeformer.convert`` writes exactly this table as CSR. N tokens, D
 channels, H heads, d = D/H, h(c) = c // d, L = d − 1 score levels (k-WTA,
-``spikeformer.attention``).
+``spikeformer.attention``). Tree ops (``spikeformer.wta``; G = ``groups``, b =
+``arity``): the M channels of a token split into G contiguous groups
+[⌊jM/G⌋, ⌊(j+1)M/G⌋); channel c of group j has local index i(c) = c − ⌊jM/G⌋ and
+sits in block ⌊i/b⌋ (its siblings: the other local indices of that block). A tree
+level of m nodes per group is a population (N, G, m), its channel (j, i) local
+index i of group j, so the (N, M) ops below apply to it flattened (M = G·m).
 
 ==================  ===============  ================  ==========================================
 op                  pre              post              synapses (weight)
@@ -25,6 +30,9 @@ triple_score        (N, N, D)        (N, N, D, d)      (i, j, c') → (i, j, c, 
 triple_value        (N, D)           (N, N, D, d)      (j, c) → (i, j, c, e) ∀i, e (2)
 triple_sum          (N, N, D, d)     (N, D)            (i, j, c, e) → (i, c) (2)
 earlier_inhibit     (N, M)           (N, M)            (n, a) → (n, b) ∀b > a (−2)
+earlier_sibling     (N, M)           (N, M)            (n, c) → (n, c') ∀ later sibling c' of c (w)
+child_up            (N, M)           (N, G, m)         (n, c) → (n, j(c), ⌊i(c)/b⌋) (2)
+parent_down         (N, G, m)        (N, M)            (n, j, p) → (n, c) ∀c ∈ group j: ⌊i(c)/b⌋ = p (w)
 ==================  ===============  ================  ==========================================
 """
 from __future__ import annotations
@@ -51,10 +59,41 @@ def _table(pre: np.ndarray, post: np.ndarray, w: int | np.ndarray) -> Synapses:
     return pre, post, np.broadcast_to(np.asarray(w, np.int64), pre.shape).copy()
 
 
+def groups_of(width: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(group j(c), local index i(c)) of every channel c < width: groups [⌊jM/G⌋, ⌊(j+1)M/G⌋)."""
+    start = np.arange(groups + 1) * width // groups
+    j = np.repeat(np.arange(groups), np.diff(start))
+    return j, np.arange(width) - start[j]
+
+
+def _tree_table(op: str, pre: tuple[int, ...], post: tuple[int, ...], groups: int, arity: int,
+                weight: int) -> Synapses:
+    """earlier_sibling, child_up, parent_down (module table): the flat (N, M) side holds the children."""
+    flat = pre if op != "parent_down" else post
+    N, M = flat[0], int(np.prod(flat[1:]))
+    j, i = groups_of(M, groups)
+    if op == "earlier_sibling":
+        size = np.bincount(j, minlength=groups)
+        a, d = np.repeat(np.arange(M), arity - 1), np.tile(np.arange(1, arity), M)    # c → c + d
+        keep = (i[a] % arity + d < arity) & (i[a] + d < size[j[a]])
+        n, a, d = np.repeat(np.arange(N), keep.sum()), np.tile(a[keep], N), np.tile(d[keep], N)
+        return _table(n * M + a, n * M + a + d, weight)
+    tree = post if op == "child_up" else pre                   # (N, G, m): the parents
+    if len(tree) != 3 or tree[1] != groups or tree[2] * arity < i.max(initial=0) + 1:
+        raise ValueError(f"{op}: parent level {tree} cannot hold the {groups} groups of {M} channels")
+    n, c = _grid(N, M)
+    parent, child = _idx(tree, n, j[c], i[c] // arity), _idx((N, M), n, c)
+    return _table(child, parent, FIXED_WEIGHT) if op == "child_up" else _table(parent, child, weight)
+
+
 @lru_cache(maxsize=64)
-def synapses(op: str, pre: tuple[int, ...], post: tuple[int, ...], weight: int = FIXED_WEIGHT) -> Synapses:
-    """The synapse table of ``op`` (see module table); ``weight`` is used by ``identity``."""
+def synapses(op: str, pre: tuple[int, ...], post: tuple[int, ...], weight: int = FIXED_WEIGHT,
+             groups: int = 1, arity: int = 2) -> Synapses:
+    """The synapse table of ``op`` (see module table); ``weight`` is used by ``identity``, earlier_sibling and
+    parent_down, ``groups`` and ``arity`` by the tree ops."""
     w = FIXED_WEIGHT
+    if op in ("earlier_sibling", "child_up", "parent_down"):
+        return _tree_table(op, pre, post, groups, arity, weight)
     if op == "identity":
         n = int(np.prod(pre))
         return _table(np.arange(n), np.arange(n), weight)

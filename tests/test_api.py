@@ -49,3 +49,16 @@ def test_torch_dataset_and_held_out_arrays(tmp_path):
         api.train(x[:, 0], y, out=tmp_path / "bad")
     with pytest.raises(ValueError, match="spikes must be 0 or 1"):
         api.train(x * 2.0 + 0.5, y, out=tmp_path / "bad")
+
+
+def test_another_runs_data_is_never_overwritten(tmp_path):
+    from spikeformer import api
+    out = tmp_path / "run"
+    out.mkdir()
+    theirs = np.zeros((4, 2, 3, 5), bool)
+    np.savez_compressed(out / "data.npz", spikes=theirs, labels=np.arange(4))
+    before = (out / "data.npz").read_bytes()
+    x = np.ones((4, 2, 3, 5), bool)
+    with pytest.raises(ValueError, match=r"data\.npz: holds other data than this run's"):
+        api.train(x, np.arange(4), out=out)
+    assert (out / "data.npz").read_bytes() == before

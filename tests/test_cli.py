@@ -48,7 +48,8 @@ HELP = {
     ("report",): ["Map onto Loihi 2 cores/chips and estimate energy", "run_dir", "--chips", "--cores-per-chip",
                   "--json"],
     ("demo",): ["Train the demo preset, convert, simulate all test digits", "--out", "--lava-samples", "--json"],
-    ("sweep",): ["Train, convert and simulate one model per width D", "--dims", "--active-bits", "--out",
+    ("sweep",): ["Train, convert and simulate one model per width", "--over", "--dims", "--active-bits", "--k",
+                 "--fan-in", "--dense-dims", "--wta-rule", "--out",
                  "--preset", "--config", "--epochs", "--samples", "--threads", "--json"],
 }
 

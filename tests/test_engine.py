@@ -134,3 +134,27 @@ def test_batch_equals_samples_run_one_by_one():
             np.testing.assert_array_equal(batch.spikes[p.name][b], one.spikes[p.name][0])
         assert all(batch.synaptic_ops[k][b] == one.synaptic_ops[k][0] for k in one.synaptic_ops)
     assert batch.spikes["b"].any()
+
+
+def test_update_modes_follow_the_kernel_promises():
+    """FULL where the kernel says the current never carries, REST otherwise; BUSY (a kernel that does
+    not promise ``rests``: updated every tick once touched) gives the same spikes with more updates."""
+    from dataclasses import replace
+
+    from sim.engine import BUSY, FULL, REST, flatten
+    pops = (Population("in", 3, Input()), Population("a", 4, CubaLIF(4095, 100, 3), depth=1),
+            Population("b", 4, CubaLIF(1000, 100, 3), depth=2))
+    rng = np.random.default_rng(0)
+    projs = (Projection.from_dense("w", "in", "a", (rng.integers(-40, 80, (4, 3)) * 2).astype(np.int16)),
+             Projection.from_dense("v", "a", "b", (rng.integers(-40, 80, (4, 4)) * 2).astype(np.int16)))
+    g = AerGraph("loihi", pops, projs, None, 20)
+    flat = flatten(g)
+    assert list(flat.mode[1:]) == [FULL, REST]
+    x = {"in": rng.random((2, 20, 3)) < 0.3}
+    ref = simulate_dense(g, x)
+    rest = simulate(g, x, flat=flat)
+    busy = simulate(g, x, flat=replace(flat, mode=np.full_like(flat.mode, BUSY)))
+    for res in (rest, busy):
+        for p in ("a", "b"):
+            np.testing.assert_array_equal(res.spikes[p], ref[p], err_msg=p)
+    assert (busy.neuron_updates > rest.neuron_updates).all()

@@ -249,7 +249,8 @@ def test_signal_during_lava_run_leaves_nothing_behind(run_copy, sig):
     worker sees its parent die and cleans up itself. Processes, shared memory and files compared before/after."""
     files_before = digests(run_copy)
     proc = subprocess.Popen([str(BIN), "export", "lava", str(run_copy), "--samples", "360", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))   # (nohup ignores it)
     seen: list[psutil.Process] = []
     shm: set[str] = set()
     deadline = time.monotonic() + 300
@@ -270,7 +271,7 @@ def test_signal_during_lava_run_leaves_nothing_behind(run_copy, sig):
         assert out == ""
     # SIGTERM / SIGHUP: cleaned up before the CLI exits (the killed Lava processes take a moment to go);
     # SIGKILL: the worker's own cleanup, asynchronous
-    deadline = time.monotonic() + (10 if sig == signal.SIGKILL else 3)
+    deadline = time.monotonic() + (30 if sig == signal.SIGKILL else 3)      # (the worker cleans up under load too)
     left = lambda: (_alive(seen), shm & set(os.listdir("/dev/shm")), {d for d in dirs if d.exists()})  # noqa: E731
     while time.monotonic() < deadline and any(left()):
         time.sleep(0.1)
@@ -283,6 +284,7 @@ def test_deferred_interrupts_hold_the_signal_until_the_block_ends():
     from sim.signals import Interrupted, deferred_interrupts, interrupts_as_exceptions
     done = []
     sigint = signal.signal(signal.SIGINT, signal.default_int_handler)   # (an earlier test's library may have replaced it)
+    sighup = signal.signal(signal.SIGHUP, signal.SIG_DFL)               # (ignored under nohup)
     with interrupts_as_exceptions():
         with pytest.raises(Interrupted) as e:
             with deferred_interrupts():
@@ -296,6 +298,7 @@ def test_deferred_interrupts_hold_the_signal_until_the_block_ends():
     signal.signal(signal.SIGINT, sigint)
     assert done[-1] == "again"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    signal.signal(signal.SIGHUP, sighup)
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)       # nohup: stays ignored
     try:
         with interrupts_as_exceptions():

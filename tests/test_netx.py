@@ -276,3 +276,40 @@ print(utils.transforms)
 """, tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "real transforms"
+
+
+def test_lava_imports_after_the_start_method_was_set():
+    """numba's parallel launch sets multiprocessing's start method; Lava's import must still work."""
+    code = ("import multiprocessing as mp; mp.get_start_method()\n"
+            "from loihi_export import compat\ncompat.import_lava(); compat.import_netx()\n"
+            "print(mp.get_start_method())")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip().splitlines()[-1] == "fork"
+
+
+def test_imported_snntorch_net_quantised_exported_to_netx_runs_in_lava_dl_like_the_engine(tmp_path):
+    """snnTorch → NIR → `import nir` (loihi) → netx → lava-dl's loader in Lava = sim.engine, spike for spike."""
+    import snntorch as snn
+    import torch
+    from sim.quantize import quantize
+    from spikeformer.importers.nir import lower
+    from test_nir_import import T, dyadic, export, inputs
+    torch.manual_seed(0)
+    net = dyadic(torch.nn.Sequential(
+        torch.nn.Linear(12, 10, bias=False),
+        snn.Leaky(beta=torch.full((10,), 0.8), threshold=torch.full((10,), 0.5), init_hidden=True,
+                  reset_mechanism="zero", reset_delay=False),
+        torch.nn.Linear(10, 4, bias=False),
+        snn.Synaptic(alpha=torch.full((4,), 0.6), beta=torch.full((4,), 0.9), threshold=torch.full((4,), 0.2),
+                     init_hidden=True, reset_mechanism="zero", reset_delay=False)))
+    q, _ = quantize(lower(export(net), T))
+    x = inputs(12, seed=7, samples=4)
+    before = _snapshot()
+    lava = run_netx(write_netx(q, tmp_path / "ff.net.h5"), x, timeout=300)
+    assert _orphans(before) == ([], set())
+    ours = simulate(q, {"input": x}).spikes
+    assert len(lava) == 2
+    for name, spikes in lava.items():
+        assert spikes.sum() >= 20, name                          # both layers spike
+        np.testing.assert_array_equal(spikes, ours[name], err_msg=name)

@@ -33,11 +33,34 @@ def assert_identical(graph, logits, rec, sim, lava):
     np.testing.assert_array_equal(pred, logits)      # integer readout identical too
 
 
-@pytest.mark.parametrize("kind", ["sdsa", "kwta", "ssa"])
+@pytest.mark.parametrize("kind", ["sdsa", "kwta", "ssa", "stream_k"])
 def test_three_way_bit_exact_20_test_digits(tiny_runs, kind):
+    from conftest import TINY_VARIANTS
     graph, *rest = three_way(tiny_runs(kind), 20)
-    assert graph.metadata["attention"] == kind
+    assert graph.metadata["attention"] == TINY_VARIANTS[kind][0].get("attention", "sdsa")
     assert_identical(graph, *rest)
+
+
+def test_stream_kwta_and_fan_in_hold_in_the_lowered_graph(tiny_runs):
+    """stream_k (group rule): every stream k-WTA population spikes ≤ k per token per tick, and its raw population more
+    (so the circuit acts); fan_in: every neuron fed by a trained matrix has exactly F synapses per pre token."""
+    graph, logits, rec, sim, lava = three_way(tiny_runs("stream_k"), 20)
+    cfg = graph.metadata["model"]
+    k, F, N = cfg["stream_k"], cfg["fan_in"], cfg["tokens"]
+    kwta = [p for p in graph.populations if p.role == "stream_kwta"]
+    assert [p.name for p in kwta] == ["b0.xk", "b0.yk", "outk"] and graph.readout.pre == "outk"
+    assert cfg["wta_rule"] == "group" and any(p.role == "wta_tree" for p in graph.populations)   # the tree circuit
+    for p in kwta:
+        per_token = sim[p.name].reshape(*sim[p.name].shape[:2], N, -1).sum(axis=-1)
+        raw = sim[p.name[:-1]].reshape(*sim[p.name].shape[:2], N, -1).sum(axis=-1)
+        assert per_token.max() <= k < raw.max(), p.name
+    for pr in graph.projections:
+        if pr.name in ("b0.wq", "b0.wk", "b0.wv", "b0.wo->r1", "b0.w1", "b0.w2->r2"):
+            post = graph.population(pr.post)
+            fan = np.bincount(pr.indices, minlength=post.size)
+            assert (fan == F).all(), pr.name
+        if pr.name == "emb->r0":
+            assert (np.diff(pr.indptr) == F).all()          # embedding: F synapses out of every input feature
 
 
 @pytest.mark.slow

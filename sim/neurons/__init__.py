@@ -10,6 +10,16 @@ functions of (state, input, params) (Norse style), one set per back end::
     step(u, v, a, p0, p1, p2)    -> (u, v, spiked)  numba scalar (event-driven engine, continuous mode)
     idle(v, p0, p1, p2, ticks)   -> v               numba: ``ticks`` input-free steps from u = 0
 
+Two optional promises let the engine skip work; a kernel that makes neither is still exact,
+only updated every tick once touched (``sim.engine``):
+
+    rests            the dynamics are CUBA-shaped, u' = f(u) + g(a) and v' = h(v) + u' with
+                     f(0) = 0, and ``idle`` never spikes: a neuron whose decayed current
+                     step(u, 0, 0)[0] is 0 and that gets no input may be left untouched and
+                     caught up by ``idle`` on its next update;
+    full_decay(p0, p1, p2) -> bool   (Python) at these parameters f ≡ 0 (u' = g(a)): nothing is
+                     ever carried into the next tick.
+
 ``kernel_params()`` maps the model's parameters onto the kernel's ``(p0, p1, p2)``.
 Kernels are grouped by state type (``Kernel.integer``: int32 state, else float32);
 ``sim.engine`` dispatches on ``(code, state type)`` through :func:`kernel_step` /
@@ -19,7 +29,7 @@ class (``@register``) and, if its dynamics are new, its kernel (``register_kerne
 from __future__ import annotations
 
 import importlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, ClassVar
 
 import numba
@@ -47,6 +57,8 @@ class Kernel:
     step: Any                     # numba dispatcher
     idle: Any                     # numba dispatcher
     code: int = -1                # index among the kernels of the same state type (set by register_kernel)
+    rests: bool = False           # see module docstring
+    full_decay: Callable | None = None
 
 
 KERNELS: dict[str, Kernel] = {}
@@ -58,7 +70,7 @@ def register_kernel(kernel: Kernel) -> Kernel:
     if kernel.name in KERNELS:
         raise ValueError(f"kernel {kernel.name!r} is registered twice")
     code = sum(k.integer == kernel.integer for k in KERNELS.values())
-    KERNELS[kernel.name] = k = Kernel(kernel.name, kernel.integer, kernel.step_np, kernel.step, kernel.idle, code)
+    KERNELS[kernel.name] = k = replace(kernel, code=code)
     return k
 
 

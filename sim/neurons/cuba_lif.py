@@ -91,7 +91,8 @@ def lif_idle_loihi(v: int, du: int, dv: int, vth: int, ticks: int):
     return v
 
 
-KERNEL = register_kernel(Kernel("loihi_cuba", True, lif_step_loihi_np, lif_step_loihi, lif_idle_loihi))
+KERNEL = register_kernel(Kernel("loihi_cuba", True, lif_step_loihi_np, lif_step_loihi, lif_idle_loihi, rests=True,
+                                full_decay=lambda du, dv, vth: du == DU_MAX))
 
 
 @register

@@ -50,7 +50,8 @@ def cuba_idle_float(v: float, cu: float, cv: float, vth: float, ticks: int):
     return v
 
 
-KERNEL = register_kernel(Kernel("float_cuba", False, cuba_step_float_np, cuba_step_float, cuba_idle_float))
+KERNEL = register_kernel(Kernel("float_cuba", False, cuba_step_float_np, cuba_step_float, cuba_idle_float, rests=True,
+                                full_decay=lambda cu, cv, vth: cu == 0.0))
 
 
 def decay_factor(d: float) -> float:

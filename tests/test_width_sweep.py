@@ -1,0 +1,161 @@
+"""`spikeformer sweep --over model`: sparse-wide vs dense-narrow at matched synaptic ops; errors before training."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from spikeformer import presets
+from spikeformer import width_sweep as ws
+from spikeformer.model import ModelConfig, SpikingTransformer
+from spikeformer.sparsity import fan_in_mask
+from test_cli import assert_user_error, run
+
+REQUIRED = {"kind", "dim", "hidden", "k", "fan_in", "seed", "accuracy", "synaptic_ops_per_inference",
+            "spikes_per_inference", "parameters", "train_seconds", "energy_loihi2_joules", "energy_ann_int8_joules"}
+
+
+def tiny_configs(epochs: int = 1):
+    model_cfg, train_cfg = presets.preset("tiny")
+    train_cfg.epochs, train_cfg.threads = epochs, 1
+    return model_cfg, train_cfg
+
+
+def fake_point(calls):
+    """run_point stand-in: sparse synops 1000 + D (flat), dense synops w² (grows), accuracy from the seed."""
+    def run_point(run_dir, cfg, tcfg, samples, device, progress):
+        calls.append(run_dir.name)
+        ops = 1000.0 + cfg.dim if cfg.fan_in else float(cfg.dim ** 2)
+        return {"dim": cfg.dim, "hidden": cfg.dim * cfg.mlp_ratio, "k": cfg.stream_k or "",
+                "fan_in": cfg.fan_in or "", "seed": tcfg.seed, "accuracy": 0.5 + 0.01 * tcfg.seed,
+                "model_accuracy": 0.5, "agreement_with_model": 1.0, "synaptic_ops_per_inference": ops,
+                "spikes_per_inference": 1.0, "parameters": ws.parameter_count(cfg), "synapses": 1,
+                "energy_loihi2_joules": 1e-6, "energy_ann_int8_joules": 2e-6, "samples": 40, "epochs": 1,
+                "train_seconds": 0.1}
+    return run_point
+
+
+def test_orchestration_matches_dense_widths_and_resumes(tmp_path, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(ws, "run_point", fake_point(calls))
+    m, t = tiny_configs()
+    dense_dims = [8, 16, 24, 32, 40, 48]
+    rows = ws.width_sweep([16, 32, 64], 4, 4, 2, dense_dims, tmp_path, m, t, samples=40, progress=False)
+    sparse = [r for r in rows if r["kind"] == "sparse"]
+    assert sorted((r["dim"], r["seed"]) for r in sparse) == [(d, s) for d in (16, 32, 64) for s in (0, 1)]
+    # targets 1016…1064 → nearest w² is 32² = 1024; probes visited by bisection only (not every width)
+    dense = {(r["dim"], r["seed"]): r["matched"] for r in rows if r["kind"] == "dense"}
+    assert dense[(32, 0)] == dense[(32, 1)] == "synops"
+    assert {d for d, s in dense if dense[(d, s)] == "probe"} < set(dense_dims) - {32}
+    widest = ws.parameter_count(ws.sparse_config(m, 64, 4, 4))
+    wp = ws.parameter_matched_width(widest, m)
+    assert all(abs(ws.parameter_count(ws.dense_config(m, wp)) - widest)
+               <= abs(ws.parameter_count(ws.dense_config(m, w)) - widest) for w in range(2, 256, 2))
+    assert "parameters" in dense[(wp, 0)] and "parameters" in dense[(wp, 1)]
+    with open(tmp_path / ws.CSV_FILE, newline="") as f:
+        reader = csv.DictReader(f)
+        assert REQUIRED <= set(reader.fieldnames)
+        assert len(list(reader)) == len(rows)
+    assert (tmp_path / ws.PNG_FILE).stat().st_size > 5000
+    n = len(calls)
+    again = ws.width_sweep([16, 32, 64], 4, 4, 2, dense_dims, tmp_path, m, t, samples=40, progress=False)
+    assert len(calls) == n                                       # resumed: nothing retrained
+    assert again == ws.read_rows(tmp_path / ws.CSV_FILE) or len(again) == len(rows)
+    assert ws.sparse_synops_ratio(rows) == pytest.approx(1064 / 1016)
+
+
+def test_dense_baseline_that_cannot_match_is_named(tmp_path, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(ws, "run_point", fake_point(calls))
+    m, t = tiny_configs()
+    with pytest.raises(ValueError, match=r"^--dense-dims: no dense width in \[4, 16\] matches .* sparse D=16"):
+        ws.width_sweep([16], 4, 4, 1, [4, 8, 16], tmp_path, m, t, samples=40, progress=False)
+    assert calls[0] == "sparse-d16-s0" and (tmp_path / ws.CSV_FILE).exists()    # the sparse row is kept
+
+
+def test_match_width_bisects_and_picks_the_nearest_in_log():
+    seen = []
+    f = lambda w: seen.append(w) or float(w) ** 2  # noqa: E731
+    assert ws.match_width(1100.0, list(range(2, 130, 2)), f, "x") == 34
+    assert len(seen) <= 7
+    with pytest.raises(ValueError, match="nearest, width 128"):
+        ws.match_width(1e6, list(range(2, 130, 2)), f, "x")
+
+
+@pytest.mark.parametrize("k, fan_in, dims, dense, match", [
+    (17, 4, [16, 32], [8], r"^--k \(17\) is larger than the width D=16"),
+    (4, 17, [16, 32], [8], r"^--fan-in \(17\) is larger than the pre-population"),
+    (4, 4, [16, 15], [8], r"^--dims: every width must be a positive multiple of heads=2"),
+    (4, 4, [16], [8, 9], r"^--dense-dims"),
+])
+def test_bad_input_fails_before_training(tmp_path, monkeypatch, k, fan_in, dims, dense, match):
+    monkeypatch.setattr(ws, "run_point", lambda *a, **kw: pytest.fail("trained despite bad input"))
+    with pytest.raises(ValueError, match=match):
+        ws.width_sweep(dims, k, fan_in, 1, dense, tmp_path / "s", *tiny_configs(), progress=False)
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_errors_name_the_parameter(tmp_path):
+    out = str(tmp_path / "s")
+    base = ("sweep", "--over", "model", "--preset", "tiny", "--out", out, "--dense-dims", "8,16")
+    assert_user_error(run(*base, "--dims", "16,32", "--k", "20", "--fan-in", "4"), "--k", "D=16")
+    assert_user_error(run(*base, "--dims", "16,32", "--k", "4", "--fan-in", "20"), "--fan-in", "pre-population")
+    assert_user_error(run(*base, "--dims", "16", "--k", "4"), "--fan-in")
+    assert not (tmp_path / "s").exists()
+
+
+def test_fan_in_mask_keeps_f_largest_per_row_and_the_embedding_per_column():
+    w = torch.tensor([[0.1, -5.0, 0.3, 0.3], [2.0, -0.2, 0.0, 1.0]])
+    np.testing.assert_array_equal(fan_in_mask(w, 2).numpy(), [[0, 1, 1, 0], [1, 0, 0, 1]])   # tie: lower index
+    np.testing.assert_array_equal(fan_in_mask(w, 1, axis=0).numpy(), [[0, 1, 1, 0], [1, 0, 0, 1]])
+
+
+def test_parameter_count_is_what_the_model_uses():
+    m, _ = tiny_configs()
+    for cfg in (ws.sparse_config(m, 32, 4, 5), ws.dense_config(m, 32)):
+        model = SpikingTransformer(cfg)
+        used = sum(int((model.weight(p).detach() != 0).sum()) if cfg.fan_in else model.weight(p).numel()
+                   for p in {pr.param for pr in model.spec.projections if pr.op == "linear"})
+        assert ws.parameter_count(cfg) == used + model.readout.numel() + 1
+
+
+@pytest.mark.parametrize("over, match", [({"stream_k": 33}, r"config\.stream_k \(33\)"),
+                                         ({"fan_in": 33}, r"config\.fan_in \(33\) is larger than the pre-population"),
+                                         ({"fan_in": 4, "weight_sparsity": 0.5}, r"config\.fan_in and"),
+                                         ({"dim": 4096, "heads": 8, "stream_k": 4}, r"config\.stream_k: .* 4096")])
+def test_model_config_refuses_uncomputable_k_and_fan_in(over, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**{"dim": 32, "heads": 2, **over})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_three_point_width_sweep_end_to_end(tmp_path):
+    """Three sparse widths (1 seed), their synops-matched and parameter-matched dense baselines: simulator =
+    torch model on every simulated sample, CSV + PNG, and a rerun retrains nothing."""
+    m, t = tiny_configs()
+    rows = ws.width_sweep([16, 32, 64], 4, 4, 1, [4, 8, 12, 16, 24, 32], tmp_path, m, t, samples=40,
+                          progress=False)
+    assert all(r["agreement_with_model"] == 1.0 for r in rows)
+    assert {r["kind"] for r in rows} == {"sparse", "dense"}
+    sparse = sorted((r for r in rows if r["kind"] == "sparse"), key=lambda r: r["dim"])
+    assert [r["parameters"] for r in sparse] == sorted(r["parameters"] for r in sparse)
+    assert any("synops" in r["matched"] for r in rows) and any("parameters" in r["matched"] for r in rows)
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/model.pt")}
+    ws.width_sweep([16, 32, 64], 4, 4, 1, [4, 8, 12, 16, 24, 32], tmp_path, m, t, samples=40, progress=False)
+    assert mtimes == {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/model.pt")}
+
+
+def test_synops_breakdown_sums_to_the_simulated_total(tiny_runs, tmp_path):
+    import shutil
+
+    from spikeformer.pipeline import simulate_run
+    run_dir = shutil.copytree(tiny_runs("stream_k"), tmp_path / "run")
+    total = simulate_run(run_dir, 8)["synaptic_ops_per_inference"]
+    b = ws.synops_breakdown(run_dir)
+    assert set(b["synops"]) == {"attention", "hidden_wta", "relay", "stream_wta", "trained"}
+    assert sum(b["synops"].values()) == pytest.approx(total) and min(b["synops"].values()) > 0
+    s = b["spikes"]
+    assert s["stream_raw"] > s["stream_kept"] > 0 and s["hidden_raw"] >= s["hidden_kept"] > 0
