@@ -89,25 +89,34 @@ def fingerprint(model_cfg: Any, train_cfg: TrainConfig, active_bits: int, sample
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Rows of an existing sweep CSV (typed); CheckpointError naming the file if it is not one."""
+def read_csv(path: Path, columns: Sequence[str], ints: Sequence[str], floats: Sequence[str], what: str,
+             optional_ints: Sequence[str] = ()) -> list[dict]:
+    """Rows of an existing ``what`` CSV with ``columns``, typed (``optional_ints``: int or "");
+    [] if there is none; CheckpointError naming the file if it is not one."""
     if not path.exists():
         return []
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
-            missing = set(COLUMNS) - set(reader.fieldnames or ())
+            missing = set(columns) - set(reader.fieldnames or ())
             if missing:
-                raise CheckpointError(f"{path}: not a sweep CSV (missing columns {sorted(missing)})")
-            rows = [dict(r) for r in reader]
+                raise CheckpointError(f"{path}: not a {what} CSV (missing columns {sorted(missing)})")
+            rows = [{c: r[c] for c in columns} for r in reader]
         for r in rows:
-            for k in INT_COLUMNS:
-                r[k] = int(r[k])
-            for k in FLOAT_COLUMNS:
-                r[k] = float(r[k])
+            for c in optional_ints:
+                r[c] = int(r[c]) if r[c] else ""
+            for c in ints:
+                r[c] = int(r[c])
+            for c in floats:
+                r[c] = float(r[c])
     except (ValueError, UnicodeDecodeError, csv.Error) as e:
-        raise CheckpointError(f"{path}: not a readable sweep CSV ({e})") from None
-    return [{k: r[k] for k in COLUMNS} for r in rows]
+        raise CheckpointError(f"{path}: not a readable {what} CSV ({e})") from None
+    return rows
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of an existing sweep CSV (typed); CheckpointError naming the file if it is not one."""
+    return read_csv(path, COLUMNS, INT_COLUMNS, FLOAT_COLUMNS, "sweep")
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:

@@ -47,6 +47,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sim.io import atomic_write
+from spikeformer.sweep import read_csv
 from spikeformer.train import CheckpointError, TrainConfig, read_json
 
 CSV_FILE = "width-sweep.csv"
@@ -124,25 +125,7 @@ def fingerprint(base: Any, train_cfg: TrainConfig, k: int, fan_in: int, samples:
 
 def read_rows(path: Path) -> list[dict]:
     """Rows of an existing width-sweep CSV (typed); CheckpointError naming the file if it is not one."""
-    if not path.exists():
-        return []
-    try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            missing = set(COLUMNS) - set(reader.fieldnames or ())
-            if missing:
-                raise CheckpointError(f"{path}: not a width-sweep CSV (missing columns {sorted(missing)})")
-            rows = [{c: r[c] for c in COLUMNS} for r in reader]
-        for r in rows:
-            for c in ("k", "fan_in"):
-                r[c] = int(r[c]) if r[c] else ""
-            for c in INT_COLUMNS:
-                r[c] = int(r[c])
-            for c in FLOAT_COLUMNS:
-                r[c] = float(r[c])
-    except (ValueError, UnicodeDecodeError, csv.Error) as e:
-        raise CheckpointError(f"{path}: not a readable width-sweep CSV ({e})") from None
-    return rows
+    return read_csv(path, COLUMNS, INT_COLUMNS, FLOAT_COLUMNS, "width-sweep", optional_ints=("k", "fan_in"))
 
 
 def write_rows(path: Path, rows: Sequence[dict]) -> Path:
