@@ -42,31 +42,21 @@ def lif_step_loihi_np(u: np.ndarray, v: np.ndarray, a: np.ndarray,
 
 
 @numba.njit(cache=True, inline="always")
+def _decay(x: int, d: int) -> int:
+    """sgn(p)·(|p| >> 12) for p = x·d, branch-free: (p + (4095 if p < 0 else 0)) >> 12 (arithmetic shift)."""
+    p = np.int64(x) * d
+    return (p + ((p >> 63) & (DECAY_UNITY - 1))) >> DECAY_SHIFT
+
+
+@numba.njit(cache=True, inline="always")
 def lif_step_loihi_pre(u: int, v: int, a: int, du: int, dv: int, vth: int):
     """Scalar Loihi tick before the spike test and reset: (u, v clipped to 24 bits, whether the clip acted)."""
-    p = np.int64(u) * (DECAY_UNITY - (du + DS_OFFSET))
-    if p >= 0:
-        un = p >> DECAY_SHIFT
-    else:
-        un = -((-p) >> DECAY_SHIFT)
-    un += np.int64(a) << ACT_SHIFT
-    if un > UV_MAX:
-        un -= 2 * UV_MAX
-    elif un <= -UV_MAX:
-        un += 2 * UV_MAX
-    q = np.int64(v) * (DECAY_UNITY - (dv + DM_OFFSET))
-    if q >= 0:
-        vn = q >> DECAY_SHIFT
-    else:
-        vn = -((-q) >> DECAY_SHIFT)
-    vn += un
-    clipped = False
-    if vn > UV_MAX - 1:
-        vn = UV_MAX - 1
-        clipped = True
-    elif vn < -UV_MAX + 1:
-        vn = -UV_MAX + 1
-        clipped = True
+    un = _decay(u, DECAY_UNITY - (du + DS_OFFSET)) + (np.int64(a) << ACT_SHIFT)
+    un = un - 2 * UV_MAX if un > UV_MAX else un
+    un = un + 2 * UV_MAX if un <= -UV_MAX else un
+    vn = _decay(v, DECAY_UNITY - (dv + DM_OFFSET)) + un
+    clipped = (vn > UV_MAX - 1) | (vn < -UV_MAX + 1)
+    vn = min(max(vn, -UV_MAX + 1), UV_MAX - 1)
     return un, vn, clipped
 
 
@@ -75,9 +65,7 @@ def lif_step_loihi(u: int, v: int, a: int, du: int, dv: int, vth: int):
     """Scalar Loihi tick for the engine; returns (u, v, spiked). Same as the numpy reference."""
     un, vn, _ = lif_step_loihi_pre(u, v, a, du, dv, vth)
     spiked = vn > (np.int64(vth) << VTH_SHIFT)
-    if spiked:
-        vn = 0
-    return np.int32(un), np.int32(vn), spiked
+    return np.int32(un), np.int32(0 if spiked else vn), spiked
 
 
 @numba.njit(cache=True, inline="always")
