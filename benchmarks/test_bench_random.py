@@ -107,7 +107,10 @@ def test_random_network(capsys):
     slope, icpt = np.polyfit(ev_n, ev_t, 1)
     pred = np.polyval([slope, icpt], ev_n)
     r2 = 1 - np.sum((np.array(ev_t) - pred) ** 2) / np.sum((np.array(ev_t) - np.mean(ev_t)) ** 2)
-    rows.append(("time vs events (linear fit)", f"R² = {r2:.4f}", f"{1e9 * slope:.1f} ns/event"))
+    per_event = [t / n for t, n in zip(ev_t, ev_n)]          # dense blocks are stepped whole: the cost per event
+    rows.append(("time vs events (linear fit)", f"R² = {r2:.4f}",  # falls as activity rises (concave, not linear)
+                 f"{1e9 * slope:.1f} ns/event; per event {1e9 * per_event[0]:.1f} → {1e9 * per_event[-1]:.1f} ns "
+                 f"from rate {rates[0]} to {rates[-1]}"))
     # cost vs population size at fixed events: (a) extra neurons silent — the events and the
     # neurons they touch are the same, only the population grows; (b) the same number of
     # events spread over the larger population (more distinct neurons touched, more cache misses)
@@ -139,5 +142,5 @@ def test_random_network(capsys):
         print("\n\nrandom sparse network (Loihi numerics, spikes recorded; medians)")
         for a, b, c in rows:
             print(f"{a:<46}{b:>14}  {c}")
-    assert r2 > 0.95
+    assert max(per_event) < 1.2 * per_event[0], "cost must grow no faster than linearly in events"
     assert size_t[-1] / size_t[0] < 1.5, "silent neurons must not cost"

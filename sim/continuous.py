@@ -28,7 +28,7 @@ import numpy as np
 from numba import types
 from numba.typed import List
 
-from sim.engine import KIND_GRADED, KIND_INPUT, flatten
+from sim.flatgraph import KIND_GRADED, KIND_INPUT, flatten
 from sim.ir import AerGraph
 from sim.neurons import kernel_idle, kernel_key, kernel_step
 from sim.reference import check_inputs, source_spikes
