@@ -40,6 +40,7 @@ from benchmarks.common import median_time, random_network, update_results
 from benchmarks.test_bench_random import scatter_bound
 from sim.engine import flatten, simulate
 from sim.ir import AerGraph, Population, Projection
+from sim.neurons import Input, cuba
 
 pytestmark = pytest.mark.bench
 if importlib.util.find_spec("nest") is None:                  # not imported here: see the module doc
@@ -84,7 +85,8 @@ def brunel_graph(numerics: str, pre: np.ndarray, post: np.ndarray, ticks: int) -
     else:
         w_e, w_i, w_x, vth, du, dv = J, -G * J, J * (1 + LAM), THETA, 1.0, DV_F
     wdt = np.int16 if loihi else np.float32
-    pops = (Population("ext", n, "input"), Population("exc", NE, "lif", du, dv, vth), Population("inh", NI, "lif", du, dv, vth))
+    lif = cuba(numerics, du, dv, vth)
+    pops = (Population("ext", n, Input()), Population("exc", NE, lif), Population("inh", NI, lif))
     projs = [Projection("ext_exc", "ext", "exc", np.r_[np.arange(NE + 1), np.full(NI, NE)], np.arange(NE),
                         np.full(NE, w_x, wdt)),
              Projection("ext_inh", "ext", "inh", np.r_[np.zeros(NE, np.int64), np.arange(NI + 1)], np.arange(NI),
