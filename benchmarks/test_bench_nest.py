@@ -133,8 +133,8 @@ def run_nest_layer(g: AerGraph, x: np.ndarray) -> tuple[float, int]:
     pr, out = g.projections[0], g.populations[1]
     nest.ResetKernel()
     nest.SetKernelStatus({"resolution": 1.0, "local_num_threads": 1})
-    tau = -1.0 / np.log(1 - out.dv / 4096)
-    nodes = nest.Create("iaf_psc_delta", out.size, {"tau_m": tau, "V_th": float(out.vth), "V_reset": 0.0, "E_L": 0.0,
+    tau = -1.0 / np.log(1 - out.model.dv / 4096)
+    nodes = nest.Create("iaf_psc_delta", out.size, {"tau_m": tau, "V_th": float(out.model.vth), "V_reset": 0.0, "E_L": 0.0,
                                                     "V_m": 0.0, "t_ref": 0.0, "C_m": 1.0})
     t_idx, i_idx = np.nonzero(x)
     gens = nest.Create("spike_generator", pr.n_pre)
