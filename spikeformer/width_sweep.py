@@ -229,9 +229,13 @@ def width_sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims
             done[key] = {**run_point(run_dir, cfg, tcfg, samples, device, progress), "kind": kind, "config": fp,
                          "matched": matched}
             write_rows(csv_path, list(done.values()))
-        elif matched and matched not in done[key]["matched"].split("+"):
-            done[key]["matched"] = "+".join(filter(None, [done[key]["matched"], matched]))
-            write_rows(csv_path, list(done.values()))
+        else:
+            changed = {"parameters": parameter_count(cfg)}        # computed from the config, not measured
+            if matched and matched not in done[key]["matched"].split("+"):
+                changed["matched"] = "+".join(filter(None, [done[key]["matched"], matched]))
+            if any(done[key][c] != v for c, v in changed.items()):
+                done[key].update(changed)
+                write_rows(csv_path, list(done.values()))
         return done[key]
 
     for d in dims:
