@@ -24,7 +24,7 @@ def test_large_kwta_trains_converts_simulates_runs_in_lava_and_reports(tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     sim = json.loads(p.stdout)
     assert sim["agreement_with_model"] == 1.0 and sim["mismatched_spikes"] == 0 and sim["predictions_equal_model"]
-    p = run("export", "lava", str(out), "--samples", "4", "--timeout", "3000", "--json")
+    p = run("export", "lava", str(out), "--samples", "4", "--timeout", "3000", "--json", timeout=3300)
     assert p.returncode == 0, p.stderr[-3000:]
     lava = json.loads(p.stdout)
     assert lava["identical_to_simulator"] and lava["mismatched_spikes"] == 0 and lava["samples"] == 4

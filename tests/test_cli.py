@@ -14,8 +14,8 @@ import numpy as np
 BIN = Path(sys.executable).parent / "spikeformer"
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, cwd=cwd, timeout=900,
+def run(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
                           env={**os.environ, "OMP_NUM_THREADS": "2"})
 
 
