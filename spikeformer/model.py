@@ -18,9 +18,10 @@ X ∈ {0,1}^{B×T×N×D}, N tokens, D channels::
       group  [S_nm − Σ_{m'<m, m' ∈ G(m)} S_nm' ≥ 1]     (the first spike of each of k contiguous groups)
 
 With ``stream_k`` every stream population X, Y, Z is replaced by wta(·, stream_k)
-of itself before it is used. With ``fan_in`` = F every trained matrix keeps F
-non-zeros per row (F incoming weights per neuron), the embedding F per column
-(``spikeformer.sparsity``).
+of itself before it is used. With ``fan_in`` = F every neuron fed by a trained
+matrix has F incoming synapses from pre neurons fixed at init (a gather: cost ∝ D·F),
+and every input feature reaches ``emb_fan_out`` (default F) fixed stream channels
+(``spikeformer.sparsity``: fan_in_table, fan_out_table).
 
 Linear layers are shared across tokens. In ``loihi`` numerics every current is an
 integer below 2²⁴ (checked: ``current_bound``), so float32 tensors hold them exactly
@@ -44,7 +45,8 @@ from spikeformer.attention_torch import ATTENTION
 from spikeformer import datasets
 from spikeformer.config import check_fields
 from spikeformer.neurons import LifParams, lif_sequence, quantize_mantissa
-from spikeformer.sparsity import WEIGHT_KINDS, check_fan_in, check_sparsity, int8_on_support, support_mask, ternary
+from spikeformer.sparsity import (WEIGHT_KINDS, check_fan_in, check_sparsity, fan_in_table, fan_out_table,
+                                  gather_linear, int8_on_support, scatter_dense, support_mask, ternary)
 from spikeformer.spec import build_spec
 from spikeformer.wta import RULES as WTA_RULES, check_wta
 
@@ -78,8 +80,10 @@ class ModelConfig:
     init_gain: float = 1.0
     weights: str = "int8"     # "int8" | "ternary" (BitNet b1.58 absmean), see spikeformer.sparsity
     weight_sparsity: float | None = None   # fraction of zeros per linear matrix, fixed count; None = dense
-    fan_in: int | None = None  # non-zero incoming weights per neuron of every trained matrix (embedding: per input
-                               # feature), fixed as the width grows; None = dense
+    fan_in: int | None = None  # incoming synapses per neuron of every trained matrix, fixed at init and as the
+                               # width grows; None = dense
+    emb_fan_out: int | None = None  # with fan_in: stream channels each input feature reaches (fixed at init);
+                                    # None = fan_in
     dataset: str = "digits"   # a name registered in spikeformer.datasets (digits, events, mnist1d, recordings, spikes)
     data_path: str | None = None        # the user's file or directory (datasets recordings, spikes)
     split_seed: int | None = None       # train/test split seed; None (and test_fraction None): the dataset's own split
@@ -109,7 +113,7 @@ class ModelConfig:
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
         check_sparsity(self.weight_sparsity)
-        check_fan_in(self.fan_in, self.dim, hidden)
+        check_fan_in(self.fan_in, self.dim, hidden, self.emb_fan_out)
         if self.fan_in is not None and self.weight_sparsity is not None:
             raise ValueError("config.fan_in and config.weight_sparsity: give at most one of them")
         if self.split_seed is not None and (isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int)
@@ -152,11 +156,27 @@ class SpikingTransformer(nn.Module):
         self.lif = LifParams(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
         shapes = {p.name: p.shape for p in self.spec.populations}
         self.weights = nn.ParameterDict()
+        self.fixed: dict[str, tuple[int, int]] = {}   # fan_in: key → (dense rows, dense columns) of W (out, in)
         for pr in self.spec.projections:
-            if pr.op == "linear" and pr.param.replace(".", "_") not in self.weights:
-                fan_in, fan_out = shapes[pr.pre][-1], shapes[pr.post][-1]
-                std = cfg.init_gain * cfg.vth / (2 * math.sqrt(fan_in))
-                self.weights[pr.param.replace(".", "_")] = nn.Parameter(torch.randn(fan_out, fan_in) * std)
+            key = pr.param.replace(".", "_")
+            if pr.op != "linear" or key in self.weights:
+                continue
+            n_in, n_out = shapes[pr.pre][-1], shapes[pr.post][-1]
+            if cfg.fan_in is None:
+                std = cfg.init_gain * cfg.vth / (2 * math.sqrt(n_in))
+                self.weights[key] = nn.Parameter(torch.randn(n_out, n_in) * std)
+                continue
+            if pr.param == "emb":              # stored per input feature: (in, F_e), targets in the stream
+                fe = cfg.emb_fan_out or cfg.fan_in
+                table = fan_out_table(n_in, n_out, fe)
+                per_channel = max(2.0, n_in * table.shape[1] / n_out)      # mean inputs per channel, ≥ 2
+            else:                              # stored per neuron: (out, F), sources in the pre population
+                table = fan_in_table(n_out, n_in, cfg.fan_in)
+                per_channel = table.shape[1]
+            self.register_buffer(f"table_{key}", table)
+            self.fixed[key] = (n_out, n_in)
+            std = cfg.init_gain * cfg.vth / (2 * math.sqrt(per_channel))
+            self.weights[key] = nn.Parameter(torch.randn(table.shape) * std)
         z = shapes[self.spec.readout_pre][-1]
         self.readout = nn.Parameter(torch.randn(cfg.classes, z) * 16 / math.sqrt(z))
         self.log_temperature = nn.Parameter(torch.tensor(-math.log(cfg.timesteps * cfg.tokens * 8.0)))
@@ -171,14 +191,37 @@ class SpikingTransformer(nn.Module):
         """float32 holds every loihi current exactly below 2²⁴; float64 beyond."""
         return torch.float64 if self.loihi and current_bound(self.cfg) > FLOAT32_EXACT else torch.float32
 
-    def weight(self, param: str) -> torch.Tensor:
-        """Effective weight matrix (out, in): 2·mantissa in loihi mode, 2·w in float mode;
-        ternary and/or with a fixed number of non-zeros when configured (spikeformer.sparsity)."""
-        w = self.weights[param.replace(".", "_")].to(self.dtype)
-        mask = support_mask(w, param == "emb", self.cfg.weight_sparsity, self.cfg.fan_in)
+    def values(self, param: str) -> torch.Tensor:
+        """Effective weights in their stored layout: 2·mantissa in loihi mode, 2·w in float mode; ternary and/or
+        with a fixed number of non-zeros when configured (spikeformer.sparsity). Dense: (out, in); fixed fan-in:
+        (out, F) (the embedding (in, F_e)), every entry a synapse."""
+        key = param.replace(".", "_")
+        w = self.weights[key].to(self.dtype)
+        mask = torch.ones_like(w) if key in self.fixed else support_mask(w, self.cfg.weight_sparsity)
         if self.cfg.weights == "ternary":
             return ternary(w, mask, self.loihi)
         return int8_on_support(w, mask, self.loihi)
+
+    def dense(self, param: str, values: torch.Tensor) -> torch.Tensor:
+        """``values`` (of ``values(param)``) as the dense matrix (out, in)."""
+        key = param.replace(".", "_")
+        if key not in self.fixed:
+            return values
+        n_out, n_in = self.fixed[key]
+        table = getattr(self, f"table_{key}")
+        return scatter_dense(values, table, n_out).T if param == "emb" else scatter_dense(values, table, n_in)
+
+    def weight(self, param: str) -> torch.Tensor:
+        """Effective weight matrix (out, in) (``values`` laid out dense)."""
+        return self.dense(param, self.values(param))
+
+    def linear(self, param: str, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """x (…, in) → W·x (…, out): a matmul, or a gather over the fixed fan-in table (the embedding, whose
+        input is narrow, goes through its dense matrix)."""
+        key = param.replace(".", "_")
+        if key not in self.fixed or param == "emb":
+            return x @ self.dense(param, values).T
+        return gather_linear(x, getattr(self, f"table_{key}"), values)
 
     def readout_weight(self) -> torch.Tensor:
         w = self.readout.to(torch.float64 if self.loihi else torch.float32)
@@ -197,16 +240,16 @@ class SpikingTransformer(nn.Module):
         B, T, N, D = r.shape
         x, xk = self._stream(r)
         xs = x if xk is None else xk
-        q, k, v = (self._lif(xs @ w[f"{b}.w{z}"].T) for z in "qkv")
+        q, k, v = (self._lif(self.linear(f"{b}.w{z}", xs, w[f"{b}.w{z}"])) for z in "qkv")
         inner: dict[str, torch.Tensor] | None = {} if rec is not None else None
         flat = lambda t: t.reshape(B * T, N, D)  # noqa: E731
         attn = ATTENTION[cfg.attention](flat(q), flat(k), flat(v), cfg.heads, cfg.mask_count, cfg.kwta_k,
                                         inner).reshape(B, T, N, D)
-        r = r + attn @ w[f"{b}.wo"].T
+        r = r + self.linear(f"{b}.wo", attn, w[f"{b}.wo"])
         y, yk = self._stream(r)
-        h = self._lif((y if yk is None else yk) @ w[f"{b}.w1"].T)
+        h = self._lif(self.linear(f"{b}.w1", y if yk is None else yk, w[f"{b}.w1"]))
         hk = None if cfg.hidden_k is None else WTA_RULES[cfg.wta_rule].select(h, cfg.hidden_k)
-        r = r + (h if hk is None else hk) @ w[f"{b}.w2"].T
+        r = r + self.linear(f"{b}.w2", h if hk is None else hk, w[f"{b}.w2"])
         if rec is not None:
             for name, s in (("x", x), ("xk", xk), ("q", q), ("k", k), ("v", v), ("attn", attn), ("y", y),
                             ("yk", yk), ("h", h), ("hk", hk)):
@@ -222,10 +265,10 @@ class SpikingTransformer(nn.Module):
         With ``record`` the second value maps the model's populations (the graph's, less
         the attention circuits' inner neurons) to their spikes (B, T, *shape) as bool.
         """
-        w = {pr.param: self.weight(pr.param) for pr in self.spec.projections if pr.op == "linear"}
+        w = {pr.param: self.values(pr.param) for pr in self.spec.projections if pr.op == "linear"}
         x = x.to(self.dtype)
         rec: dict[str, torch.Tensor] | None = {"input": x} if record else None
-        r = x @ w["emb"].T
+        r = self.linear("emb", x, w["emb"])
         for l in range(self.cfg.depth):
             run: Callable = lambda r_, b=f"b{l}": self._block(b, r_, w, rec)  # noqa: E731
             if self.checkpoint_blocks and torch.is_grad_enabled() and rec is None:

@@ -12,11 +12,17 @@
   mantissa g = clamp(round(γ), 1, 127) and the synapse weight is 2·g·W_t ∈
   {−2g, 0, 2g} — on the Loihi weight grid. Gradients are straight-through.
 * int8 with a fixed count: kept entries that would round to 0 become ±1.
-* Fixed fan-in F (``fan_in_mask``): every row of W (out, in) keeps its F largest
-  |W| (ties by index), so each neuron has exactly F incoming synapses whatever the
-  width; the embedding (in = the fixed-width input) keeps F per column instead — F
-  synapses out of every input feature — so its cost does not grow with the model
-  width either. Kept through training like the fixed count (``project_``).
+* Fixed fan-in F (``fan_in_table``): every neuron fed by a trained matrix W (out, in)
+  has exactly F incoming synapses, from F distinct pre neurons drawn uniformly at
+  model init and kept through training (only their F weights train): W is stored as
+  values (out, F) and an index table (out, F), W[o, table[o, f]] = values[o, f], and
+  applied as a gather (cost ∝ out·F, not out·in; ``gather_linear``).
+* The embedding with fan-in F has a fixed fan-out F_e (``fan_out_table``; F_e =
+  ``emb_fan_out``, default F): input feature i reaches the channels
+  perm[(i·F_e + f) mod D], f < F_e, perm a random permutation of the D channels drawn at
+  init; so its targets are distinct across features when D ≥ features·F_e (every channel
+  reached at most once: the same current pattern at every width D), and each input
+  spike costs F_e synaptic ops whatever D.
 """
 from __future__ import annotations
 
@@ -36,35 +42,60 @@ def check_sparsity(sparsity: float | None) -> None:
         raise ValueError(f"config.weight_sparsity must be in (0, 1) (fraction of zero weights) or null, got {sparsity!r}")
 
 
-def check_fan_in(fan_in: int | None, dim: int, hidden: int) -> None:
-    """None (dense) or F ∈ [1, dim]: every trained matrix's pre population (stream, hidden) has ≥ dim neurons,
-    and the embedding's post (the stream) has dim."""
+def check_fan_in(fan_in: int | None, dim: int, hidden: int, emb_fan_out: int | None = None) -> None:
+    """None (dense) or F ∈ [1, dim]: every trained matrix's pre population (stream, hidden) has ≥ dim neurons;
+    the embedding's fan-out F_e ∈ [1, dim] (only with fan_in)."""
     if fan_in is None:
+        if emb_fan_out is not None:
+            raise ValueError("config.emb_fan_out needs config.fan_in (a dense embedding has no fixed fan-out)")
         return
-    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 1:
-        raise ValueError(f"config.fan_in must be a positive integer or null, got {fan_in!r}")
-    if fan_in > min(dim, hidden):
-        raise ValueError(f"config.fan_in ({fan_in}) is larger than the pre-population: a neuron fed by the "
-                         f"{dim}-wide stream cannot keep {fan_in} incoming weights (fan_in ≤ dim = {dim})")
+    for name, v in (("fan_in", fan_in), ("emb_fan_out", emb_fan_out)):
+        if v is None and name == "emb_fan_out":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"config.{name} must be a positive integer or null, got {v!r}")
+        if v > min(dim, hidden):
+            what = "a neuron fed by the" if name == "fan_in" else "an input feature cannot reach more channels than the"
+            raise ValueError(f"config.{name} ({v}) is larger than the pre-population: {what} {dim}-wide stream "
+                             f"cannot keep {v} {'incoming weights' if name == 'fan_in' else 'targets'} "
+                             f"({name} ≤ dim = {dim})")
 
 
-def fan_in_mask(w: torch.Tensor, fan_in: int, axis: int = 1) -> torch.Tensor:
-    """1 at the ``fan_in`` largest |w| of every row (axis 1) or column (axis 0), ties broken by index."""
-    if fan_in >= w.shape[axis]:
-        return torch.ones_like(w)
-    a = w.detach().abs()
-    a = a if axis == 1 else a.T
-    # stable ordering: larger |w| first, then lower index
-    order = torch.argsort(-a, dim=1, stable=True)[:, :fan_in]
-    mask = torch.zeros_like(a).scatter_(1, order, 1.0)
-    return (mask if axis == 1 else mask.T).to(w.dtype)
+def fan_in_table(n_out: int, n_in: int, fan_in: int, gen: torch.Generator | None = None) -> torch.Tensor:
+    """(n_out, F) int64: row o holds F distinct pre indices (sorted), drawn uniformly without replacement."""
+    f = min(fan_in, n_in)
+    return torch.rand(n_out, n_in, generator=gen).argsort(dim=1)[:, :f].sort(dim=1).values
 
 
-def support_mask(w: torch.Tensor, embedding: bool, sparsity: float | None, fan_in: int | None
-                 ) -> torch.Tensor | None:
-    """The kept entries of a trained matrix (out, in): fixed count, fixed fan-in (embedding: per column), or None."""
-    if fan_in is not None:
-        return fan_in_mask(w, fan_in, axis=0 if embedding else 1)
+def fan_out_table(n_in: int, n_out: int, fan_out: int, gen: torch.Generator | None = None) -> torch.Tensor:
+    """(n_in, F_e) int64: feature i reaches perm[(i·F_e + f) mod n_out] (module doc): distinct per feature,
+    distinct across features when n_out ≥ n_in·F_e."""
+    f = min(fan_out, n_out)
+    perm = torch.randperm(n_out, generator=gen)
+    return perm[(torch.arange(n_in)[:, None] * f + torch.arange(f)[None, :]) % n_out]
+
+
+def gather_linear(x: torch.Tensor, table: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """y[..., o] = Σ_f x[..., table[o, f]]·values[o, f]: a fixed fan-in matrix applied at cost ∝ out·F.
+
+    One ``embedding_bag`` over the transposed input (bags = rows of the table), so neither the dense
+    matrix nor an (…, out·F) intermediate is built; exact for integer-valued float inputs below 2²⁴."""
+    lead, n_in = x.shape[:-1], x.shape[-1]
+    n_out, f = table.shape
+    xt = x.reshape(-1, n_in).T.contiguous()
+    offsets = torch.arange(0, n_out * f, f, device=x.device)
+    y = torch.nn.functional.embedding_bag(table.reshape(-1), xt, offsets, mode="sum",
+                                          per_sample_weights=values.reshape(-1).to(x.dtype))
+    return y.T.reshape(*lead, n_out)
+
+
+def scatter_dense(values: torch.Tensor, table: torch.Tensor, n_cols: int) -> torch.Tensor:
+    """The dense (rows, n_cols) matrix with values[r, f] at column table[r, f], zeros elsewhere."""
+    return torch.zeros(values.shape[0], n_cols, dtype=values.dtype, device=values.device).scatter(1, table, values)
+
+
+def support_mask(w: torch.Tensor, sparsity: float | None) -> torch.Tensor | None:
+    """The kept entries of a trained matrix with a fixed non-zero count, or None."""
     if sparsity is not None:
         return topk_mask(w, kept(w.numel(), sparsity))
     return None
@@ -112,9 +143,10 @@ def int8_on_support(w: torch.Tensor, mask: torch.Tensor | None, loihi: bool) -> 
 
 
 @torch.no_grad()
-def project_(weights: torch.nn.ParameterDict, sparsity: float | None, fan_in: int | None = None) -> None:
-    """W ← W ⊙ support_mask(W): re-impose the fixed non-zero count / fan-in after an optimiser step."""
-    if sparsity is None and fan_in is None:
+def project_(weights: torch.nn.ParameterDict, sparsity: float | None) -> None:
+    """W ← W ⊙ support_mask(W): re-impose the fixed non-zero count after an optimiser step (a fixed fan-in keeps
+    its support in its index tables: nothing to do)."""
+    if sparsity is None:
         return
-    for name, w in weights.items():
-        w.mul_(support_mask(w, name == "emb", sparsity, fan_in))
+    for w in weights.values():
+        w.mul_(support_mask(w, sparsity))

@@ -314,7 +314,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            project_(model.weights, model_cfg.weight_sparsity, model_cfg.fan_in)   # keep the fixed support
+            project_(model.weights, model_cfg.weight_sparsity)   # keep the fixed non-zero count
             sched.step()
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y_tr[idx.to(dev)]).sum())

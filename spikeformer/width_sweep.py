@@ -5,12 +5,13 @@ Sparse points: for every D in ``dims`` and every seed, the base config at dim = 
 tick in every stream population and the hidden layer; ``wta_rule``, default
 "group": the first spike of each of k contiguous channel groups, whose circuit
 costs O(log(D/k)) synaptic ops per spike, see ``spikeformer.wta``) and ``fan_in = F`` (F incoming
-weights per neuron; the embedding F per input feature). Per token and tick a k-WTA
-population sends ≤ k spikes, each to ≤ F·(post width)/(pre width) synapses on average,
-so the trained projections' synaptic ops stay flat in D while parameters grow ≈ F·D;
-what still grows — the raw spikes of the D-wide stream LIF populations and the graded
-relays' messages, times the k-WTA circuit's O(log(D/k)) per raw spike — is measured in
-the simulator (``synops_breakdown``).
+synapses per neuron, sources fixed at init; the embedding: each input feature reaches
+``emb_fan_out`` fixed channels, distinct across features when D ≥ features·emb_fan_out —
+base config's value, default F). Per token and tick a k-WTA population sends ≤ k spikes,
+each to F·(post width)/(pre width) synapses on average, and the embedding's input spikes
+reach the same number of channels at every D, so once D ≫ k·F and D ≥ features·emb_fan_out
+nothing but the k-WTA trees' O(log(D/k)) per raw spike depends on D, while parameters
+grow ≈ F·D. ``synops_breakdown`` splits the measured synaptic ops by part.
 
 Dense baselines (no k-WTA, dense weights), widths from ``dense_dims``:
 
@@ -25,8 +26,8 @@ Dense baselines (no k-WTA, dense weights), widths from ``dense_dims``:
 Every model is trained, converted and simulated on the test split (simulator =
 torch model is checked spike for spike: ``agreement_with_model``), then costed
 (``spikeformer report``: Loihi 2 and int8-ANN energies). ``parameters`` = trainable
-entries the model can use: F per row (embedding F per column) of a fan-in matrix,
-all of a dense one, plus readout and temperature.
+entries the model can use: F per row (embedding emb_fan_out per column) of a fan-in
+matrix, all of a dense one, plus readout and temperature.
 
 Layout of ``out_dir``: ``{kind}-d{D}-s{seed}/`` run dirs (train resumes from its
 checkpoint), ``width-sweep.csv`` (one row per finished model, rewritten atomically
@@ -67,7 +68,7 @@ def sparse_config(base: Any, dim: int, k: int, fan_in: int, wta_rule: str = "gro
 
 
 def dense_config(base: Any, dim: int) -> Any:
-    return replace(base, dim=dim, stream_k=None, hidden_k=None, fan_in=None, weight_sparsity=None)
+    return replace(base, dim=dim, stream_k=None, hidden_k=None, fan_in=None, emb_fan_out=None, weight_sparsity=None)
 
 
 def parameter_count(cfg: Any) -> int:
@@ -82,7 +83,8 @@ def parameter_count(cfg: Any) -> int:
         if cfg.fan_in is None:
             total += n_in * n_out
         else:
-            total += min(cfg.fan_in, n_out) * n_in if pr.param == "emb" else min(cfg.fan_in, n_in) * n_out
+            fe = cfg.emb_fan_out or cfg.fan_in
+            total += min(fe, n_out) * n_in if pr.param == "emb" else min(cfg.fan_in, n_in) * n_out
     return total + cfg.classes * spec.shape(spec.readout_pre)[-1] + 1
 
 
@@ -227,9 +229,13 @@ def width_sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims
             done[key] = {**run_point(run_dir, cfg, tcfg, samples, device, progress), "kind": kind, "config": fp,
                          "matched": matched}
             write_rows(csv_path, list(done.values()))
-        elif matched and matched not in done[key]["matched"].split("+"):
-            done[key]["matched"] = "+".join(filter(None, [done[key]["matched"], matched]))
-            write_rows(csv_path, list(done.values()))
+        else:
+            changed = {"parameters": parameter_count(cfg)}        # computed from the config, not measured
+            if matched and matched not in done[key]["matched"].split("+"):
+                changed["matched"] = "+".join(filter(None, [done[key]["matched"], matched]))
+            if any(done[key][c] != v for c, v in changed.items()):
+                done[key].update(changed)
+                write_rows(csv_path, list(done.values()))
         return done[key]
 
     for d in dims:

@@ -10,7 +10,7 @@ import torch
 from spikeformer import presets
 from spikeformer import width_sweep as ws
 from spikeformer.model import ModelConfig, SpikingTransformer
-from spikeformer.sparsity import fan_in_mask
+from spikeformer.sparsity import fan_in_table, fan_out_table, gather_linear, scatter_dense
 from test_cli import assert_user_error, run
 
 REQUIRED = {"kind", "dim", "hidden", "k", "fan_in", "seed", "accuracy", "synaptic_ops_per_inference",
@@ -106,10 +106,30 @@ def test_cli_errors_name_the_parameter(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_fan_in_mask_keeps_f_largest_per_row_and_the_embedding_per_column():
-    w = torch.tensor([[0.1, -5.0, 0.3, 0.3], [2.0, -0.2, 0.0, 1.0]])
-    np.testing.assert_array_equal(fan_in_mask(w, 2).numpy(), [[0, 1, 1, 0], [1, 0, 0, 1]])   # tie: lower index
-    np.testing.assert_array_equal(fan_in_mask(w, 1, axis=0).numpy(), [[0, 1, 1, 0], [1, 0, 0, 1]])
+def test_fixed_tables_gather_and_training_keeps_the_support():
+    """fan_in_table: F distinct sources per row; fan_out_table: F_e distinct targets per feature, disjoint across
+    features when D ≥ features·F_e; gather_linear = the dense product; a training step moves only the F values."""
+    g = torch.Generator().manual_seed(1)
+    t = fan_in_table(50, 30, 4, g)
+    assert t.shape == (50, 4) and all(len(set(r)) == 4 for r in t.tolist()) and t.max() < 30
+    assert len(set(t[:, 0].tolist())) > 1                                         # not the same sources everywhere
+    e = fan_out_table(10, 40, 3, g)
+    assert sorted(e.flatten().tolist()) == sorted(set(e.flatten().tolist())) and e.max() < 40   # 30 distinct of 40
+    e = fan_out_table(10, 16, 3, g)                                               # 30 slots over 16 channels
+    assert all(len(set(r)) == 3 for r in e.tolist()) and np.bincount(e.flatten(), minlength=16).max() == 2
+    x = (torch.rand(2, 3, 30, generator=g) < 0.3).float()
+    v = torch.randint(-127, 128, (50, 4), generator=g).float()
+    np.testing.assert_array_equal(gather_linear(x, t, v).numpy(), (x @ scatter_dense(v, t, 30).T).numpy())
+    m, _ = tiny_configs()
+    torch.manual_seed(0)
+    model = SpikingTransformer(ws.sparse_config(m, 32, 4, 5))
+    before = {p: model.weight(p).detach() != 0 for p in ("emb", "b0.w1")}
+    logits, _ = model((torch.rand(4, 4, 8, 40) < 0.4).float())
+    torch.nn.functional.cross_entropy(model.loss_logits(logits), torch.arange(4)).backward()
+    torch.optim.SGD(model.parameters(), lr=50.0).step()
+    for p, mask in before.items():
+        assert torch.equal(model.weight(p).detach() != 0, mask), p
+    assert (before["emb"].sum(0) == 5).all() and (before["b0.w1"].sum(1) == 5).all()
 
 
 def test_parameter_count_is_what_the_model_uses():
@@ -124,6 +144,8 @@ def test_parameter_count_is_what_the_model_uses():
 @pytest.mark.parametrize("over, match", [({"stream_k": 33}, r"config\.stream_k \(33\)"),
                                          ({"fan_in": 33}, r"config\.fan_in \(33\) is larger than the pre-population"),
                                          ({"fan_in": 4, "weight_sparsity": 0.5}, r"config\.fan_in and"),
+                                         ({"emb_fan_out": 2}, r"config\.emb_fan_out needs config\.fan_in"),
+                                         ({"fan_in": 4, "emb_fan_out": 33}, r"config\.emb_fan_out \(33\) is larger"),
                                          ({"dim": 4096, "heads": 8, "stream_k": 4}, r"config\.stream_k: .* 4096")])
 def test_model_config_refuses_uncomputable_k_and_fan_in(over, match):
     with pytest.raises(ValueError, match=match):
