@@ -46,7 +46,7 @@ import numba
 import numpy as np
 
 from sim import numerics as nm
-from sim.engine_core import BLOCK, run_batch
+from sim.engine_core import BLOCK, count_input_events, fill_input_events, run_batch
 from sim.flatgraph import (BUSY, FULL, KIND_GRADED, KIND_INPUT, KIND_LIF, REST, FlatGraph, acc_dtype,  # noqa: F401
                            flatten, kind_code, kernel_table)
 from sim.ir import AerGraph
@@ -147,27 +147,20 @@ def _input_events(graph: AerGraph, inputs: Mapping[str, np.ndarray], batch: int)
     tick, sources in graph order, neurons in index order."""
     offsets = graph.offsets()
     T = graph.ticks
-    spikes = source_spikes(graph, inputs, batch)
-    parts = []
-    for p in graph.sources:
-        x = spikes[p.name][:, :T]
-        rows = x.shape[0] * x.shape[1]
-        f = np.flatnonzero(x)                                 # (b·ticks_x + t)·size + i, sorted
-        counts = np.diff(np.searchsorted(f, np.arange(rows + 1) * x.shape[2]))
-        row_key = (np.arange(x.shape[0])[:, None] * T + np.arange(x.shape[1])).ravel()   # b·T + t
-        parts.append((np.repeat(row_key, counts), f - np.repeat(np.arange(rows) * x.shape[2], counts) + offsets[p.name]))
-    key = np.concatenate([k for k, _ in parts])
-    ids = np.concatenate([i for _, i in parts]).astype(np.int32)
-    if len(parts) > 1:
-        order = np.argsort(key, kind="stable")
-        key, ids = key[order], ids[order]
-    counts = np.bincount(key, minlength=batch * T).reshape(batch, T)
+    spikes = [(offsets[name], x[:, :T]) for name, x in source_spikes(graph, inputs, batch).items()]
+    counts = np.zeros((batch, T), np.int64)
+    for _, x in spikes:
+        count_input_events(x, counts[:, :x.shape[1]])
     ptr = np.zeros((batch, T + 1), np.int64)
     np.cumsum(counts, axis=1, out=ptr[:, 1:])
     off = np.zeros((batch, 2), np.int64)
     off[:, 1] = np.cumsum(ptr[:, -1])
     off[:, 0] = off[:, 1] - ptr[:, -1]
-    return ids, ptr, off
+    pos = off[:, :1] + ptr[:, :-1]                        # next free place of each (sample, tick)
+    ids = np.empty(int(off[-1, 1]) + 1 if batch else 1, np.int32)
+    for offset, x in spikes:                              # sources in graph order
+        fill_input_events(x, offset, pos[:, :x.shape[1]], ids)
+    return ids[:-1], ptr, off
 
 
 def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool = True,

@@ -268,6 +268,33 @@ def _update_graded(idx, n_idx, acc, fired, payload):
 
 
 @numba.njit(cache=True)
+def count_input_events(x, counts):
+    """counts[b, t] += number of spikes in x[b, t] (x: bool (batch, ticks_x, size), ticks_x ≤ counts' ticks)."""
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            row = x[b, t]
+            c = 0
+            for i in range(x.shape[2]):
+                c += row[i]
+            counts[b, t] += c
+
+
+@numba.njit(cache=True)
+def fill_input_events(x, offset, pos, ids):
+    """Neuron i spiking at (b, t) in x goes to ids[pos[b, t]] as i + offset, in index order; pos[b, t]
+    advances. Branch-free: a silent neuron stores ids[q] back unchanged (q may already hold an event of
+    an earlier source at the next tick), so ids needs one slot of slack past the last event."""
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            row = x[b, t]
+            q = pos[b, t]
+            for i in range(x.shape[2]):
+                ids[q] = np.int32(i + offset) if row[i] else ids[q]
+                q += row[i]
+            pos[b, t] = q
+
+
+@numba.njit(cache=True)
 def run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj,
                target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, epoch,
                acc, blk, carry, state, cur, zero, idx, fired, payload, spikes, pop_counts, ops, record):
