@@ -16,9 +16,21 @@ import math
 
 import numba
 import numpy as np
+import torch
 
 from sim import numerics as nm
 from sim.neurons.cuba_lif import lif_step_loihi_pre
+
+
+def run(kernel, *args) -> None:
+    """kernel(*args) on torch's intra-op thread count. numba's OpenMP layer sets the calling thread's
+    OpenMP count to its own on every parallel launch, and torch reads that count: restored after."""
+    n = torch.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        kernel(*args)
+    finally:
+        torch.set_num_threads(n)
 
 
 @numba.njit(cache=True, parallel=True)

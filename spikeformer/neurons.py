@@ -115,12 +115,12 @@ class _LifSequence(torch.autograd.Function):
             s_out = np.empty_like(x)
             if loihi:
                 v_pre, inside = np.empty(x.shape, np.int32), np.empty(x.shape, np.bool_)
-                lif_cpu.forward_loihi(x, p.du, p.dv, p.vth, s_out, v_pre, inside)
+                lif_cpu.run(lif_cpu.forward_loihi, x, p.du, p.dv, p.vth, s_out, v_pre, inside)
                 ctx.save_for_backward(torch.from_numpy(v_pre), torch.from_numpy(inside))
             else:
                 du, dv, vth = p.as_float()
                 v_pre = np.empty(x.shape, np.float32)
-                lif_cpu.forward_float(x, du, dv, vth, s_out, v_pre)
+                lif_cpu.run(lif_cpu.forward_float, x, du, dv, vth, s_out, v_pre)
                 ctx.save_for_backward(torch.from_numpy(v_pre))
             return torch.from_numpy(s_out).reshape(a.shape)
         T = a.shape[1]
@@ -181,7 +181,7 @@ class _LifSequence(torch.autograd.Function):
             g = g_s.detach().to(torch.float32).contiguous().reshape(v_pre.shape).numpy()
             g_a = np.empty_like(g)
             clip = inside.numpy() if inside is not None else np.zeros((0, 0, 0), np.bool_)
-            lif_cpu.backward(g, v_pre.numpy(), clip, theta, kappa, cu, cv,
+            lif_cpu.run(lif_cpu.backward, g, v_pre.numpy(), clip, theta, kappa, cu, cv,
                              float(1 << nm.ACT_SHIFT) if loihi else 1.0, g_a)
             return torch.from_numpy(g_a).reshape(g_s.shape).to(g_s.dtype), None, None, None
         g_s = g_s.to(torch.float32)

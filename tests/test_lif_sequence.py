@@ -73,3 +73,19 @@ def test_gradient_stops_at_the_24_bit_clip(fused):
     lif_sequence(a_new, p, True, fused).sum().backward()
     np.testing.assert_allclose(a_new.grad.numpy(), a_ref.grad.numpy(), rtol=1e-5)
     assert a_ref.grad[0, 2, 0] != 0
+
+
+def test_fused_kernels_keep_torchs_thread_count():
+    """numba's OpenMP launch resets the calling thread's OpenMP count to numba's: a training run set to
+    1 thread would run every later torch op on all cores (oversubscribing parallel sweep workers)."""
+    import numba
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one core: no count to leak")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = torch.rand(4, 3, 10, requires_grad=True) * 4
+        lif_sequence(a, LifParams(100, 200, 1), loihi=False, fused=True).sum().backward()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -181,3 +181,21 @@ def test_synops_breakdown_sums_to_the_simulated_total(tiny_runs, tmp_path):
     assert sum(b["synops"].values()) == pytest.approx(total) and min(b["synops"].values()) > 0
     s = b["spikes"]
     assert s["stream_raw"] > s["stream_kept"] > 0 and s["hidden_raw"] >= s["hidden_kept"] > 0
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 1])
+def test_gather_linear_gradients_equal_the_dense_products(chunk, monkeypatch):
+    """_GatherLinear's backward (transposed-table bags for ∂x, blocked dot products for ∂values) = autograd
+    through the dense matrix; chunk 1 byte: one output row per block."""
+    import spikeformer.sparsity as sp
+    monkeypatch.setattr(sp, "_CHUNK_BYTES", chunk)
+    g = torch.Generator().manual_seed(3)
+    for n_out, n_in, f in ((50, 30, 4), (7, 9, 9), (3, 40, 2)):       # (3, 40): most pre neurons unused
+        t = fan_in_table(n_out, n_in, f, g)
+        x = torch.randn(2, 3, n_in, dtype=torch.float64, generator=g, requires_grad=True)
+        v = torch.randn(n_out, f, dtype=torch.float64, generator=g, requires_grad=True)
+        gy = torch.randn(2, 3, n_out, dtype=torch.float64, generator=g)
+        gx, gv = torch.autograd.grad(gather_linear(x, t, v), (x, v), gy)
+        dx, dv = torch.autograd.grad(x @ scatter_dense(v, t, n_in).T, (x, v), gy)
+        torch.testing.assert_close(gx, dx)
+        torch.testing.assert_close(gv, dv)
