@@ -36,6 +36,24 @@ def random_network(n_in: int, n_out: int, fan_out: int, ticks: int, seed: int = 
                     (Projection("w", "in", "out", indptr, indices, weights),), None, ticks)
 
 
+def proc_status(key: str) -> int:
+    """VmRSS / VmHWM of this process in bytes. VmHWM is the peak of this process's own address space;
+    ru_maxrss is not: Linux carries it across fork and exec, so a child started from a large parent
+    reports the parent's peak."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
+
+
+def reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux ≥ 4.0); False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def update_results(**figures) -> None:
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data.update(figures)

@@ -17,25 +17,12 @@ import time
 
 import numpy as np
 import pytest
+
+from benchmarks.common import proc_status, reset_peak
 from sim.neurons import CubaLIF, Input
 
 TOKENS, DIM, HIDDEN, BLOCKS, TIMESTEPS = 64, 384, 1536, 5, 8
 GiB = 2 ** 30
-
-
-def _status(key: str) -> int:
-    """VmRSS / VmHWM of this process in bytes."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")                               # resets VmHWM to the current RSS (Linux ≥ 4.0)
-        return True
-    except OSError:
-        return False
 
 
 def anchor_graph(blocks: int = BLOCKS, seed: int = 0):
@@ -104,19 +91,19 @@ def main() -> dict:
     t0 = time.perf_counter()
     graph = anchor_graph()
     t_build = time.perf_counter() - t0
-    rss_graph = _status("VmRSS")
-    exact_peak = _reset_peak()
+    rss_graph = proc_status("VmRSS")
+    exact_peak = reset_peak()
     t0 = time.perf_counter()
     mapping = map_graph(graph)
     t_map = time.perf_counter() - t0
-    peak_map = _status("VmHWM")
+    peak_map = proc_status("VmHWM")
     result = synthetic_result(graph)
     t0 = time.perf_counter()
     report = cost_report(graph, mapping, result)
     t_cost = time.perf_counter() - t0
     figures = {"neurons": graph.n_neurons, "synapses": graph.n_synapses, "cores": mapping.cores,
                "chips_needed": mapping.chips_needed, "inter_chip_messages": report.inter_chip_messages,
-               "graph_gib": rss_graph / GiB, "map_peak_gib": peak_map / GiB, "peak_gib": _status("VmHWM") / GiB,
+               "graph_gib": rss_graph / GiB, "map_peak_gib": peak_map / GiB, "peak_gib": proc_status("VmHWM") / GiB,
                "lifetime_maxrss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GiB,
                "peak_reset": exact_peak, "build_s": t_build, "map_s": t_map, "cost_s": t_cost}
     print(json.dumps(figures))
@@ -125,7 +112,8 @@ def main() -> dict:
 
 @pytest.mark.bench
 def test_anchor_graph_maps_within_a_few_gib_beyond_the_graph(capsys):
-    out = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=1800)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.test_bench_mapping"], capture_output=True, text=True,
+                         timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
     f = json.loads(out.stdout.strip().splitlines()[-1])
     with capsys.disabled():

@@ -9,7 +9,8 @@ import pytest
 pytestmark = pytest.mark.bench
 
 SCRIPT = """
-import resource, time, numpy as np
+import time, numpy as np
+from benchmarks.common import proc_status
 from sim.neurons import CubaLIF, Input
 from sim.ir import AerGraph, Population, Projection
 from sim.engine import simulate
@@ -25,7 +26,7 @@ t = time.perf_counter()
 res = simulate(g, {"in": x}, record=False)
 dt = time.perf_counter() - t
 ev = int(res.synaptic_ops["w"].sum())
-print(g.n_neurons, g.n_synapses, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, ev, dt)
+print(g.n_neurons, g.n_synapses, proc_status("VmHWM") / 2**30, ev, dt)
 """
 
 

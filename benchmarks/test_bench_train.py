@@ -1,6 +1,6 @@
 """Training memory and time at the anchor shapes, each configuration in a fresh process, side by side.
 
-Prints, per configuration: the up-front estimate, the measured peak RSS (ru_maxrss), seconds
+Prints, per configuration: the up-front estimate, the measured peak RSS (VmHWM of the training process), seconds
 per step and per epoch (steps of the 64-token events training split), and the ratio of the peak
 to its goal. Goals (issue "anchor-scale"): 64 tokens × D 128 × 2 blocks, T 8, batch 64: SDSA ≤ 4 GB,
 k-WTA ≤ 8 GB; the `large` shapes (64 × 384 × 4 blocks, heads 8, mlp 4, T 4) at batch 32 ≤ 8 GB.

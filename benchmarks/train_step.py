@@ -1,13 +1,12 @@
 """One training configuration in a fresh process: estimate, then measured peak RSS and seconds per step.
 
 ``python -m benchmarks.train_step '{"model": {...}}' BATCH STEPS [--checkpoint] [--device cpu|cuda]`` prints one
-JSON line: estimate_gib, peak_rss_gib (ru_maxrss of this process), s_per_step (mean over steps after the first),
+JSON line: estimate_gib, peak_rss_gib (VmHWM of this process: ``benchmarks.common.proc_status``), s_per_step (mean over steps after the first),
 and (cuda) peak_cuda_gib. Random input spikes at 20 % density: the cost does not depend on the data.
 """
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
@@ -15,6 +14,7 @@ import torch
 
 
 def main(argv: list[str]) -> dict:
+    from benchmarks.common import proc_status
     from spikeformer.memory import estimate_training_bytes
     from spikeformer.model import ModelConfig, SpikingTransformer
 
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> dict:
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    out = {"estimate_gib": est / 2**30, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    out = {"estimate_gib": est / 2**30, "peak_rss_gib": proc_status("VmHWM") / 2**30,
            "s_per_step": sum(times[1:]) / max(len(times) - 1, 1), "first_step_s": times[0]}
     if dev.type == "cuda":
         out["peak_cuda_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from sim.ir import PAYLOAD_MAX, AerGraph, input_bounds
+from sim.ir import PAYLOAD_MAX, AerGraph, abs_fan_in, input_bounds
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,8 @@ def acc_dtype(graph: AerGraph) -> np.dtype:
         if pre.is_graded:
             src[:] = 0
             src[:len(bounds[pre.name])] = np.minimum(bounds[pre.name], PAYLOAD_MAX)
-        raw = np.bincount(pr.indices, weights=np.abs(pr.weights.astype(np.float64)) * np.repeat(src, np.diff(pr.indptr)))
+        raw = np.zeros(int(pr.indices.max()) + 1, np.float64)
+        abs_fan_in(pr.indptr, pr.indices, pr.weights, src, raw)
         if raw.max() > np.iinfo(np.int32).max:
             return np.dtype(np.int64)
     return np.dtype(np.int32)

@@ -57,6 +57,15 @@ def _first_non_canonical_row(indptr: np.ndarray, indices: np.ndarray) -> int:
     return -1
 
 
+@numba.njit(cache=True)
+def abs_fan_in(indptr, indices, weights, src, acc):
+    """acc[j] += |w|·src[r] over the synapses r → j, in CSR order (no per-synapse temporaries)."""
+    for r in range(len(indptr) - 1):
+        b = src[r]
+        for s in range(indptr[r], indptr[r + 1]):
+            acc[indices[s]] += abs(np.float64(weights[s])) * b
+
+
 def _finite(where: str, name: str, x: np.ndarray) -> None:
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         raise IRError(where, name, "contains NaN or infinity")
@@ -356,9 +365,8 @@ def input_bounds(graph: AerGraph) -> dict[str, np.ndarray]:
                 src[:len(bound[pre.name])] = np.minimum(bound[pre.name], PAYLOAD_MAX)
             else:
                 src = np.ones(pre.size)
-            rows = np.repeat(src, np.diff(pr.indptr))
-            w = np.abs(pr.weights.astype(np.float64)) * rows
-            acc = np.bincount(pr.indices, weights=w, minlength=reach)
+            acc = np.zeros(reach, np.float64)
+            abs_fan_in(pr.indptr, pr.indices, pr.weights, src, acc)
             if pre.is_graded and acc.max(initial=0) > ACC_MAX:
                 k = int(acc.argmax())
                 raise IRError(f"projection '{pr.name}'", "weights", f"Σ|w·payload| into neuron {k} of '{p.name}' can "

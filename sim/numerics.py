@@ -111,7 +111,8 @@ class Arithmetic:
     def engine_weights(self, weights: np.ndarray, weight_exp: int) -> tuple[np.ndarray, bool]:
         """(per-synapse weights for the event-driven engines, whether the sum needs a private
         accumulator shifted by −weight_exp after summation)."""
-        return (weights.astype(np.float32) * np.float32(2.0 ** weight_exp)), False
+        w = weights.astype(np.float32, copy=False)          # 2^exp scaling is exact: no float64 detour
+        return (w * np.float32(2.0 ** weight_exp) if weight_exp else w), False
 
     def continuous_weights(self, weights: np.ndarray, weight_exp: int) -> np.ndarray:
         return weights.astype(np.float64) * 2.0 ** weight_exp
@@ -147,9 +148,10 @@ class LoihiArithmetic(Arithmetic):
         return shift_activation(acc, weight_exp)
 
     def engine_weights(self, weights: np.ndarray, weight_exp: int) -> tuple[np.ndarray, bool]:
+        w = weights.astype(np.int16, copy=False)          # |w| ≤ 254: w << exp ≤ 254·2⁷ fits int16
         if weight_exp >= 0:
-            return (weights.astype(np.int64) << weight_exp).astype(np.int16), False
-        return weights.astype(np.int16), True      # Lava floors the shifted *sum*
+            return (w << np.int16(weight_exp) if weight_exp else w), False
+        return w, True                                   # Lava floors the shifted *sum*
 
     def continuous_weights(self, weights: np.ndarray, weight_exp: int) -> np.ndarray:
         return weights.astype(np.int64) << weight_exp
