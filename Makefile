@@ -31,8 +31,8 @@ test: install
 test-all: install
 	$(PY) -m pytest -q -m "not bench"
 
-bench: install
-	$(PY) -m pytest -q -m bench -s benchmarks
+bench: install    # each benchmark file in its own process: one file's memory does not slow or inflate the next
+	@fail=0; for f in benchmarks/test_bench_*.py; do $(PY) -m pytest -q -m bench -s $$f || fail=1; done; exit $$fail
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
