@@ -14,7 +14,8 @@ with circular shifts of ±2 samples (D = 64: 0.908 after 60 epochs, 0.892 after 
 ``mnist1d-width``: the base of the model-width sweep (``sweep --over model``, docs in the README):
 MNIST-1D as 10 tokens of 4 samples (stride 4, no overlap), 8 levels (F = 42), so that with
 ``emb_fan_out`` = 1 the 42 input features reach 42 distinct stream channels at every D ≥ 64;
-1 block, 4 heads, MLP ratio 2, T = 4, k = 4 (group rule), fan-in 4; 1 epoch (the sweep's CPU budget).
+1 block, 4 heads, MLP ratio 2, T = 4, k = 4 (group rule), fan-in 4; 10 epochs (the sweep's CPU budget:
+~15 min per model at D = 1,024 on one thread).
 ``tiny`` is a seconds-long run for tests (accuracy is not its point).
 ``large`` / ``large-kwta``: the Spikformer-4-384 shape (4 blocks, D = 384, 8 heads, MLP ratio 4,
 ~7.1 M parameters), T = 4, loihi numerics, SDSA / k-WTA attention (k = 2, mask_count 2), on the
@@ -68,7 +69,7 @@ PRESETS: dict[str, dict] = {
                                 "depth": 1, "heads": 4, "mlp_ratio": 2, "timesteps": 4, "numerics": "loihi",
                                 "init_gain": 2.0, "stream_k": 4, "hidden_k": 4, "wta_rule": "group", "fan_in": 4,
                                 "emb_fan_out": 1},
-                      "train": {"epochs": 1, "batch_size": 64, "lr": 0.5, "shift": 2, "threads": 1}},
+                      "train": {"epochs": 10, "batch_size": 64, "lr": 0.5, "shift": 2, "threads": 1}},
 }
 for _name in ("large", "large-kwta", "events64"):      # one budget, so the accuracies compare
     PRESETS[_name]["train"] = dict(EVENTS64_TRAIN)
