@@ -25,6 +25,17 @@ def median_time(fn, repeats: int = 5):
     return _median_time(fn, repeats, clock=time.process_time)
 
 
+def min_time(fn, repeats: int = 15) -> float:
+    """Least CPU seconds of ``repeats`` calls: for runs of a few ms, where a neighbour's cache and memory
+    traffic is most of the spread (the same graph read 5.9 and 8.1 ms as medians in one loaded run)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return min(times)
+
+
 @numba.njit(cache=True)
 def scatter_bound(indptr, indices, weights, spike_t, spike_i, acc):
     """The practical limit: acc[target] += w for every synaptic event, nothing else."""
@@ -127,7 +138,8 @@ def test_random_network(capsys):
                                      (random_network(2_000, n_out, 100, ticks=50, seed=4), spread_t, "events spread")):
             fs = flatten(graph_)
             simulate(graph_, {"in": xs}, flat=fs, record=False)
-            t, r = median_time(lambda: simulate(graph_, {"in": xs}, flat=fs, record=False), 5)
+            r = simulate(graph_, {"in": xs}, flat=fs, record=False)
+            t = min_time(lambda: simulate(graph_, {"in": xs}, flat=fs, record=False))
             times.append(t)
             rows.append((f"{n_out:>9,} neurons, {label}", f"{t * 1e3:.1f} ms",
                          f"{int(r.synaptic_ops['w'][0]):,} events, {int(r.neuron_updates[0]):,} updates"))
@@ -139,7 +151,7 @@ def test_random_network(capsys):
                    scaling_r2=r2, scaling_size_ratio_10k_to_1M=size_t[-1] / size_t[0],
                    scaling_size_ratio_10k_to_1M_events_spread=spread_t[-1] / spread_t[0])
     with capsys.disabled():
-        print("\n\nrandom sparse network (Loihi numerics, spikes recorded; medians)")
+        print("\n\nrandom sparse network (Loihi numerics, spikes recorded; medians, the size rows minima)")
         for a, b, c in rows:
             print(f"{a:<46}{b:>14}  {c}")
     assert max(per_event) < 1.2 * per_event[0], "cost must grow no faster than linearly in events"
