@@ -24,12 +24,13 @@ from sim.neurons.cuba_lif import lif_step_loihi_pre
 
 def run(kernel, *args) -> None:
     """kernel(*args) on torch's intra-op thread count. numba's OpenMP layer sets the calling thread's
-    OpenMP count to its own on every parallel launch, and torch reads that count: restored after."""
-    n = torch.get_num_threads()
+    OpenMP count to its own on every parallel launch, and torch reads that count: both counts restored after."""
+    n, numba_n = torch.get_num_threads(), numba.get_num_threads()
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         kernel(*args)
     finally:
+        numba.set_num_threads(numba_n)
         torch.set_num_threads(n)
 
 

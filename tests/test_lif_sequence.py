@@ -81,11 +81,12 @@ def test_fused_kernels_keep_torchs_thread_count():
     import numba
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("one core: no count to leak")
-    before = torch.get_num_threads()
+    before, numba_before = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(1)
     try:
         a = torch.rand(4, 3, 10, requires_grad=True) * 4
         lif_sequence(a, LifParams(100, 200, 1), loihi=False, fused=True).sum().backward()
         assert torch.get_num_threads() == 1
+        assert numba.get_num_threads() == numba_before          # the engine's count is left alone
     finally:
         torch.set_num_threads(before)
