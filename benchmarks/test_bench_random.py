@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from benchmarks.common import median_time as _median_time
-from benchmarks.common import random_network, update_results
+from benchmarks.common import min_time, random_network, update_results
 from sim.engine import flatten, simulate
 from spikeformer.neurons import LifParams, lif_step_loihi
 
@@ -23,17 +23,6 @@ pytestmark = pytest.mark.bench
 
 def median_time(fn, repeats: int = 5):
     return _median_time(fn, repeats, clock=time.process_time)
-
-
-def min_time(fn, repeats: int = 15) -> float:
-    """Least CPU seconds of ``repeats`` calls: for runs of a few ms, where a neighbour's cache and memory
-    traffic is most of the spread (the same graph read 5.9 and 8.1 ms as medians in one loaded run)."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        times.append(time.process_time() - t0)
-    return min(times)
 
 
 @numba.njit(cache=True)
@@ -139,7 +128,7 @@ def test_random_network(capsys):
             fs = flatten(graph_)
             simulate(graph_, {"in": xs}, flat=fs, record=False)
             r = simulate(graph_, {"in": xs}, flat=fs, record=False)
-            t = min_time(lambda: simulate(graph_, {"in": xs}, flat=fs, record=False))
+            t, _ = min_time(lambda: simulate(graph_, {"in": xs}, flat=fs, record=False), 15)   # the same 10k graph
             times.append(t)
             rows.append((f"{n_out:>9,} neurons, {label}", f"{t * 1e3:.1f} ms",
                          f"{int(r.synaptic_ops['w'][0]):,} events, {int(r.neuron_updates[0]):,} updates"))
