@@ -68,22 +68,19 @@ def test_unwritable_trace_paths_are_refused(tmp_path):
 
 STREAM = """
 import sys, numpy as np
+from benchmarks.common import proc_status, reset_peak   # this process's own peak, not ru_maxrss (a parent's carries over)
 sys.path.insert(0, "tests")
 from test_trace import busy_graph
 from sim.trace import stream_simulation, read_chunks
 g = busy_graph(n_in=2000, n_out=2000, timesteps=100)
 x = np.random.default_rng(0).random((64, 100, 2000)) < 0.5
-def status(key):   # this process's own RSS / peak RSS in KiB (ru_maxrss carries the parent's peak over fork+exec)
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
 stream_simulation(g, {"in": x[:2]}, sys.argv[1] + ".warm.h5", samples_per_chunk=2)   # compile, warm caches
-base = status("VmRSS")
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")                                       # VmHWM := VmRSS: the peak of the run below
+base = proc_status("VmRSS")
+assert reset_peak()                                    # VmHWM := VmRSS: the peak of the run below
 n = stream_simulation(g, {"in": x}, sys.argv[1], samples_per_chunk=2)
-peak = status("VmHWM")
+peak = proc_status("VmHWM")
 total = sum(len(c) for c in read_chunks(sys.argv[1])[1])
-print(n, total, (peak - base) / 1024)
+print(n, total, (peak - base) / 2**20)
 """
 
 
