@@ -78,7 +78,7 @@ def emit(figures: dict, as_json: bool, title: str) -> None:
 @friendly
 def train(out: Path = typer.Option(..., "--out", help="Run directory (created; resumed if it holds a checkpoint)."),
           config: Optional[Path] = typer.Option(None, "--config", help="JSON file {\"model\": {...}, \"train\": {...}}."),
-          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration (spikeformer.presets): demo | kwta | ternary | events | events64 | large | large-kwta | mnist1d | tiny."),
+          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration (spikeformer.presets): demo | kwta | ternary | events | events64 | large | large-kwta | mnist1d | mnist1d-width | tiny."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of epochs."),
           batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the batch size."),
           steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch",
@@ -275,7 +275,7 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
                                                    help="--over model: widths the dense baselines may take."),
           device: str = typer.Option("auto", "--device", help="--over model: training device auto | cpu | cuda."),
           out: Path = typer.Option(..., "--out", help="Sweep directory: run dirs, the CSV and the PNG."),
-          preset: Optional[str] = typer.Option(None, "--preset", help="Base configuration: demo | tiny (default demo)."),
+          preset: Optional[str] = typer.Option(None, "--preset", help="Base configuration: any preset of `train` (default demo)."),
           config: Optional[Path] = typer.Option(None, "--config", help="Base configuration file {\"model\", \"train\"}."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of training epochs."),
           samples: Optional[int] = typer.Option(None, "--samples", help="Simulate the first N test samples (default all)."),

@@ -51,6 +51,13 @@ from spikeformer.spec import build_spec
 from spikeformer.wta import RULES as WTA_RULES, check_wta
 
 
+def discarded_spikes(s: torch.Tensor, kept: torch.Tensor | None) -> torch.Tensor:
+    """Σ_{t,n,c} (s − kept) per sample (B,): the spikes a k-WTA drops (0 when ``kept`` is None)."""
+    if kept is None:
+        return s.new_zeros(s.shape[0])
+    return (s - kept).flatten(1).sum(1)
+
+
 @dataclass
 class ModelConfig:
     """Everything that defines a model; saved as JSON next to the weights."""
@@ -153,6 +160,7 @@ class SpikingTransformer(nn.Module):
         self.cfg = cfg
         self.spec = build_spec(cfg)
         self.checkpoint_blocks = False            # recompute each block in backward (train --checkpoint)
+        self.discarded_spikes: torch.Tensor | None = None   # set by forward
         self.lif = LifParams(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
         shapes = {p.name: p.shape for p in self.spec.populations}
         self.weights = nn.ParameterDict()
@@ -235,7 +243,9 @@ class SpikingTransformer(nn.Module):
         s = self._lif(r)
         return s, (None if self.cfg.stream_k is None else WTA_RULES[self.cfg.wta_rule].select(s, self.cfg.stream_k))
 
-    def _block(self, b: str, r: torch.Tensor, w: dict[str, torch.Tensor], rec: dict | None) -> torch.Tensor:
+    def _block(self, b: str, r: torch.Tensor, w: dict[str, torch.Tensor], rec: dict | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R after the block, the spikes its k-WTA populations discarded per sample (B,))."""
         cfg = self.cfg
         B, T, N, D = r.shape
         x, xk = self._stream(r)
@@ -250,6 +260,7 @@ class SpikingTransformer(nn.Module):
         h = self._lif(self.linear(f"{b}.w1", y if yk is None else yk, w[f"{b}.w1"]))
         hk = None if cfg.hidden_k is None else WTA_RULES[cfg.wta_rule].select(h, cfg.hidden_k)
         r = r + self.linear(f"{b}.w2", h if hk is None else hk, w[f"{b}.w2"])
+        discarded = sum((discarded_spikes(s, sk) for s, sk in ((x, xk), (y, yk), (h, hk))), r.new_zeros(B))
         if rec is not None:
             for name, s in (("x", x), ("xk", xk), ("q", q), ("k", k), ("v", v), ("attn", attn), ("y", y),
                             ("yk", yk), ("h", h), ("hk", hk)):
@@ -257,10 +268,13 @@ class SpikingTransformer(nn.Module):
                     rec[f"{b}.{name}"] = s
             for name, s in inner.items():
                 rec[f"{b}.{name}"] = s.reshape(B, T, *s.shape[1:])
-        return r
+        return r, discarded
 
     def forward(self, x: torch.Tensor, record: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x: spikes (B, T, N, F) → (logits (B, classes) of the integer readout, recorded spikes).
+
+        Sets ``discarded_spikes`` (B,): Σ over the k-WTA populations of (raw − kept) spikes, differentiable
+        through the surrogates (0 without k-WTA); training may penalise it (``train.discard_penalty``).
 
         With ``record`` the second value maps the model's populations (the graph's, less
         the attention circuits' inner neurons) to their spikes (B, T, *shape) as bool.
@@ -269,13 +283,16 @@ class SpikingTransformer(nn.Module):
         x = x.to(self.dtype)
         rec: dict[str, torch.Tensor] | None = {"input": x} if record else None
         r = self.linear("emb", x, w["emb"])
+        discarded = r.new_zeros(r.shape[0])
         for l in range(self.cfg.depth):
             run: Callable = lambda r_, b=f"b{l}": self._block(b, r_, w, rec)  # noqa: E731
             if self.checkpoint_blocks and torch.is_grad_enabled() and rec is None:
-                r = torch.utils.checkpoint.checkpoint(run, r, use_reentrant=False)
+                r, d = torch.utils.checkpoint.checkpoint(run, r, use_reentrant=False)
             else:
-                r = run(r)
+                r, d = run(r)
+            discarded = discarded + d
         z, zk = self._stream(r)
+        self.discarded_spikes = discarded + discarded_spikes(z, zk)
         if zk is not None:
             z, zk = zk, z                            # read out the k-WTA spikes; record both
         counts = z.sum(dim=(1, 2)).to(torch.float64 if self.loihi else torch.float32)

@@ -53,6 +53,7 @@ class TrainConfig:
     threads: int = 2
     shift: int = 0            # augmentation: random translation by up to ±shift pixels (0 = off)
     steps_per_epoch: int | None = None   # at most this many batches per epoch (smoke runs); None = all
+    discard_penalty: float = 0.0   # loss += this · mean discarded k-WTA spikes per sample (model.discarded_spikes)
 
     def __post_init__(self) -> None:
         check_fields(self, "train")                         # exact types: a bool is not an int, floats finite
@@ -69,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"train.seed must be in [0, {SEED_LIMIT}), got {self.seed!r}")
         if self.shift < 0:
             raise ValueError(f"train.shift must be ≥ 0, got {self.shift!r}")
+        if not self.discard_penalty >= 0:
+            raise ValueError(f"train.discard_penalty must be ≥ 0, got {self.discard_penalty!r}")
 
 
 SEED_LIMIT = 1 << 32          # seeds torch (seed·1000 + epoch) and numpy ([seed, epoch]: non-negative)
@@ -311,6 +314,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
                   if train_cfg.shift else x_tr[idx])
             logits, _ = model(xb.to(dev))
             loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx.to(dev)])
+            if train_cfg.discard_penalty:
+                loss = loss + train_cfg.discard_penalty * model.discarded_spikes.float().mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

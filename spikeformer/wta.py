@@ -52,10 +52,12 @@ Cost per population, with pairs(m) = Σ over the blocks of m nodes of C(size, 2)
 Only active nodes fire: a raw spike makes ≤ 1 + (b−1) + 1 synaptic ops at its leaf
 and ≤ 2 + (b−1) + b per tree level above it (act: parent, own sup, later
 siblings' sup; sup: b children), so ≤ b + 1 + (h−1)(2b + 1) = O(b·log_b(M/k)) per
-spike, independent of M at fixed M/k. Limits: k ≤ M, none on M. Measured on random spikes (k = 8, 4…32 spikes per token), synaptic ops
-per raw spike at M/k = 8, 32, 128: b = 2: 7, 13, 20 (5, 9, 13 ticks); b = 4: 5, 10,
-15 (3, 5, 7 ticks); b = 8: 4.5, 10, 16 (1, 3, 5 ticks) — b = 8 (``TREE_ARITY``) for
-the fewest ticks and tree neurons (≈ 2NM/(b − 1)) at about the same ops.
+spike, independent of M at fixed M/k. Limits: k ≤ M, none on M. Measured on random spikes (k = 8, 4…32 spikes
+per token), synaptic ops per raw spike at M/k = 8, 32, 128: b = 2: 7, 13, 20 (5, 9, 13 ticks); b = 4: 5, 10, 15
+(3, 5, 7 ticks); b = 8: 4.5, 10, 16 (1, 3, 5 ticks). On the trained width-sweep models (MNIST-1D, D 64 / 1,024,
+k = 4, 3 seeds, 300 signals) the mean synaptic ops per inference for b = 2, 3, 4, 5, 8: 16.4 / 28.2 k,
+15.2 / 25.1 k, 13.8 / 23.0 k, 14.5 / 23.7 k, 14.5 / 25.1 k — b = 4 (``TREE_ARITY``), the fewest ops,
+at 7 ticks instead of 5 for b = 8 where M/k = 256.
 """
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ from spikeformer.spec import GE1, PopSpec, ProjSpec, count_neuron
 from spikeformer.wiring import FIXED_WEIGHT, groups_of
 
 INDEX_MAX_WIDTH = 2048       # index rule: GE1's residual −(earlier spikes)/32 of a silent tick stays > −64
-TREE_ARITY = 8               # group rule: children per tree node (b); see the module doc
+TREE_ARITY = 4               # group rule: children per tree node (b); see the module doc
 
 
 def first_k(s: torch.Tensor, k: int) -> torch.Tensor:

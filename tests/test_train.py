@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from spikeformer.convert import compare_to_model, to_graph
 from spikeformer.datasets.digits import encode_digits, load_digits_split, token_features
 from spikeformer.model import ModelConfig, SpikingTransformer
 from spikeformer.datasets.digits import random_shift
-from spikeformer.train import CheckpointError, load_model, train
+from spikeformer.train import CheckpointError, encode, load_model, run_split, train
 from sim.reference import simulate_dense
 
 
@@ -171,3 +172,35 @@ def test_bad_config_values_name_the_field():
     with pytest.raises(CheckpointError, match="unknown preset"):
         presets.preset("nope")
     SpikingTransformer(ModelConfig(dim=8, heads=2))
+
+
+def test_discarded_spikes_count_what_the_kwta_drops(tiny_runs):
+    """model.discarded_spikes = Σ over the k-WTA populations of raw − kept spikes, per sample."""
+    model = load_model(tiny_runs("stream_k"))
+    with torch.no_grad():
+        _, rec = model(encode(model.cfg, run_split(tiny_runs("stream_k"), model.cfg).x_test[:8]), record=True)
+    pairs = [(f"b{l}.{a}", f"b{l}.{a}k") for l in range(model.cfg.depth) for a in "xyh"] + [("out", "outk")]
+    want = sum(rec[raw].flatten(1).sum(1).double() - rec[kept].flatten(1).sum(1).double() for raw, kept in pairs)
+    assert want.min() > 0                                     # the trained tiny model does discard spikes
+    torch.testing.assert_close(model.discarded_spikes.double(), want, rtol=0, atol=0)
+    dense = SpikingTransformer(ModelConfig(dim=8, heads=2))
+    dense(torch.zeros(2, dense.cfg.timesteps, dense.cfg.tokens, dense.cfg.features))
+    assert dense.discarded_spikes.tolist() == [0.0, 0.0]
+
+
+def test_discard_penalty_trains_the_kwta_to_drop_fewer_spikes(tmp_path):
+    """Same seed and steps: the run with train.discard_penalty ends with fewer discarded spikes on the test set."""
+    m, t = presets.preset("tiny")
+    m = ModelConfig(**{**m.to_dict(), "stream_k": 3, "hidden_k": 4, "fan_in": 6, "wta_rule": "group"})
+    t.epochs, t.steps_per_epoch = 1, 20
+    found = {}
+    for penalty in (0.0, 0.05):
+        out = tmp_path / f"p{penalty}"
+        train(m, replace(t, discard_penalty=penalty), out, progress=False)
+        model = load_model(out)
+        with torch.no_grad():
+            model(encode(m, run_split(out, m).x_test))
+        found[penalty] = float(model.discarded_spikes.mean())
+    assert found[0.05] < 0.75 * found[0.0], found       # without the term both runs are identical
+    with pytest.raises(ValueError, match="train.discard_penalty"):
+        replace(t, discard_penalty=-1.0)

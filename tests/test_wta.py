@@ -93,7 +93,7 @@ def ops_per_spike(rule: str, m: int, k: int, spikes_per_token: int, arity: int =
 
 
 def test_group_ops_per_spike_are_logarithmic_and_index_ops_linear_in_the_width():
-    group = {(m, b): ops_per_spike("group", m, 8, 12, b) for m in (64, 512, 2048) for b in (2, 8)}
+    group = {(m, b): ops_per_spike("group", m, 8, 12, b) for m in (64, 512, 2048) for b in sorted({2, 8, TREE_ARITY})}
     index = {m: ops_per_spike("index", m, 8, 12) for m in (64, 512)}
     for (m, b), ops in group.items():                         # ≤ b + 1 + (h − 1)(2b + 1), h = ⌈log_b(M/k)⌉
         h = tree_height(m, 8, b)
