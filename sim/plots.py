@@ -227,26 +227,41 @@ def sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = None):
     return axes
 
 
-def width_sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = None):
+def width_sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = None,
+                     also: dict[str, str | Path] | None = None, sparse_label: str = "sparse-wide (k-WTA, fan-in F)"):
     """Accuracy against synaptic ops per inference (log x) from a width-sweep CSV, mean ± std over seeds.
 
     Columns used: kind (sparse | dense), matched, dim, accuracy, synaptic_ops_per_inference.
     Sparse points are labelled with D, dense with their width; dense points matched on
-    parameters are drawn with a square, seed-0 probes without error bars. With ``path``
-    the figure is saved there as PNG (atomically) and closed. Returns the Axes.
+    parameters are drawn with a square, seed-0 probes without error bars. ``also`` maps a
+    label to another width-sweep CSV whose sparse points are drawn as a further series
+    (dashed, grey tones): e.g. the same sweep trained another way. With ``path`` the figure
+    is saved there as PNG (atomically) and closed. Returns the Axes.
     """
     import csv
 
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    groups: dict[tuple[str, int], list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["kind"], int(r["dim"])), []).append(r)
+    def read(p: str | Path) -> dict[tuple[str, int], list[dict]]:
+        with open(p, newline="") as f:
+            out: dict[tuple[str, int], list[dict]] = {}
+            for r in csv.DictReader(f):
+                out.setdefault((r["kind"], int(r["dim"])), []).append(r)
+            return out
+
+    groups = read(csv_path)
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     else:
         fig = ax.figure
-    style = {"sparse": ("C0", "o", "sparse-wide (k-WTA, fan-in F)"), "dense": ("C1", "D", "dense-narrow")}
+    for i, (label, other) in enumerate((also or {}).items()):
+        pts = sorted((d, rs) for (k, d), rs in read(other).items() if k == "sparse")
+        xs = [np.mean([float(r["synaptic_ops_per_inference"]) for r in rs]) for _, rs in pts]
+        ys = [np.mean([float(r["accuracy"]) for r in rs]) for _, rs in pts]
+        es = [np.std([float(r["accuracy"]) for r in rs]) for _, rs in pts]
+        color = ("0.35", "0.6", "0.8")[i % 3]
+        ax.errorbar(xs, ys, yerr=es, color=color, marker="o", ls="--", capsize=3, mfc="white", label=label)
+        for (d, _), x, y in zip(pts, xs, ys):
+            ax.annotate(f"{d}", (x, y), textcoords="offset points", xytext=(4, -9), fontsize=7, color=color)
+    style = {"sparse": ("C0", "o", sparse_label), "dense": ("C1", "D", "dense-narrow")}
     for kind in ("sparse", "dense"):
         pts = sorted((d, rs) for (k, d), rs in groups.items() if k == kind)
         if not pts:

@@ -11,7 +11,11 @@ base config's value, default F). Per token and tick a k-WTA population sends ≤
 each to F·(post width)/(pre width) synapses on average, and the embedding's input spikes
 reach the same number of channels at every D, so once D ≫ k·F and D ≥ features·emb_fan_out
 nothing but the k-WTA trees' O(log(D/k)) per raw spike depends on D, while parameters
-grow ≈ F·D. ``synops_breakdown`` splits the measured synaptic ops by part.
+grow ≈ F·D. ``synops_breakdown`` splits the measured synaptic ops by part. The trees
+are paid per *raw* spike, kept or not, and a spike the k-WTA drops carries nothing
+downstream: the preset ``mnist1d-width`` trains with ``train.discard_penalty`` (loss +
+λ·Σ(raw − kept) per sample, ``SpikingTransformer.discarded_spikes``), so the models learn
+to send about one spike per group and tick into the trees.
 
 Dense baselines (no k-WTA, dense weights), widths from ``dense_dims``:
 

@@ -199,3 +199,25 @@ def test_gather_linear_gradients_equal_the_dense_products(chunk, monkeypatch):
         dx, dv = torch.autograd.grad(x @ scatter_dense(v, t, n_in).T, (x, v), gy)
         torch.testing.assert_close(gx, dx)
         torch.testing.assert_close(gv, dv)
+
+
+def test_plot_draws_another_sweeps_sparse_points_as_a_labelled_series(tmp_path):
+    from sim.plots import width_sweep_plot
+
+    def write(path, rows):
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["kind", "matched", "dim", "accuracy", "synaptic_ops_per_inference"])
+            w.writeheader()
+            w.writerows(rows)
+
+    row = lambda kind, d, acc, ops, m="": dict(kind=kind, matched=m, dim=d, accuracy=acc,  # noqa: E731
+                                                synaptic_ops_per_inference=ops)
+    write(tmp_path / "a.csv", [row("sparse", 64, 0.2, 100), row("dense", 4, 0.5, 100, "synops")])
+    write(tmp_path / "b.csv", [row("sparse", 64, 0.3, 900), row("sparse", 64, 0.5, 1100),
+                               row("sparse", 256, 0.4, 2000), row("dense", 8, 0.9, 50, "synops")])
+    ax = width_sweep_plot(tmp_path / "a.csv", also={"no penalty": tmp_path / "b.csv"}, sparse_label="penalty")
+    labels = ax.get_legend_handles_labels()[1]
+    assert "no penalty" in labels and "penalty" in labels
+    line = next(c.lines[0] for c in ax.containers if c.get_label() == "no penalty")
+    assert line.get_xdata().tolist() == [1000.0, 2000.0] and line.get_ydata().tolist() == [0.4, 0.4]
+    assert 50.0 not in [x for ln in ax.lines for x in ln.get_xdata()]        # the other sweep's dense rows: not drawn
