@@ -70,7 +70,7 @@ PRESETS: dict[str, dict] = {
                                 "init_gain": 2.0, "stream_k": 4, "hidden_k": 4, "wta_rule": "group", "fan_in": 4,
                                 "emb_fan_out": 1},
                       "train": {"epochs": 10, "batch_size": 64, "lr": 0.5, "shift": 2, "threads": 1,
-                                "discard_penalty": 0.0005}},
+                                "discard_penalty": 0.0002}},
 }
 for _name in ("large", "large-kwta", "events64"):      # one budget, so the accuracies compare
     PRESETS[_name]["train"] = dict(EVENTS64_TRAIN)
