@@ -54,10 +54,10 @@ and ≤ 2 + (b−1) + b per tree level above it (act: parent, own sup, later
 siblings' sup; sup: b children), so ≤ b + 1 + (h−1)(2b + 1) = O(b·log_b(M/k)) per
 spike, independent of M at fixed M/k. Limits: k ≤ M, none on M. Measured on random spikes (k = 8, 4…32 spikes
 per token), synaptic ops per raw spike at M/k = 8, 32, 128: b = 2: 7, 13, 20 (5, 9, 13 ticks); b = 4: 5, 10, 15
-(3, 5, 7 ticks); b = 8: 4.5, 10, 16 (1, 3, 5 ticks). On the trained width-sweep models (MNIST-1D, no discard penalty, D 64 / 1,024,
-k = 4, 3 seeds, 300 signals) the mean synaptic ops per inference for b = 2, 3, 4, 5, 8: 16.4 / 28.2 k,
-15.2 / 25.1 k, 13.8 / 23.0 k, 14.5 / 23.7 k, 14.5 / 25.1 k — b = 4 (``TREE_ARITY``), the fewest ops,
-at 7 ticks instead of 5 for b = 8 where M/k = 256.
+(3, 5, 7 ticks); b = 8: 4.5, 10, 16 (1, 3, 5 ticks). On the trained width-sweep models (MNIST-1D, no discard
+penalty, D 64 / 1,024, k = 4, 3 seeds, 300 signals) the mean synaptic ops per inference for b = 2, 3, 4, 5, 8:
+16.4 / 28.2 k, 15.2 / 25.1 k, 13.8 / 23.0 k, 14.5 / 23.7 k, 14.5 / 25.1 k — b = 4 (``TREE_ARITY``), the fewest
+ops, at 7 ticks instead of 5 for b = 8 where M/k = 256.
 """
 from __future__ import annotations
 
