@@ -127,8 +127,7 @@ def test_random_network(capsys):
                                      (random_network(2_000, n_out, 100, ticks=50, seed=4), spread_t, "events spread")):
             fs = flatten(graph_)
             simulate(graph_, {"in": xs}, flat=fs, record=False)
-            r = simulate(graph_, {"in": xs}, flat=fs, record=False)
-            t, _ = min_time(lambda: simulate(graph_, {"in": xs}, flat=fs, record=False), 15)   # the same 10k graph
+            t, r = min_time(lambda: simulate(graph_, {"in": xs}, flat=fs, record=False), 15)   # the same 10k graph
             times.append(t)
             rows.append((f"{n_out:>9,} neurons, {label}", f"{t * 1e3:.1f} ms",
                          f"{int(r.synaptic_ops['w'][0]):,} events, {int(r.neuron_updates[0]):,} updates"))

@@ -247,6 +247,13 @@ def width_sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = No
                 out.setdefault((r["kind"], int(r["dim"])), []).append(r)
             return out
 
+    def stats(pts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean ops, mean accuracy, accuracy std) per (dim, rows) point."""
+        col = lambda rs, c: [float(r[c]) for r in rs]  # noqa: E731
+        return (np.array([np.mean(col(rs, "synaptic_ops_per_inference")) for _, rs in pts]),
+                np.array([np.mean(col(rs, "accuracy")) for _, rs in pts]),
+                np.array([np.std(col(rs, "accuracy")) for _, rs in pts]))
+
     groups = read(csv_path)
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
@@ -254,9 +261,7 @@ def width_sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = No
         fig = ax.figure
     for i, (label, other) in enumerate((also or {}).items()):
         pts = sorted((d, rs) for (k, d), rs in read(other).items() if k == "sparse")
-        xs = [np.mean([float(r["synaptic_ops_per_inference"]) for r in rs]) for _, rs in pts]
-        ys = [np.mean([float(r["accuracy"]) for r in rs]) for _, rs in pts]
-        es = [np.std([float(r["accuracy"]) for r in rs]) for _, rs in pts]
+        xs, ys, es = stats(pts)
         color = ("0.35", "0.6", "0.8")[i % 3]
         ax.errorbar(xs, ys, yerr=es, color=color, marker="o", ls="--", capsize=3, mfc="white", label=label)
         for (d, _), x, y in zip(pts, xs, ys):
@@ -267,9 +272,7 @@ def width_sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = No
         if not pts:
             continue
         color, marker, label = style[kind]
-        xs = np.array([np.mean([float(r["synaptic_ops_per_inference"]) for r in rs]) for _, rs in pts])
-        ys = np.array([np.mean([float(r["accuracy"]) for r in rs]) for _, rs in pts])
-        es = np.array([np.std([float(r["accuracy"]) for r in rs]) for _, rs in pts])
+        xs, ys, es = stats(pts)
         order = np.argsort(xs)
         ax.plot(xs[order], ys[order], color=color, alpha=0.4)
         for (d, rs), x, y, e in zip(pts, xs, ys, es):
