@@ -26,6 +26,7 @@ demo: install
 	$(VENV)/bin/spikeformer demo --out $(DEMO_DIR)
 
 test: install
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 test-all: install

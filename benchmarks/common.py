@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.ir import AerGraph, Population, Projection
-from sim.neurons import CubaLIF, Input
+from sim.ir.graph import AerGraph, Population, Projection
+from sim.neurons.cuba import CubaLIF
+from sim.neurons.input import Input
 
 RESULTS = Path("bench-results.json")
 

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from benchmarks.common import median_time, update_results
-from sim.engine import flatten, simulate
-from sim.ir import AerGraph, Population, Projection
-from sim.neurons import CubaLIFFloat, Input
+from sim.engine.flatgraph import flatten
+from sim.engine.simulate import simulate
+from sim.ir.graph import AerGraph, Population, Projection
+from sim.neurons.cuba import CubaLIFFloat
+from sim.neurons.input import Input
 
 pytestmark = pytest.mark.bench
 b2 = pytest.importorskip("brian2")

@@ -12,12 +12,15 @@ import pytest
 import torch
 
 from benchmarks.common import median_time, update_results
-from loihi_export.run import run_lava
-from sim.engine import flatten, simulate
-from sim.reference import simulate_dense
-from spikeformer.convert import compare_to_model, to_graph
-from spikeformer.datasets.digits import encode_digits, load_digits_split
-from spikeformer.model import ModelConfig, SpikingTransformer
+from loihi_export.run.runner import run_lava
+from sim.engine.flatgraph import flatten
+from sim.engine.reference import simulate_dense
+from sim.engine.simulate import simulate
+from spikeformer.configure.validate import model_config
+from spikeformer.data.sets.digits import load_digits_split
+from spikeformer.encode.digits import encode_digits
+from spikeformer.lower.convert import compare_to_model, to_graph
+from spikeformer.model.transformer import SpikingTransformer
 
 pytestmark = pytest.mark.bench
 
@@ -25,7 +28,7 @@ pytestmark = pytest.mark.bench
 def test_engine_vs_reference_torch_and_lava(capsys):
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    model = SpikingTransformer(ModelConfig(dim=64, init_gain=2.0)).eval()
+    model = SpikingTransformer(model_config(dim=64, init_gain=2.0)).eval()
     graph = to_graph(model)
     data = load_digits_split()
     batch = 64

@@ -25,11 +25,13 @@ import pytest
 import torch
 
 from benchmarks.common import update_results
-from loihi_export.run import run_lava
-from sim.engine import flatten, simulate
-from sim.io import load_graph, save_graph
-from spikeformer.convert import to_graph
-from spikeformer.model import ModelConfig, SpikingTransformer
+from loihi_export.run.runner import run_lava
+from sim.engine.flatgraph import flatten
+from sim.engine.simulate import simulate
+from sim.ir.io import load_graph, save_graph
+from spikeformer.configure.validate import model_config
+from spikeformer.lower.convert import to_graph
+from spikeformer.model.transformer import SpikingTransformer
 
 pytestmark = pytest.mark.bench
 
@@ -41,7 +43,7 @@ def anchor_graph(attention: str, depth: int):
     if path and Path(path).exists():
         return load_graph(path)
     torch.manual_seed(0)
-    cfg = ModelConfig(tokens=64, features=32, dim=384, depth=depth, heads=8, mlp_ratio=4, timesteps=4,
+    cfg = model_config(tokens=64, features=32, dim=384, depth=depth, heads=8, mlp_ratio=4, timesteps=4,
                       attention=attention, kwta_k=2, mask_count=2, init_gain=2.0)
     graph = to_graph(SpikingTransformer(cfg))
     if path:

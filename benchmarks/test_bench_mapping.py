@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from benchmarks.common import proc_status, reset_peak
-from sim.neurons import CubaLIF, Input
+from sim.neurons.cuba import CubaLIF
+from sim.neurons.input import Input
 
 TOKENS, DIM, HIDDEN, BLOCKS, TIMESTEPS = 64, 384, 1536, 5, 8
 GiB = 2 ** 30
@@ -27,7 +28,7 @@ GiB = 2 ** 30
 
 def anchor_graph(blocks: int = BLOCKS, seed: int = 0):
     """The synthetic anchor graph (module docstring), every array in its compact dtype."""
-    from sim.ir import AerGraph, Population, Projection
+    from sim.ir.graph import AerGraph, Population, Projection
 
     rng = np.random.default_rng(seed)
     pops, projs = [Population("in", TOKENS * 64, Input())], []
@@ -73,7 +74,7 @@ def anchor_graph(blocks: int = BLOCKS, seed: int = 0):
 
 def synthetic_result(graph, rate: float = 0.02, seed: int = 1):
     """A SimResult with random spikes at ``rate`` per neuron and tick (one sample) and consistent counters."""
-    from sim.engine import SimResult
+    from sim.engine.results import SimResult
 
     rng = np.random.default_rng(seed)
     spikes = {p.name: rng.random((1, graph.ticks, p.size), np.float32) < rate for p in graph.populations}
@@ -85,8 +86,8 @@ def synthetic_result(graph, rate: float = 0.02, seed: int = 1):
 
 
 def main() -> dict:
-    from sim.cost import cost_report
-    from sim.hardware import map_graph
+    from sim.cost.energy import cost_report
+    from sim.cost.hardware import map_graph
 
     t0 = time.perf_counter()
     graph = anchor_graph()

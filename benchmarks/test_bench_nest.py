@@ -39,9 +39,11 @@ import pytest
 
 from benchmarks.common import median_time, min_time, random_network, update_results
 from benchmarks.test_bench_random import scatter_bound
-from sim.engine import flatten, simulate
-from sim.ir import AerGraph, Population, Projection
-from sim.neurons import Input, cuba
+from sim.engine.flatgraph import flatten
+from sim.engine.simulate import simulate
+from sim.ir.graph import AerGraph, Population, Projection
+from sim.neurons.catalog import cuba
+from sim.neurons.input import Input
 
 pytestmark = pytest.mark.bench
 if importlib.util.find_spec("nest") is None:                  # not imported here: see the module doc

@@ -24,11 +24,12 @@ import torch
 
 from benchmarks.common import median_time, update_results
 from benchmarks.test_bench_random import scatter_bound
-from sim.engine import flatten, simulate
-from spikeformer.convert import compare_to_model, to_graph
-from spikeformer.model import SpikingTransformer
-from spikeformer.presets import PRESETS, preset
-from spikeformer.train import encode, load_dataset
+from sim.engine.flatgraph import flatten
+from sim.engine.simulate import simulate
+from spikeformer.configure.presets import PRESETS, preset
+from spikeformer.data.registry import encode, load_dataset
+from spikeformer.lower.convert import compare_to_model, to_graph
+from spikeformer.model.transformer import SpikingTransformer
 
 pytestmark = pytest.mark.bench
 CPU = time.process_time

@@ -15,8 +15,10 @@ import torch
 
 from benchmarks.common import median_time as _median_time
 from benchmarks.common import min_time, random_network, update_results
-from sim.engine import flatten, simulate
-from spikeformer.neurons import LifParams, lif_step_loihi
+from sim.engine.flatgraph import flatten
+from sim.engine.simulate import simulate
+from sim.neurons.cuba import CubaLIF
+from spikeformer.layers.lif import lif_step_loihi
 
 pytestmark = pytest.mark.bench
 
@@ -41,7 +43,7 @@ def torch_dense(graph, x: np.ndarray) -> np.ndarray:
     xs = torch.from_numpy(x.astype(np.float64))
     u = v = torch.zeros(len(x), out.size, dtype=torch.float64)
     spikes = torch.zeros(len(x), graph.ticks, out.size, dtype=torch.bool)
-    params = LifParams(out.model.du, out.model.dv, out.model.vth)
+    params = CubaLIF(out.model.du, out.model.dv, out.model.vth)
     with torch.no_grad():
         for t in range(1, graph.ticks):
             a = xs[:, t - 1] @ w.T if t - 1 < x.shape[1] else torch.zeros_like(u)
@@ -116,7 +118,7 @@ def test_random_network(capsys):
     # events spread over the larger population (more distinct neurons touched, more cache misses)
     from dataclasses import replace
 
-    from sim.ir import AerGraph
+    from sim.ir.graph import AerGraph
     base = random_network(2_000, 10_000, 100, ticks=50, seed=4)
     xs = np.random.default_rng(5).random((1, 50, 2_000)) < 0.05
     silent_t, spread_t = [], []

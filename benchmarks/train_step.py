@@ -12,13 +12,15 @@ import time
 
 import torch
 
+from spikeformer.configure.validate import model_config
+
 
 def main(argv: list[str]) -> dict:
     from benchmarks.common import proc_status
-    from spikeformer.memory import estimate_training_bytes
-    from spikeformer.model import ModelConfig, SpikingTransformer
+    from spikeformer.model.transformer import SpikingTransformer
+    from spikeformer.train.memory import estimate_training_bytes
 
-    cfg = ModelConfig(**json.loads(argv[0])["model"])
+    cfg = model_config(**json.loads(argv[0])["model"])
     batch, steps = int(argv[1]), int(argv[2])
     checkpoint = "--checkpoint" in argv
     dev = torch.device(argv[argv.index("--device") + 1] if "--device" in argv else "cpu")

@@ -20,7 +20,7 @@ even grid that survives every sign mode: ``w = 2·m``, ``m ∈ [−127, 127]``.
 Integer widths (the int32 rule). Lava's ``PyLifModelBitAcc`` promotes only the decay
 products to int64; ``a << 6``, ``u_dec + (a << 6)`` and ``v_dec + u`` are int32, and the
 24-bit wrap is one subtraction of 2²⁴, not a modulo.
-The steps (``sim.neurons.cuba_lif``) compute in int64.
+The steps (``sim.neurons.cuba``) compute in int64.
 They agree exactly — and equal a true 24-bit u as Loihi 2 keeps it — only while no int32
 sum overflows, so we do not reproduce int32 wrap-around (an artefact of numpy, not of the
 chip); validation refuses every loihi graph that could reach it, naming the population and
@@ -39,8 +39,7 @@ dv_f = dv/4096, vth_f = vth (a unit of ``a`` is a unit of ``v``)::
 
     u[t] = u'·(1 − du_f) + a[t];   v[t] = v'·(1 − dv_f) + u[t];   s = v > vth
 
-The neuron steps live with their models (``sim.neurons.cuba_lif``: loihi,
-``sim.neurons.cuba_lif_float``: float); this module holds the constants and the
+The neuron steps live with their models (``sim.neurons.cuba``); this module holds the constants and the
 synapse arithmetic of each mode as an :class:`Arithmetic` (``ARITHMETIC[name]``), so
 code asks the mode's type instead of comparing its name.
 """
@@ -117,9 +116,6 @@ class Arithmetic:
     def continuous_weights(self, weights: np.ndarray, weight_exp: int) -> np.ndarray:
         return weights.astype(np.float64) * 2.0 ** weight_exp
 
-    def check_graph(self, graph) -> None:
-        """Graph-wide bounds of this mode (IRError)."""
-
 
 class LoihiArithmetic(Arithmetic):
     """Loihi 2 fixed point: int32 state, 8-bit weights, ``acc << exp`` or floor(acc / 2^−exp)."""
@@ -156,10 +152,6 @@ class LoihiArithmetic(Arithmetic):
     def continuous_weights(self, weights: np.ndarray, weight_exp: int) -> np.ndarray:
         return weights.astype(np.int64) << weight_exp
 
-    def check_graph(self, graph) -> None:
-        from sim.ir import check_bounds
-        check_bounds(graph)
-
 
 class FloatArithmetic(Arithmetic):
     """float32 state and weights, weights scaled by 2^exp."""
@@ -170,13 +162,3 @@ class FloatArithmetic(Arithmetic):
 ARITHMETIC: dict[str, Arithmetic] = {a.name: a for a in (LoihiArithmetic(), FloatArithmetic())}
 assert tuple(ARITHMETIC) == NUMERICS
 
-
-_MOVED = {"lif_step_loihi_np": "cuba_lif", "lif_step_loihi": "cuba_lif", "lif_step_loihi_pre": "cuba_lif"}
-
-
-def __getattr__(name: str):
-    """Kernels that moved to ``sim.neurons`` stay importable from here."""
-    if name in _MOVED:
-        import importlib
-        return getattr(importlib.import_module(f"sim.neurons.{_MOVED[name]}"), name)
-    raise AttributeError(f"module 'sim.numerics' has no attribute {name!r}")

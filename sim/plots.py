@@ -13,9 +13,9 @@ matplotlib.use("Agg") if matplotlib.get_backend().lower() not in ("agg", "module
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sim import cost as cost_model  # noqa: E402
-from sim.hardware import Mapping  # noqa: E402
-from sim.ir import AerGraph  # noqa: E402
+from sim.cost import energy as cost_model  # noqa: E402
+from sim.cost.hardware import Mapping  # noqa: E402
+from sim.ir.graph import AerGraph  # noqa: E402
 
 
 def raster(graph: AerGraph, spikes: dict[str, np.ndarray], sample: int = 0, ax=None):
@@ -151,7 +151,7 @@ def core_map(mapping: Mapping, ops_per_core: np.ndarray, messages_per_core: np.n
 
 def report_figure(graph: AerGraph, mapping: Mapping, result, figures: dict, path: str | Path) -> Path:
     """The PNG of ``spikeformer report``: cost per layer, core map, energy comparison."""
-    from sim.cost import per_tick_core_load
+    from sim.cost.energy import per_tick_core_load
 
     fig = plt.figure(figsize=(14, 11), layout="constrained")
     top, mid, bottom = fig.subfigures(3, 1, height_ratios=[1.2, 1, 1])
@@ -221,7 +221,7 @@ def sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = None):
     if has("active_bits"):
         fig.suptitle(f"width sweep at k = {rows[0]['active_bits']} active bits")
     if path is not None:
-        from sim.io import atomic_write
+        from sim.system.files import atomic_write
         atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
         plt.close(fig)
     return axes
@@ -291,7 +291,7 @@ def width_sweep_plot(csv_path: str | Path, ax=None, path: str | Path | None = No
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     if path is not None:
-        from sim.io import atomic_write
+        from sim.system.files import atomic_write
         atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
         plt.close(fig)
     return ax

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from spikeformer.configure.validate import model_config
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import pytest  # noqa: E402
@@ -20,14 +22,13 @@ TINY_VARIANTS = {
 def train_tiny(out, kind: str):
     from dataclasses import replace
 
-    from spikeformer import presets
-    from spikeformer.model import ModelConfig
-    from spikeformer.pipeline import convert_run
-    from spikeformer.train import train
+    from spikeformer.configure import presets
+    from spikeformer.runs.steps import convert_run
+    from spikeformer.train.trainer import train
 
     model_cfg, train_cfg = presets.preset("tiny")
     model_over, train_over = TINY_VARIANTS[kind]
-    model_cfg = ModelConfig(**{**model_cfg.to_dict(), **model_over})
+    model_cfg = model_config(**{**model_cfg.to_dict(), **model_over})
     train(model_cfg, replace(train_cfg, **train_over), out, progress=False)
     convert_run(out)
     return out

@@ -35,8 +35,9 @@ def test_torch_dataset_and_held_out_arrays(tmp_path):
     import torch
     from torch.utils.data import TensorDataset
 
-    from spikeformer import api
-    from spikeformer.train import load_dataset, load_model
+    from spikeformer.app import api
+    from spikeformer.data.registry import load_dataset
+    from spikeformer.runs.rundir import load_model
 
     rng = np.random.default_rng(1)
     x, y = rng.random((40, 2, 3, 4)) < 0.3, np.arange(40) % 2
@@ -52,7 +53,7 @@ def test_torch_dataset_and_held_out_arrays(tmp_path):
 
 
 def test_another_runs_data_is_never_overwritten(tmp_path):
-    from spikeformer import api
+    from spikeformer.app import api
     out = tmp_path / "run"
     out.mkdir()
     theirs = np.zeros((4, 2, 3, 5), bool)

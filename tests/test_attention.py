@@ -5,15 +5,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sim.engine import simulate
-from spikeformer.attention import attention_block, kwta_winners, ssa_counts
-from spikeformer.convert import lower_spec
-from spikeformer.model import ModelConfig
-from spikeformer.spec import build_spec
-from spikeformer.spec import GE1, PopSpec, ProjSpec, Spec
-from spikeformer.wiring import FIXED_WEIGHT, synapses
+from sim.engine.simulate import simulate
+from spikeformer.arch.attention import attention_block, kwta_winners, ssa_counts
+from spikeformer.arch.build import build_spec
+from spikeformer.arch.nodes import GE1, PopSpec, ProjSpec, Spec
+from spikeformer.arch.wiring import FIXED_WEIGHT, synapses
+from spikeformer.configure.validate import model_config
+from spikeformer.lower.convert import lower_spec
 
 
 def run_circuit(kind, q, k, v, heads, count=1, kwta_k=1, numerics="loihi"):
@@ -102,7 +103,7 @@ def test_wiring_tables_have_no_duplicate_synapses():
 
 @pytest.mark.parametrize("N, D, H", [(4, 8, 2), (3, 12, 2), (5, 6, 3), (2, 4, 4)])
 def test_kwta_circuit_cost_matches_docstring(N, D, H):
-    cfg = ModelConfig(tokens=N, features=5, dim=D, heads=H, attention="kwta", kwta_k=2)
+    cfg = model_config(tokens=N, features=5, dim=D, heads=H, attention="kwta", kwta_k=2)
     spec = build_spec(cfg)
     sizes = {p.name: int(np.prod(p.shape)) for p in spec.populations}
     circuit = [n for n in sizes if n.startswith("b0.") and n.split(".")[1] in
@@ -133,4 +134,4 @@ def test_kwta_circuit_cost_matches_docstring(N, D, H):
 ])
 def test_bad_attention_configs_name_the_parameter(field, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        ModelConfig(**{"features": 40, **kwargs})
+        model_config(**{"features": 40, **kwargs})

@@ -56,6 +56,7 @@ HELP = {
 
 def test_every_command_has_its_own_help(monkeypatch):
     import re
+
     from test_faults import cli
     monkeypatch.setenv("COLUMNS", "400")                  # one line per option: phrases are not wrapped
     for args, words in HELP.items():

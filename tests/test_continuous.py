@@ -6,11 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-
-from sim.continuous import simulate_continuous
-from sim.engine import simulate
-from spikeformer.pipeline import graph_inputs, load_test_batch
 from test_engine import random_graph
+
+from sim.engine.continuous import simulate_continuous
+from sim.engine.simulate import simulate
+from spikeformer.runs.steps import graph_inputs, load_test_batch
 
 
 def test_integer_latencies_equal_clocked_on_converted_transformer(tiny_run):

@@ -6,23 +6,26 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from spikeformer import datasets, presets
-from spikeformer.datasets import Dataset, Split
-from spikeformer.datasets.mnist1d import CLASSES, LENGTH, RANGE, encode_mnist1d, token_features
-from spikeformer.model import ModelConfig
-from spikeformer.train import CheckpointError, TrainConfig, encode, load_dataset
 from test_cli import assert_user_error, run
+
+from spikeformer.configure import presets
+from spikeformer.configure.validate import model_config
+from spikeformer.data import base as datasets
+from spikeformer.data import registry
+from spikeformer.data.base import Dataset, Split
+from spikeformer.data.registry import encode, load_dataset
+from spikeformer.data.sets.mnist1d import CLASSES
+from spikeformer.encode.mnist1d import LENGTH, RANGE, encode_mnist1d, token_features
 
 
 def test_registry_names_every_builtin_and_errors_list_them():
-    assert {"digits", "events", "mnist1d", "recordings", "spikes"} <= set(datasets.names())
+    assert {"digits", "events", "mnist1d", "recordings", "spikes"} <= set(registry.names())
     with pytest.raises(ValueError, match=r"^config.dataset must be one of \[.*'mnist1d'.*\], got 'dvs'"):
-        ModelConfig(dataset="dvs")
+        model_config(dataset="dvs")
     with pytest.raises(ValueError, match=r"config.data_path must be a file or directory path for config.dataset='recordings'"):
-        ModelConfig(dataset="recordings")
+        model_config(dataset="recordings")
     with pytest.raises(ValueError, match=r"config.data_path must be null for config.dataset='digits'"):
-        ModelConfig(data_path="x.npz")
+        model_config(data_path="x.npz")
 
 
 class Ramp(Dataset):
@@ -52,10 +55,10 @@ def test_a_registered_dataset_is_looked_up_by_name_everywhere(tmp_path):
         assert (m.tokens, m.features, m.classes) == (1, 4, 2)
         assert encode(m, load_dataset(m).x_test).shape == (4, 4, 1, 4)
         with pytest.raises(ValueError, match=r"train.shift \(1\) has no augmentation for config.dataset='ramp-test'"):
-            from spikeformer.train import train
+            from spikeformer.train.trainer import train
             train(m, replace(t, shift=1), tmp_path, progress=False)
     finally:
-        del datasets._REGISTRY["ramp-test"]
+        del datasets.REGISTRY["ramp-test"]
 
 
 def test_digits_and_events_own_splits_are_unchanged():
@@ -65,10 +68,10 @@ def test_digits_and_events_own_splits_are_unchanged():
     d = load_digits()
     _, x_te, _, y_te = train_test_split(d.images.astype(np.uint8), d.target, test_size=0.2, stratify=d.target,
                                         random_state=0)
-    s = load_dataset(ModelConfig())
+    s = load_dataset(model_config())
     assert len(s.y_test) == 360 and (s.y_test == y_te).all() and (s.x_test == x_te).all()
-    assert datasets.fingerprint(s) == datasets.fingerprint(load_dataset(ModelConfig(split_seed=0)))
-    other = load_dataset(ModelConfig(split_seed=1, test_fraction=0.3))
+    assert datasets.fingerprint(s) == datasets.fingerprint(load_dataset(model_config(split_seed=0)))
+    other = load_dataset(model_config(split_seed=1, test_fraction=0.3))
     assert len(other.y_test) == 540 and datasets.fingerprint(other) != datasets.fingerprint(s)
     m, _ = presets.preset("events")
     assert len(load_dataset(m).y_test) == 360 and len(load_dataset(replace(m, test_fraction=0.5)).y_test) == 780
@@ -104,14 +107,14 @@ def test_mnist1d_encoding_is_circular_windows_thermometer_coded():
 
 def test_mnist1d_config_errors_name_the_field():
     with pytest.raises(ValueError, match=r"config.tokens \(7\) must divide the 40 samples"):
-        ModelConfig(dataset="mnist1d", tokens=7, features=40)
+        model_config(dataset="mnist1d", tokens=7, features=40)
     with pytest.raises(ValueError, match=r"config.features \(50\) must be W·levels \+ tokens"):
-        ModelConfig(dataset="mnist1d", tokens=20, features=50, levels=4)
-    assert ModelConfig(dataset="mnist1d", tokens=20, features=token_features(20, 4, 5)).features == 40
+        model_config(dataset="mnist1d", tokens=20, features=50, levels=4)
+    assert model_config(dataset="mnist1d", tokens=20, features=token_features(20, 4, 5)).features == 40
     with pytest.raises(ValueError, match=r"config.test_fraction must be null or in \(0, 1\), got 1.5"):
-        ModelConfig(test_fraction=1.5)
+        model_config(test_fraction=1.5)
     with pytest.raises(ValueError, match=r"config.split_seed must be null or a non-negative integer"):
-        ModelConfig(split_seed=-1)
+        model_config(split_seed=-1)
 
 
 def test_simulate_evaluates_on_the_runs_own_split(tmp_path):
@@ -131,10 +134,10 @@ def test_simulate_evaluates_on_the_runs_own_split(tmp_path):
     fig = json.loads(p.stdout)
     assert fig["samples"] == 540 and fig["agreement_with_model"] == 1.0
 
-    from spikeformer.pipeline import load_test_batch
-    from spikeformer.train import evaluate
+    from spikeformer.runs.steps import load_test_batch
+    from spikeformer.train.trainer import evaluate
     model, _, x, y = load_test_batch(out, None)
-    own, default = load_dataset(model.cfg), load_dataset(ModelConfig())
+    own, default = load_dataset(model.cfg), load_dataset(model_config())
     assert (y == own.y_test).all() and (x.numpy() == encode(model.cfg, own.x_test).numpy()).all()
     assert fig["model_accuracy"] == evaluate(model, x, y)
     assert datasets.fingerprint(own) != datasets.fingerprint(default)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.distributed import shard_bounds, simulate_sharded
-from sim.engine import simulate
-from spikeformer.pipeline import graph_inputs, load_test_batch
+from sim.engine.distributed import shard_bounds, simulate_sharded
+from sim.engine.simulate import simulate
+from spikeformer.runs.steps import graph_inputs, load_test_batch
 
 
 def test_shard_bounds_cover_the_batch_once():

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.engine import simulate
-from sim.ir import AerGraph, Population, Projection
-from sim.neurons import CubaLIF, CubaLIFFloat, Input
-from sim.reference import simulate_dense
+from sim.engine.reference import simulate_dense
+from sim.engine.simulate import simulate
+from sim.ir.graph import AerGraph, Population, Projection
+from sim.neurons.cuba import CubaLIF, CubaLIFFloat
+from sim.neurons.input import Input
 
 
 @st.composite
@@ -141,7 +142,7 @@ def test_update_modes_follow_the_kernel_promises():
     not promise ``rests``: updated every tick once touched) gives the same spikes with more updates."""
     from dataclasses import replace
 
-    from sim.engine import BUSY, FULL, REST, flatten
+    from sim.engine.flatgraph import BUSY, FULL, REST, flatten
     pops = (Population("in", 3, Input()), Population("a", 4, CubaLIF(4095, 100, 3), depth=1),
             Population("b", 4, CubaLIF(1000, 100, 3), depth=2))
     rng = np.random.default_rng(0)

@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeformer import presets
-from spikeformer.events import (CLASSES, DURATION_US, EVENT_DTYPE, encode_events, generate_events,
-                                load_events_split, token_features)
-from spikeformer.model import ModelConfig
-from spikeformer.pipeline import convert_run, load_test_batch
-from spikeformer.train import TrainConfig, train
+from spikeformer.config.train import TrainConfig
+from spikeformer.configure import presets
+from spikeformer.configure.validate import model_config
+from spikeformer.data.event_generator import CLASSES, DURATION_US, EVENT_DTYPE, generate_events, load_events_split
+from spikeformer.encode.events import encode_events, token_features
+from spikeformer.runs.steps import convert_run, load_test_batch
+from spikeformer.train.trainer import train
 
 N_PER_CLASS = 12
 
@@ -136,11 +137,11 @@ def test_bad_arguments_are_named():
 
 def test_config_validation_names_the_field(tmp_path):
     with pytest.raises(ValueError, match="config.dataset"):
-        ModelConfig(dataset="dvs")
+        model_config(dataset="dvs")
     with pytest.raises(ValueError, match="config.features"):
-        ModelConfig(dataset="events", tokens=16, features=40)
+        model_config(dataset="events", tokens=16, features=40)
     with pytest.raises(ValueError, match=r"config.tokens \(8\)"):
-        ModelConfig(dataset="events", tokens=8, features=40)
+        model_config(dataset="events", tokens=8, features=40)
     m, _ = presets.configs_from_dict({"model": {"dataset": "events"}}, "test")
     assert (m.tokens, m.features) == (16, 48)
     with pytest.raises(ValueError, match="train.shift"):

@@ -3,16 +3,27 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from spikeformer import presets
-from spikeformer.datasets.events import check_model_config
-from spikeformer.datasets.recordings import save_recordings
-from spikeformer.events import (CLUTTER_CLASSES, DIRECTIONS, DURATION_US, EVENT_DATASETS, EVENT_DTYPE,
-                                encode_events, event_dataset, generate_cluttered_events, load_events_split,
-                                token_features)
-from spikeformer.model import ModelConfig, SpikingTransformer
-from spikeformer.train import CheckpointError, TrainConfig, load_dataset, train
 from test_events import _motion
+
+from spikeformer.configure import presets
+from spikeformer.configure.validate import model_config
+from spikeformer.data.event_generator import (
+    CLUTTER_CLASSES,
+    DIRECTIONS,
+    DURATION_US,
+    EVENT_DATASETS,
+    EVENT_DTYPE,
+    event_dataset,
+    generate_cluttered_events,
+    load_events_split,
+)
+from spikeformer.data.registry import load_dataset
+from spikeformer.data.sets.events import check_model_config
+from spikeformer.data.sets.recordings import save_recordings
+from spikeformer.encode.events import encode_events, token_features
+from spikeformer.model.transformer import SpikingTransformer
+from spikeformer.store.files import CheckpointError
+from spikeformer.train.trainer import train
 
 N_PER_CLASS = 3
 CLEAN = {"noise_hz": 0.0, "dots": 0, "flickers": 0, "jitter_us": 0.0}   # the class object alone
@@ -119,13 +130,13 @@ def test_bad_arguments_are_named():
 
 
 def test_config_tokens_select_the_dataset_and_errors_name_the_field():
-    m = ModelConfig(dataset="events", tokens=64, features=96, classes=12)
+    m = model_config(dataset="events", tokens=64, features=96, classes=12)
     assert (m.tokens, m.features) == (64, 96)
     for tokens in (4, 32, 256):
         with pytest.raises(ValueError, match=rf"^config.tokens \({tokens}\) must be one of \[16, 64\]"):
-            ModelConfig(dataset="events", tokens=tokens, features=2 * 16 + tokens)
+            model_config(dataset="events", tokens=tokens, features=2 * 16 + tokens)
     with pytest.raises(ValueError, match=r"config.features \(72\) must equal .* = 96"):
-        ModelConfig(dataset="events", tokens=64, features=72, classes=12)
+        model_config(dataset="events", tokens=64, features=72, classes=12)
     with pytest.raises(ValueError, match=r"config.classes \(10\) must be ≥ 12"):
         check_model_config(64, 96, "thermometer", classes=10)
     check_model_config(16, 48, "thermometer", classes=10)

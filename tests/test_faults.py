@@ -19,13 +19,12 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-
 from test_cli import BIN, assert_user_error
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """``spikeformer ARGS`` in this process: exit code, stdout and stderr."""
-    from spikeformer.cli import main
+    from spikeformer.app.cli import main
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         try:
@@ -177,13 +176,13 @@ def _numeric_cases(run: str, out: str) -> list[tuple[list[str], str]]:
 
 def test_every_numeric_option_is_checked_before_any_work(tmp_path, monkeypatch):
     """Checked first: before the run directory is read (it does not exist here) and before any training."""
-    import spikeformer.sweep
-    import spikeformer.train
+    import spikeformer.experiments.sweep
+    import spikeformer.train.trainer
 
     def no_work(*a, **kw):
         raise AssertionError("work started before the options were checked")
-    monkeypatch.setattr(spikeformer.train, "train", no_work)
-    monkeypatch.setattr(spikeformer.sweep, "sweep", no_work)
+    monkeypatch.setattr(spikeformer.train.trainer, "train", no_work)
+    monkeypatch.setattr(spikeformer.experiments.sweep, "sweep", no_work)
     out = tmp_path / "out"
     for args, option in _numeric_cases(str(tmp_path / "no-run"), str(out)):
         assert_user_error(cli(*args), option)
@@ -191,7 +190,7 @@ def test_every_numeric_option_is_checked_before_any_work(tmp_path, monkeypatch):
 
 
 def test_in_range_values_pass_the_checks():
-    from spikeformer.options import COUNT_MAX, check_count, check_seconds
+    from spikeformer.app.options import COUNT_MAX, check_count, check_seconds
     for v in (None, 1, 7, COUNT_MAX):
         check_count("--n", v)
     check_count("--n", 0, lo=0)
@@ -281,7 +280,7 @@ def test_signal_during_lava_run_leaves_nothing_behind(run_copy, sig):
 
 
 def test_deferred_interrupts_hold_the_signal_until_the_block_ends():
-    from sim.signals import Interrupted, deferred_interrupts, interrupts_as_exceptions
+    from sim.system.signals import Interrupted, deferred_interrupts, interrupts_as_exceptions
     done = []
     sigint = signal.signal(signal.SIGINT, signal.default_int_handler)   # (an earlier test's library may have replaced it)
     sighup = signal.signal(signal.SIGHUP, signal.SIG_DFL)               # (ignored under nohup)

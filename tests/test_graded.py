@@ -9,11 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.engine import simulate
-from sim.ir import ACC_MAX, LIF_INPUT_MAX, PAYLOAD_MAX, AerGraph, IRError, Population, Projection
-from sim.neurons import CubaLIF, CubaLIFFloat, GradedRelay, Input
-from sim.reference import simulate_dense
-
+from sim.engine.reference import simulate_dense
+from sim.engine.simulate import simulate
+from sim.errors import IRError
+from sim.ir.graph import ACC_MAX, LIF_INPUT_MAX, PAYLOAD_MAX, AerGraph, Population, Projection
+from sim.neurons.cuba import CubaLIF, CubaLIFFloat
+from sim.neurons.graded import GradedRelay
+from sim.neurons.input import Input
+from spikeformer.configure.validate import model_config
 
 # -- random graphs mixing input, LIF and graded populations ------------------------------------------
 
@@ -168,7 +171,7 @@ def saturating_graph(fan_in: int, weight_exp: int = 7, du: int = 4095) -> AerGra
 def test_saturating_graph_beyond_lavas_int32_is_refused_naming_population_and_bound(tmp_path):
     """fan-in 1 200 · 254 · 2⁷ = 39 014 400 > LIF_INPUT_MAX: Lava would overflow int32 in a_in << 6,
     so validation refuses it (the choice documented in sim.numerics); 1 028 inputs (33 422 336) fit."""
-    from sim.io import load_graph, save_graph
+    from sim.ir.io import load_graph, save_graph
     assert 1028 * 254 * 128 <= LIF_INPUT_MAX < 1029 * 254 * 128
     saturating_graph(1028)
     with pytest.raises(IRError, match=rf"^population 'sat': field 'inputs': neuron 0's summed input can reach "
@@ -176,7 +179,7 @@ def test_saturating_graph_beyond_lavas_int32_is_refused_naming_population_and_bo
                                       rf"\(\|a\| ≤ {LIF_INPUT_MAX}\)"):
         saturating_graph(1200)
     # a carried current (du < 4095) must stay within 24 bits: |a| ≤ 2¹⁸ (8 inputs of 254 << 7 fit, 9 do not)
-    from sim.ir import LIF_CARRY_INPUT_MAX
+    from sim.ir.graph import LIF_CARRY_INPUT_MAX
     assert 8 * 254 * 128 <= LIF_CARRY_INPUT_MAX < 9 * 254 * 128
     saturating_graph(8, du=4094)
     saturating_graph(1028)
@@ -196,8 +199,8 @@ def test_saturating_graph_beyond_lavas_int32_is_refused_naming_population_and_bo
         np.savez(f, **arrays)
     with pytest.raises(IRError, match=rf"population 'sat'.*39014400.*\|a\| ≤ {LIF_INPUT_MAX}"):
         load_graph(tmp_path / "graph.aer.npz")
-    from test_faults import cli
     from test_cli import assert_user_error
+    from test_faults import cli
     assert_user_error(cli("simulate", str(tmp_path)), "population 'sat'", "39014400", f"|a| ≤ {LIF_INPUT_MAX}")
 
 
@@ -218,14 +221,13 @@ def test_int32_accumulator_is_checked_before_the_exponent_shift():
 # -- the residual stream as a relay chain ----------------------------------------------------------
 
 def _cfg(depth: int, **kw):
-    from spikeformer.model import ModelConfig
-    return ModelConfig(**{"tokens": 3, "features": 5, "dim": 8, "heads": 2, "mlp_ratio": 2, "depth": depth, **kw})
+    return model_config(**{"tokens": 3, "features": 5, "dim": 8, "heads": 2, "mlp_ratio": 2, "depth": depth, **kw})
 
 
 def _stream_graph(cfg, seed: int = 0, numerics: str = "loihi") -> AerGraph:
     """lower_spec of build_spec(cfg) with random dense even weights (every W entry a synapse)."""
-    from spikeformer.convert import lower_spec, token_shared_csr
-    from spikeformer.spec import build_spec
+    from spikeformer.arch.build import build_spec
+    from spikeformer.lower.convert import lower_spec, token_shared_csr
 
     rng = np.random.default_rng(seed)
     spec = build_spec(cfg)
@@ -261,7 +263,7 @@ def test_stream_synapses_grow_linearly_with_depth():
 
 
 def test_each_trained_projection_appears_once_with_its_name():
-    from spikeformer.spec import build_spec
+    from spikeformer.arch.build import build_spec
 
     spec = build_spec(_cfg(3))
     linear = [pr for pr in spec.projections if pr.op == "linear"]
@@ -274,8 +276,8 @@ def test_each_trained_projection_appears_once_with_its_name():
 def test_relay_stream_equals_every_stream_lif_receiving_all_earlier_currents():
     """Collapsing the relays gives the quadratic stream (each stream LIF fed emb, every earlier W_o, W_2,
     as token-shared copies of the trained matrices); both graphs spike identically, tick for tick."""
-    from loihi_export.nir_export import collapse_relays
-    from spikeformer.convert import token_shared_csr
+    from sim.ir.relays import collapse_relays
+    from spikeformer.lower.convert import token_shared_csr
 
     cfg = _cfg(2, tokens=4, dim=16, heads=2, timesteps=6)
     g = _stream_graph(cfg, seed=3)

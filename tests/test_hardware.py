@@ -7,12 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from sim.cost import E_CHIP_HOP, T_CHIP_HOP, cost_report, per_tick_core_load
-from sim.engine import simulate
-from sim.hardware import CORES_PER_CHIP, NEURONS_PER_CORE, Loihi2, MappingError, chip_grid_columns, map_graph
-from sim.io import save_graph, save_result
-from sim.ir import AerGraph, Population, Projection
-from sim.neurons import CubaLIF, Input
+from sim.cost.energy import E_CHIP_HOP, T_CHIP_HOP, cost_report, per_tick_core_load
+from sim.cost.hardware import CORES_PER_CHIP, NEURONS_PER_CORE, Loihi2, MappingError, chip_grid_columns, map_graph
+from sim.engine.results import save_result
+from sim.engine.simulate import simulate
+from sim.ir.graph import AerGraph, Population, Projection
+from sim.ir.io import save_graph
+from sim.neurons.cuba import CubaLIF
+from sim.neurons.input import Input
 
 LIF = dict(du=4095, dv=4095, vth=1)          # fires the tick after any weight-2 input arrives
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeformer import presets
-from spikeformer.datasets.digits import load_digits_split
-from spikeformer.hd import encode_hd, item_memory
-from spikeformer.model import ModelConfig
-from spikeformer.pipeline import convert_run
-from spikeformer.train import train
+from spikeformer.configure import presets
+from spikeformer.configure.validate import model_config
+from spikeformer.data.sets.digits import load_digits_split
+from spikeformer.encode.hd import encode_hd, item_memory
+from spikeformer.runs.steps import convert_run
+from spikeformer.train.trainer import train
 
 
 @pytest.mark.parametrize("dim, active", [(64, 8), (256, 32), (4096, 32), (16384, 32)])
@@ -35,11 +35,11 @@ def test_codes_preserve_similarity():
 
 def test_dimension_smaller_than_active_bits_is_named():
     with pytest.raises(ValueError, match=r"config.hd_active \(64\) must be in \[1, hd_dim=32\]"):
-        ModelConfig(encoder="hd", hd_dim=32, hd_active=64, features=32)
+        model_config(encoder="hd", hd_dim=32, hd_active=64, features=32)
     with pytest.raises(ValueError, match="config.features"):
-        ModelConfig(encoder="hd", hd_dim=256, hd_active=8, features=40)
+        model_config(encoder="hd", hd_dim=256, hd_active=8, features=40)
     with pytest.raises(ValueError, match="config.encoder"):
-        ModelConfig(encoder="rate")
+        model_config(encoder="rate")
 
 
 def test_hd_input_model_is_three_way_bit_exact(tmp_path):

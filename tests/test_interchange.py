@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from loihi_export.netx_export import layer_names, write_netx
-from loihi_export.nir_export import DT, RelayError, collapse_relays, to_nir, write_nir
-from sim.engine import simulate
-from sim.ir import AerGraph, Population, Projection
-from sim.neurons import CubaLIF, CubaLIFFloat, GradedRelay, Input
-from spikeformer.pipeline import load_run_graph
+from loihi_export.netx.export import layer_names, write_netx
+from sim.engine.simulate import simulate
+from sim.ir.graph import AerGraph, Population, Projection
+from sim.ir.relays import RelayError, collapse_relays
+from sim.neurons.cuba import CubaLIF, CubaLIFFloat
+from sim.neurons.graded import GradedRelay
+from sim.neurons.input import Input
+from spikeformer.configure.validate import model_config
+from spikeformer.interchange.nir_export import DT, to_nir, write_nir
+from spikeformer.runs.steps import load_run_graph
 
 
 def test_nir_round_trip_of_the_transformer(tiny_run, tmp_path):
@@ -65,6 +69,7 @@ def test_snntorch_nir_import_gives_the_same_spikes(tmp_path):
 
 def test_export_commands(tiny_run, tmp_path):
     import shutil
+
     from test_cli import assert_user_error, run
     d = tmp_path / "run"
     shutil.copytree(tiny_run, d)
@@ -75,11 +80,11 @@ def test_export_commands(tiny_run, tmp_path):
 
 
 def _random_transformer(depth: int = 2):
-    from spikeformer import presets
-    from spikeformer.convert import to_graph
-    from spikeformer.model import ModelConfig, SpikingTransformer
+    from spikeformer.configure import presets
+    from spikeformer.lower.convert import to_graph
+    from spikeformer.model.transformer import SpikingTransformer
 
-    cfg = ModelConfig(**{**presets.preset("tiny")[0].to_dict(), "depth": depth})
+    cfg = model_config(**{**presets.preset("tiny")[0].to_dict(), "depth": depth})
     torch.manual_seed(0)
     return to_graph(SpikingTransformer(cfg))
 

@@ -7,9 +7,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from sim.io import load_graph, save_graph
-from sim.ir import AerGraph, IRError, Population, Projection, Readout, balance_delays
-from sim.neurons import CubaLIF, CubaLIFFloat, Input
+from sim.errors import IRError
+from sim.ir.graph import AerGraph, Population, Projection, Readout, balance_delays
+from sim.ir.io import load_graph, save_graph
+from sim.neurons.cuba import CubaLIF, CubaLIFFloat
+from sim.neurons.input import Input
 
 
 def small_graph(numerics: str = "loihi", delay: int = 1) -> AerGraph:

@@ -10,13 +10,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sim.engine import simulate
-from sim.reference import simulate_dense
-from spikeformer.attention import KWTA_MAX_HEAD_DIM, attention_block, check_attention, kwta_winners
-from spikeformer.convert import lower_spec
-from spikeformer.spec import PopSpec, Spec
+from sim.engine.reference import simulate_dense
+from sim.engine.simulate import simulate
+from spikeformer.arch.attention import KWTA_MAX_HEAD_DIM, attention_block, check_attention, kwta_winners
+from spikeformer.arch.nodes import PopSpec, Spec
+from spikeformer.lower.convert import lower_spec
 
 
 def lower_block(N, D, H, count, kk, numerics, T):

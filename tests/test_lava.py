@@ -16,13 +16,15 @@ import numpy as np
 import psutil
 import pytest
 
-from loihi_export.build import rest_period, to_lava
-from loihi_export.errors import LavaRunError
-from loihi_export.run import run_lava
-from sim.engine import simulate
-from sim.ir import AerGraph, Population, Projection, Readout
-from sim.neurons import CubaLIF, Input
-from sim.reference import simulate_dense
+from loihi_export.build.network import rest_period, to_lava
+from loihi_export.protocol import LavaRunError
+from loihi_export.run.runner import run_lava
+from sim.engine.reference import simulate_dense
+from sim.engine.simulate import simulate
+from sim.ir.graph import AerGraph, Population, Projection, Readout
+from sim.neurons.cuba import CubaLIF
+from sim.neurons.input import Input
+from spikeformer.configure.validate import model_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -206,7 +208,7 @@ def test_lanes_and_slots_together_with_a_padded_slot():
 
 def test_too_short_rest_gap_is_an_error_not_wrong_spikes(monkeypatch):
     """If the bound were wrong, the recorded silence check in the worker catches it."""
-    import loihi_export.run as run_mod
+    import loihi_export.run.plan as run_mod
 
     g = feature_graph()
     x = {"in": np.random.default_rng(1).random((3, 6, 12)) < 0.35}
@@ -222,7 +224,7 @@ def test_too_short_rest_gap_is_an_error_not_wrong_spikes(monkeypatch):
 
 
 def test_rest_period_bounds():
-    from loihi_export.build import current_settle_ticks
+    from loihi_export.build.network import current_settle_ticks
 
     assert current_settle_ticks(4095, 10) == 1              # du = 4095: u is only this tick's input
     assert current_settle_ticks(2047, 100) == 24            # halves each tick: 2²³ → 0 in 24
@@ -248,9 +250,7 @@ def _file_backed(a: np.ndarray) -> bool:
 def test_lava_weights_are_compact_memory_mapped_and_block_diagonal(tmp_path):
     import scipy.sparse as sps
 
-    from loihi_export.build import LavaWeights, batched_weights, block_diagonal, lava_csr
-
-    from loihi_export.build import weight_dtype
+    from loihi_export.build.network import LavaWeights, batched_weights, block_diagonal, lava_csr, weight_dtype
 
     assert [weight_dtype(np.array(w)) for w in ([-128, 127], [-2, 254], [0, 40000])] == [np.int8, np.int16, np.int32]
     g = feature_graph()
@@ -275,10 +275,10 @@ def test_lava_weights_are_compact_memory_mapped_and_block_diagonal(tmp_path):
 
 
 def test_run_that_cannot_fit_is_refused_before_it_starts(monkeypatch):
-    import loihi_export.run as run_mod
+    import loihi_export.run.runner as run_mod
 
     g = feature_graph()
-    monkeypatch.setattr(run_mod, "_available_bytes", lambda: 2**20)
+    monkeypatch.setattr(run_mod, "available_bytes", lambda: 2**20)
     before = _snapshot()
     with pytest.raises(MemoryError, match=r"needs about .* GiB, 0\.0 GiB available"):
         run_lava(g, {"in": np.ones((1, 6, 12), bool)})
@@ -379,7 +379,7 @@ def test_lava_equals_engine_at_the_int32_bounds():
     """The largest inputs validation accepts (sim.numerics: the int32 rule), saturating: 1 028 inputs of
     ±254 << 7 into a du = 4095 LIF (|a| = 33 422 336 ≤ LIF_INPUT_MAX) and 8 into carried currents
     (du 0 and 2048: |a| = 260 096 ≤ 2¹⁸)."""
-    from sim.ir import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
+    from sim.ir.graph import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
     w = np.full((3, 1028), 254, np.int16)
     w[1] = -254
     w[2, ::2] = -254
@@ -438,11 +438,11 @@ def test_lava_equals_engine_on_relay_stream_of_converted_model():
     """A converted tiny model (random init, depth 2): its residual stream is a chain of 5 graded relays."""
     import torch
 
-    from spikeformer import presets
-    from spikeformer.convert import to_graph
-    from spikeformer.model import ModelConfig, SpikingTransformer
+    from spikeformer.configure import presets
+    from spikeformer.lower.convert import to_graph
+    from spikeformer.model.transformer import SpikingTransformer
 
-    cfg = ModelConfig(**{**presets.preset("tiny")[0].to_dict(), "depth": 2})
+    cfg = model_config(**{**presets.preset("tiny")[0].to_dict(), "depth": 2})
     torch.manual_seed(0)
     g = to_graph(SpikingTransformer(cfg))
     relays = [p.name for p in g.populations if p.is_graded]

@@ -6,12 +6,11 @@ import pytest
 import torch
 from snntorch import surrogate
 
-from sim import numerics as nm
-from sim.neurons.cuba_lif import lif_step_loihi_np
-from spikeformer.neurons import LifParams, lif_sequence, lif_step_float, lif_step_loihi, surrogate_grad
+from sim.neurons.cuba import CubaLIF, lif_step_loihi_np
+from spikeformer.layers.lif import lif_sequence, lif_step_float, lif_step_loihi, surrogate_grad
 
 
-def reference(a: torch.Tensor, p: LifParams, loihi: bool) -> torch.Tensor:
+def reference(a: torch.Tensor, p: CubaLIF, loihi: bool) -> torch.Tensor:
     """Tick by tick with autograd through the pure step functions."""
     step = lif_step_loihi if loihi else lif_step_float
     u = v = torch.zeros_like(a[:, 0])
@@ -26,7 +25,7 @@ def reference(a: torch.Tensor, p: LifParams, loihi: bool) -> torch.Tensor:
 @pytest.mark.parametrize("loihi", [True, False])
 @pytest.mark.parametrize("params", [(4095, 1024, 128), (100, 300, 40), (0, 0, 5), (4095, 4095, 3)])
 def test_value_and_gradient_equal_the_step_functions(loihi, params, fused):
-    p = LifParams(*params)
+    p = CubaLIF(*params)
     gen = torch.Generator().manual_seed(sum(params))
     scale = 400.0 if loihi else 6.0
     a = torch.round(torch.randn(16, 7, 12, generator=gen) * scale) * (2 if loihi else 1)
@@ -45,7 +44,7 @@ def test_value_and_gradient_equal_the_step_functions(loihi, params, fused):
 
 
 def test_loihi_spikes_equal_the_numpy_reference():
-    p = LifParams(700, 2000, 90)
+    p = CubaLIF(700, 2000, 90)
     rng = np.random.default_rng(1)
     a = (rng.integers(-300, 600, (5, 9, 20)) * 2).astype(np.float32)
     s = lif_sequence(torch.from_numpy(a), p, True).numpy()
@@ -64,7 +63,7 @@ def test_surrogate_is_snntorchs_arctan():
 @pytest.mark.parametrize("fused", [True, False], ids=["numba", "torch-ops"])
 def test_gradient_stops_at_the_24_bit_clip(fused):
     """v clipped at −(2²³−1) on tick 1, back near threshold on tick 2: the clip blocks tick 2's gradient."""
-    p = LifParams(4095, 0, 3)
+    p = CubaLIF(4095, 0, 3)
     big = float((1 << 17) - 2)
     a = torch.tensor([[[-big], [-big], [big], [0.0]]])
     a_ref = a.clone().double().requires_grad_(True)
@@ -85,7 +84,7 @@ def test_fused_kernels_keep_torchs_thread_count():
     torch.set_num_threads(1)
     try:
         a = torch.rand(4, 3, 10, requires_grad=True) * 4
-        lif_sequence(a, LifParams(100, 200, 1), loihi=False, fused=True).sum().backward()
+        lif_sequence(a, CubaLIF(100, 200, 1), loihi=False, fused=True).sum().backward()
         assert torch.get_num_threads() == 1
         assert numba.get_num_threads() == numba_before          # the engine's count is left alone
     finally:

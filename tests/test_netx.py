@@ -15,20 +15,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from loihi_export.errors import LavaRunError
-from loihi_export.netx_export import (
-    NetxError,
-    lava_dense_weights,
-    layer_names,
-    netx_optimize,
-    write_netx,
-)
-from loihi_export.netx_run import default_ticks, run_netx
-from sim.engine import simulate
-from sim.ir import AerGraph, Population, Projection
-from sim.neurons import CubaLIF, CubaLIFFloat, Input
 from test_lava import _leftovers, _snapshot  # noqa: E402
+
+from loihi_export.netx.export import NetxError, lava_dense_weights, layer_names, netx_optimize, write_netx
+from loihi_export.netx.run import default_ticks, run_netx
+from loihi_export.protocol import LavaRunError
+from sim.engine.simulate import simulate
+from sim.ir.graph import AerGraph, Population, Projection
+from sim.neurons.cuba import CubaLIF, CubaLIFFloat
+from sim.neurons.input import Input
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,8 +217,8 @@ def test_export_netx_refuses_the_transformer_and_writes_a_chain(tiny_run, tmp_pa
     assert_user_error(run("export", "netx", str(d)), "netx export:", "population 'input' feeds",
                       "netx layers are sequential")
     assert not (d / "model.net.h5").exists()
-    from sim.io import save_graph
-    from spikeformer.pipeline import graph_path
+    from sim.ir.io import save_graph
+    from spikeformer.runs.steps import graph_path
 
     chain = tmp_path / "chain"
     chain.mkdir()
@@ -292,9 +287,10 @@ def test_imported_snntorch_net_quantised_exported_to_netx_runs_in_lava_dl_like_t
     """snnTorch → NIR → `import nir` (loihi) → netx → lava-dl's loader in Lava = sim.engine, spike for spike."""
     import snntorch as snn
     import torch
-    from sim.quantize import quantize
-    from spikeformer.importers.nir import lower
     from test_nir_import import T, dyadic, export, inputs
+
+    from sim.ir.quantize import quantize
+    from spikeformer.interchange.nir_import import lower
     torch.manual_seed(0)
     net = dyadic(torch.nn.Sequential(
         torch.nn.Linear(12, 10, bias=False),

@@ -16,14 +16,14 @@ import snntorch as snn
 import torch
 from snntorch.export_nir import export_to_nir
 from snntorch.import_nir import import_from_nir
-
-from sim.engine import simulate
-from sim.ir import AerGraph
-from sim.quantize import agreement, quantize
-from sim.reference import simulate_dense
-from spikeformer.importers import ImportError_
-from spikeformer.importers.nir import lower
 from test_cli import assert_user_error, run
+
+from sim.engine.reference import simulate_dense
+from sim.engine.simulate import simulate
+from sim.ir.graph import AerGraph
+from sim.ir.quantize import agreement, quantize
+from spikeformer.interchange.base import ImportError_
+from spikeformer.interchange.nir_import import lower
 
 T = 16
 
@@ -246,7 +246,7 @@ def test_unsupported_node_and_long_cycles_are_refused_by_name():
 
 
 def test_loihi_quantisation_agrees_with_float_and_runs_in_lava():
-    from loihi_export.run import run_lava
+    from loihi_export.run.runner import run_lava
     for net in (feed_forward_net(), Recurrent()):
         graph = lower(export(net), T)
         q, scales = quantize(graph)
@@ -262,8 +262,9 @@ def test_loihi_quantisation_agrees_with_float_and_runs_in_lava():
 
 
 def test_transformers_nir_export_imported_back_gives_the_engines_spikes(tiny_run, tmp_path):
-    from loihi_export.nir_export import collapse_relays, write_nir
-    from spikeformer.pipeline import load_run_graph
+    from sim.ir.relays import collapse_relays
+    from spikeformer.interchange.nir_export import write_nir
+    from spikeformer.runs.steps import load_run_graph
     graph = load_run_graph(tiny_run)
     g = nir.read(write_nir(graph, tmp_path / "m.nir"))
     back = lower(g, graph.timesteps)

@@ -21,7 +21,7 @@ def test_notebooks_are_committed_without_outputs():
                          [(p, "kwta") for p in NOTEBOOKS if p.name.startswith("02")],
                          ids=lambda x: getattr(x, "name", x))
 def test_notebook_executes_and_draws(path, kind, tiny_runs, tmp_path, monkeypatch):
-    from spikeformer.pipeline import simulate_run
+    from spikeformer.runs.steps import simulate_run
     run = tiny_runs(kind)
     if not (run / "simulation.npz").exists():
         simulate_run(run, 8)

@@ -8,9 +8,9 @@ import torch
 
 from loihi_export import compat
 from sim import numerics as nm
-from sim.neurons import CubaLIFFloat
-from sim.neurons.cuba_lif import lif_step_loihi as lif_step_loihi_scalar, lif_step_loihi_np, lif_step_loihi_pre
-from spikeformer.neurons import LifParams, lif_step_float, lif_step_loihi, quantize_mantissa
+from sim.neurons.cuba import CubaLIF, lif_step_loihi_np, lif_step_loihi_pre
+from sim.neurons.cuba import lif_step_loihi as lif_step_loihi_scalar
+from spikeformer.layers.lif import lif_step_float, lif_step_loihi, quantize_mantissa
 
 compat.apply()
 from lava.proc.lif.models import PyLifModelBitAcc  # noqa: E402
@@ -67,7 +67,7 @@ def test_loihi_step_equals_lava_numpy_numba_and_torch(seed):
     np.testing.assert_array_equal(kv, lv)
     np.testing.assert_array_equal(ks, ls)
     tu, tv, ts = lif_step_loihi(torch.tensor(u, dtype=torch.float64), torch.tensor(v, dtype=torch.float64),
-                                torch.tensor(a, dtype=torch.float64), LifParams(du, dv, vth))
+                                torch.tensor(a, dtype=torch.float64), CubaLIF(du, dv, vth))
     np.testing.assert_array_equal(tu.numpy().astype(np.int64), lu)
     np.testing.assert_array_equal(tv.numpy().astype(np.int64), lv)
     np.testing.assert_array_equal(ts.numpy() > 0, ls)
@@ -106,8 +106,8 @@ def test_project_step_equals_lava_where_rounding_and_offsets_matter():
 def test_float_step_matches_numpy_reference():
     rng = np.random.default_rng(1)
     u, v, a = (rng.normal(0, 100, 1000).astype(np.float32) for _ in range(3))
-    p = LifParams(300, 700, 50)
-    model = CubaLIFFloat(*p.as_float())
+    p = CubaLIF(300, 700, 50)
+    model = p.float_equivalent()
     ru, rv, rs = model.kernel.step_np(u, v, a, *model.kernel_params())
     tu, tv, ts = lif_step_float(*(torch.from_numpy(x) for x in (u, v, a)), p)
     np.testing.assert_array_equal(tu.numpy(), ru)
@@ -127,7 +127,7 @@ def test_float_step_matches_numpy_reference():
 def test_surrogate_gradient_flows_through_loihi_step():
     v = torch.tensor([8000.0, 9000.0], dtype=torch.float64, requires_grad=True)
     a = torch.tensor([3.0, 3.0], dtype=torch.float64, requires_grad=True)
-    _, _, s = lif_step_loihi(torch.zeros(2, dtype=torch.float64), v, a, LifParams(4095, 0, 128))
+    _, _, s = lif_step_loihi(torch.zeros(2, dtype=torch.float64), v, a, CubaLIF(4095, 0, 128))
     s.sum().backward()
     assert (a.grad != 0).all() and (v.grad != 0).all()
 
@@ -150,7 +150,7 @@ def test_int32_rule_lava_equals_int64_within_the_validation_bounds_and_not_beyon
     """``sim.numerics``' integer widths: for |a| up to the bounds ``sim.ir.check_bounds`` enforces
     (LIF_INPUT_MAX at du = 4095, LIF_CARRY_INPUT_MAX below), Lava's int32 steps equal ours over many
     ticks, saturating inputs included; the issue's saturating input with a carried current does not."""
-    from sim.ir import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
+    from sim.ir.graph import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
     rng = np.random.default_rng(11)
     n, ticks = 600, 12
     for du, amax in ((4095, LIF_INPUT_MAX), (0, LIF_CARRY_INPUT_MAX), (1, LIF_CARRY_INPUT_MAX),

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeformer import presets
-from spikeformer.pipeline import convert_run, simulate_run
-from spikeformer.train import train
+from spikeformer.configure import presets
+from spikeformer.runs.steps import convert_run, simulate_run
+from spikeformer.train.trainer import train
 
 
 def train_and_simulate(name, out):
@@ -30,7 +30,7 @@ def test_kwta_preset_reaches_95_percent(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 def test_ternary_90_percent_sparse_preset_reaches_95_percent(tmp_path):
-    from spikeformer.train import load_model
+    from spikeformer.runs.rundir import load_model
     cfg, res, _ = train_and_simulate("ternary", tmp_path)
     assert cfg.weights == "ternary" and cfg.weight_sparsity >= 0.9
     model = load_model(tmp_path)

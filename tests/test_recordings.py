@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from spikeformer import presets
-from spikeformer.datasets._files import DataFileError
-from spikeformer.datasets.recordings import (INDEX, TONIC_DTYPE, encode_recordings, read_recordings,
-                                             save_recordings, token_features)
-from spikeformer.events import DURATION_US, encode_events, generate_events
-from spikeformer.train import load_dataset
 from test_cli import assert_user_error, run
+
+from spikeformer.configure import presets
+from spikeformer.data.event_generator import DURATION_US, generate_events
+from spikeformer.data.files import DataFileError
+from spikeformer.data.registry import load_dataset
+from spikeformer.data.sets.recordings import INDEX, TONIC_DTYPE, read_recordings, save_recordings
+from spikeformer.encode.events import encode_events
+from spikeformer.encode.recordings import encode_recordings, token_features
 
 CLASSES = ("right", "left", "expand")
 
@@ -156,7 +157,7 @@ def test_bad_files_are_errors_naming_the_file_and_the_field(tmp_path, streams):
 
 
 def test_dense_spike_files_and_their_errors(tmp_path):
-    from spikeformer.datasets.spikes import read_spikes
+    from spikeformer.data.sets.spikes import read_spikes
 
     rng = np.random.default_rng(0)
     x, y = rng.random((30, 3, 2, 5)) < 0.3, np.arange(30) % 3

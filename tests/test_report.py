@@ -7,11 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from sim.cost import cost_report, per_tick_core_load
-from sim.engine import simulate
-from sim.hardware import Loihi2, MappingError, map_graph
-from sim.neurons import CubaLIF, Input
-from spikeformer.pipeline import graph_inputs, load_test_batch, simulate_run
+from sim.cost.energy import cost_report, per_tick_core_load
+from sim.cost.hardware import Loihi2, MappingError, map_graph
+from sim.engine.simulate import simulate
+from spikeformer.runs.steps import graph_inputs, load_test_batch, simulate_run
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +144,9 @@ def test_report_equals_the_cost_model_computed_independently(simulated, hw):
 def test_report_equals_the_cost_model_on_a_recurrent_graph():
     """A population projecting onto itself sends messages to its own core (E_SPIKE_CORE): the converted
     models, one population per core and feed-forward, never do."""
-    from sim.ir import AerGraph, Population, Projection
-    from sim.neurons import CubaLIF, Input
+    from sim.ir.graph import AerGraph, Population, Projection
+    from sim.neurons.cuba import CubaLIF
+    from sim.neurons.input import Input
     rng = np.random.default_rng(2)
     w = lambda n, m: np.where(rng.random((n, m)) < 0.5, 2 * rng.integers(-20, 60, (n, m)), 0).astype(np.int16)  # noqa: E731
     pops = (Population("in", 6, Input()), Population("a", 40, CubaLIF(2048, 512, 20), depth=1))
@@ -166,8 +166,9 @@ def test_report_equals_the_cost_model_on_a_recurrent_graph():
 def test_chip_hop_latency_takes_the_farthest_destination():
     """One chip per core on a 3 × 3 chip grid: 'a' on chip 0 sends to chips 1, 2, 3 (1, 2, 1 hops);
     a tick's inter-chip latency is its farthest message (2 hops), not the last destination's."""
-    from sim.ir import AerGraph, Population, Projection
-    from sim.neurons import CubaLIF, Input
+    from sim.ir.graph import AerGraph, Population, Projection
+    from sim.neurons.cuba import CubaLIF
+    from sim.neurons.input import Input
     pops = (Population("in", 4, Input()), Population("a", 8, CubaLIF(4095, 0, 1), depth=1),
             Population("b", 24, CubaLIF(4095, 0, 1000), depth=2))
     g = AerGraph("loihi", pops, (Projection.from_dense("in->a", "in", "a", np.full((8, 4), 2, np.int16)),
@@ -225,8 +226,9 @@ def test_report_cli_and_missing_simulation(tiny_run, tmp_path):
 
 
 def _all_to_all(n_pre: int, n_post: int):
-    from sim.ir import AerGraph, Population, Projection
-    from sim.neurons import CubaLIF, Input
+    from sim.ir.graph import AerGraph, Population, Projection
+    from sim.neurons.cuba import CubaLIF
+    from sim.neurons.input import Input
     indptr = np.arange(0, n_pre * n_post + 1, n_post)
     indices = np.tile(np.arange(n_post), n_pre).astype(np.int32)
     pops = (Population("in", 4, Input()), Population("a", n_pre, CubaLIF(0, 0, 1), depth=1),

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from spikeformer import presets
-from spikeformer.model import ModelConfig, SpikingTransformer
-from spikeformer.pipeline import convert_run, load_run_graph
-from spikeformer.sparsity import kept, project_, topk_mask
-from spikeformer.train import load_model, train
+from spikeformer.configure import presets
+from spikeformer.configure.validate import model_config
+from spikeformer.layers.sparsity import kept, project_, topk_mask
+from spikeformer.model.transformer import SpikingTransformer
+from spikeformer.runs.rundir import load_model
+from spikeformer.runs.steps import convert_run, load_run_graph
+from spikeformer.train.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def test_projection_keeps_the_largest_magnitudes():
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5, "0.5"])
 def test_sparsity_outside_unit_interval_is_named(bad):
     with pytest.raises(ValueError, match=r"config.weight_sparsity must be (in \(0, 1\)|a finite number or null)"):
-        ModelConfig(weight_sparsity=bad)
+        model_config(weight_sparsity=bad)
     with pytest.raises(ValueError, match="config.weights"):
-        ModelConfig(weights="binary")
-    SpikingTransformer(ModelConfig(dim=8, heads=2, weights="ternary", weight_sparsity=0.5))
+        model_config(weights="binary")
+    SpikingTransformer(model_config(dim=8, heads=2, weights="ternary", weight_sparsity=0.5))

@@ -5,11 +5,11 @@ import csv
 import json
 
 import pytest
-
-from spikeformer import presets
-from spikeformer import sweep as sweep_mod
-from spikeformer.sweep import COLUMNS, parse_dims, read_rows, sweep, synops_ratio
 from test_cli import assert_user_error, run
+
+from spikeformer.configure import presets
+from spikeformer.experiments import sweep as sweep_mod
+from spikeformer.experiments.sweep import COLUMNS, parse_dims, read_rows, sweep, synops_ratio
 
 REQUIRED = {"dim", "active_bits", "accuracy", "synaptic_ops_per_inference", "parameters"}
 TINY_ARGS = ("--preset", "tiny", "--epochs", "1", "--samples", "40", "--active-bits", "8", "--threads", "1")
@@ -99,7 +99,6 @@ def test_cli_json_on_finished_sweep(tiny_sweep):
 def test_cost_notebook_draws_the_sweep_of_a_width_run(tiny_sweep, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
-
     from test_notebooks import NOTEBOOKS
     out, _ = tiny_sweep
     monkeypatch.setenv("SPIKEFORMER_RUN", str(out / "d64"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeformer.convert import compare_to_model
-from spikeformer.pipeline import graph_inputs, model_spikes, load_test_batch
+from spikeformer.lower.convert import compare_to_model
+from spikeformer.runs.steps import graph_inputs, load_test_batch, model_spikes
 
 
 def three_way(run_dir, samples):
-    from loihi_export.run import run_lava
-    from sim.engine import simulate
+    from loihi_export.run.runner import run_lava
+    from sim.engine.simulate import simulate
 
     model, graph, x, y = load_test_batch(run_dir, samples)
     logits, rec = model_spikes(model, x)
@@ -73,9 +73,9 @@ def test_three_way_bit_exact_all_360_test_digits(tiny_runs, kind):
 @pytest.mark.slow
 @pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 def test_three_way_bit_exact_all_360_test_digits_demo_preset(tmp_path_factory):
-    from spikeformer import presets
-    from spikeformer.pipeline import convert_run
-    from spikeformer.train import train
+    from spikeformer.configure import presets
+    from spikeformer.runs.steps import convert_run
+    from spikeformer.train.trainer import train
 
     out = tmp_path_factory.mktemp("demo")
     model_cfg, train_cfg = presets.preset("demo")

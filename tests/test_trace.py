@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from sim.engine import simulate
-from sim.ir import AerGraph, Population, Projection
-from sim.neurons import CubaLIF, Input
-from sim.trace import TraceError, events_from_spikes, read_trace, write_perfetto, write_trace
+from sim.engine.simulate import simulate
+from sim.engine.trace import TraceError, events_from_spikes, read_trace, write_perfetto, write_trace
+from sim.ir.graph import AerGraph, Population, Projection
+from sim.neurons.cuba import CubaLIF
+from sim.neurons.input import Input
 
 
 def busy_graph(n_in=200, n_out=300, timesteps=20, seed=0):

@@ -9,13 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from spikeformer import presets
-from spikeformer.convert import compare_to_model, to_graph
-from spikeformer.datasets.digits import encode_digits, load_digits_split, token_features
-from spikeformer.model import ModelConfig, SpikingTransformer
-from spikeformer.datasets.digits import random_shift
-from spikeformer.train import CheckpointError, encode, load_model, run_split, train
-from sim.reference import simulate_dense
+from sim.engine.reference import simulate_dense
+from spikeformer.configure import presets
+from spikeformer.configure.validate import model_config
+from spikeformer.data.registry import encode
+from spikeformer.data.sets.digits import load_digits_split
+from spikeformer.encode.digits import encode_digits, random_shift, token_features
+from spikeformer.lower.convert import compare_to_model, to_graph
+from spikeformer.model.transformer import SpikingTransformer
+from spikeformer.runs.rundir import load_model, run_split
+from spikeformer.store.files import CheckpointError
+from spikeformer.train.trainer import train
 
 
 def test_split_is_fixed_and_stratified():
@@ -50,7 +54,7 @@ def test_training_is_deterministic_and_resumable(tmp_path, monkeypatch):
     a = load_model(tmp_path / "a")
     # (the runs c and d below each train epoch 1 afresh and equal a bit for bit: determinism for a seed)
     # a crash while writing epoch 2 keeps epoch 1; resuming then equals training straight through
-    import spikeformer.train as tr
+    import spikeformer.train.trainer as tr
     real, calls = tr.atomic_write, []
 
     def crashing_write(path, write):
@@ -73,7 +77,7 @@ def test_training_is_deterministic_and_resumable(tmp_path, monkeypatch):
     import os
     import signal
 
-    from sim.signals import Interrupted, interrupts_as_exceptions
+    from sim.system.signals import Interrupted, interrupts_as_exceptions
     real_save, saves = torch.save, []
 
     def save_with_signal(obj, f, *a, **kw):
@@ -166,12 +170,12 @@ def test_float_mode_trains_and_converts(tmp_path):
 
 def test_bad_config_values_name_the_field():
     with pytest.raises(ValueError, match="config.dim"):
-        ModelConfig(dim=0)
+        model_config(dim=0)
     with pytest.raises(ValueError, match="numerics"):
-        ModelConfig(numerics="double")
+        model_config(numerics="double")
     with pytest.raises(CheckpointError, match="unknown preset"):
         presets.preset("nope")
-    SpikingTransformer(ModelConfig(dim=8, heads=2))
+    SpikingTransformer(model_config(dim=8, heads=2))
 
 
 def test_discarded_spikes_count_what_the_kwta_drops(tiny_runs):
@@ -183,7 +187,7 @@ def test_discarded_spikes_count_what_the_kwta_drops(tiny_runs):
     want = sum(rec[raw].flatten(1).sum(1).double() - rec[kept].flatten(1).sum(1).double() for raw, kept in pairs)
     assert want.min() > 0                                     # the trained tiny model does discard spikes
     torch.testing.assert_close(model.discarded_spikes.double(), want, rtol=0, atol=0)
-    dense = SpikingTransformer(ModelConfig(dim=8, heads=2))
+    dense = SpikingTransformer(model_config(dim=8, heads=2))
     dense(torch.zeros(2, dense.cfg.timesteps, dense.cfg.tokens, dense.cfg.features))
     assert dense.discarded_spikes.tolist() == [0.0, 0.0]
 
@@ -191,7 +195,7 @@ def test_discarded_spikes_count_what_the_kwta_drops(tiny_runs):
 def test_discard_penalty_trains_the_kwta_to_drop_fewer_spikes(tmp_path):
     """Same seed and steps: the run with train.discard_penalty ends with fewer discarded spikes on the test set."""
     m, t = presets.preset("tiny")
-    m = ModelConfig(**{**m.to_dict(), "stream_k": 3, "hidden_k": 4, "fan_in": 6, "wta_rule": "group"})
+    m = model_config(**{**m.to_dict(), "stream_k": 3, "hidden_k": 4, "fan_in": 6, "wta_rule": "group"})
     t.epochs, t.steps_per_epoch = 1, 20
     found = {}
     for penalty in (0.0, 0.05):

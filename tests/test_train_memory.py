@@ -1,15 +1,15 @@
 """Training scales with what it needs: memory estimate and refusal, block checkpointing, CUDA = CPU spikes."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-
-from spikeformer.memory import estimate_training_bytes
-from spikeformer.model import ModelConfig, SpikingTransformer
 from test_cli import assert_user_error, run
+
+from spikeformer.config.model import ModelConfig
+from spikeformer.configure.validate import model_config
+from spikeformer.model.transformer import SpikingTransformer
+from spikeformer.train.memory import estimate_training_bytes
 
 SHAPE = dict(tokens=16, features=24, dim=32, depth=3, heads=2, timesteps=4, init_gain=2.0)
 
@@ -20,7 +20,7 @@ def spikes_in(cfg: ModelConfig, batch: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_estimate_grows_with_batch_and_checkpointing_lowers_it():
-    cfg = ModelConfig(**SHAPE)
+    cfg = model_config(**SHAPE)
     model = SpikingTransformer(cfg)
     x = spikes_in(cfg, 1)
     small, big = (estimate_training_bytes(model, x, b, False)["saved_activations"] for b in (8, 16))
@@ -33,7 +33,7 @@ def test_estimate_grows_with_batch_and_checkpointing_lowers_it():
 
 
 def test_checkpointed_blocks_give_the_same_loss_and_gradients():
-    cfg = ModelConfig(**SHAPE)
+    cfg = model_config(**SHAPE)
     torch.manual_seed(0)
     model = SpikingTransformer(cfg)
     x, y = spikes_in(cfg, 6), torch.arange(6) % cfg.classes
@@ -58,11 +58,14 @@ def test_training_that_cannot_fit_is_refused_before_anything_is_written(tmp_path
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_training_steps_and_spikes_equal_the_cpu(tmp_path):
-    from spikeformer import presets
-    from spikeformer.train import encode, load_dataset, load_model, train
     from dataclasses import replace
 
-    cfg = ModelConfig(**{**presets.preset("tiny")[0].to_dict(), "attention": "kwta", "kwta_k": 2, "hidden_k": 4})
+    from spikeformer.configure import presets
+    from spikeformer.data.registry import encode, load_dataset
+    from spikeformer.runs.rundir import load_model
+    from spikeformer.train.trainer import train
+
+    cfg = model_config(**{**presets.preset("tiny")[0].to_dict(), "attention": "kwta", "kwta_k": 2, "hidden_k": 4})
     train_cfg = replace(presets.preset("tiny")[1], epochs=1)
     data = load_dataset(cfg)
     train(cfg, replace(train_cfg, batch_size=32, steps_per_epoch=2), tmp_path / "run", progress=False, device="cuda")

@@ -6,12 +6,13 @@ import csv
 import numpy as np
 import pytest
 import torch
-
-from spikeformer import presets
-from spikeformer import width_sweep as ws
-from spikeformer.model import ModelConfig, SpikingTransformer
-from spikeformer.sparsity import fan_in_table, fan_out_table, gather_linear, scatter_dense
 from test_cli import assert_user_error, run
+
+from spikeformer.configure import presets
+from spikeformer.configure.validate import model_config
+from spikeformer.experiments.width_sweep import width_sweep as ws
+from spikeformer.layers.sparsity import fan_in_table, fan_out_table, gather_linear, scatter_dense
+from spikeformer.model.transformer import SpikingTransformer
 
 REQUIRED = {"kind", "dim", "hidden", "k", "fan_in", "seed", "accuracy", "synaptic_ops_per_inference",
             "spikes_per_inference", "parameters", "train_seconds", "energy_loihi2_joules", "energy_ann_int8_joules"}
@@ -149,7 +150,7 @@ def test_parameter_count_is_what_the_model_uses():
                                          ({"dim": 4096, "heads": 8, "stream_k": 4}, r"config\.stream_k: .* 4096")])
 def test_model_config_refuses_uncomputable_k_and_fan_in(over, match):
     with pytest.raises(ValueError, match=match):
-        ModelConfig(**{"dim": 32, "heads": 2, **over})
+        model_config(**{"dim": 32, "heads": 2, **over})
 
 
 @pytest.mark.slow
@@ -173,7 +174,7 @@ def test_three_point_width_sweep_end_to_end(tmp_path):
 def test_synops_breakdown_sums_to_the_simulated_total(tiny_runs, tmp_path):
     import shutil
 
-    from spikeformer.pipeline import simulate_run
+    from spikeformer.runs.steps import simulate_run
     run_dir = shutil.copytree(tiny_runs("stream_k"), tmp_path / "run")
     total = simulate_run(run_dir, 8)["synaptic_ops_per_inference"]
     b = ws.synops_breakdown(run_dir)
@@ -187,7 +188,7 @@ def test_synops_breakdown_sums_to_the_simulated_total(tiny_runs, tmp_path):
 def test_gather_linear_gradients_equal_the_dense_products(chunk, monkeypatch):
     """_GatherLinear's backward (transposed-table bags for ∂x, blocked dot products for ∂values) = autograd
     through the dense matrix; chunk 1 byte: one output row per block."""
-    import spikeformer.sparsity as sp
+    import spikeformer.layers.sparsity as sp
     monkeypatch.setattr(sp, "_CHUNK_BYTES", chunk)
     g = torch.Generator().manual_seed(3)
     for n_out, n_in, f in ((50, 30, 4), (7, 9, 9), (3, 40, 2)):       # (3, 40): most pre neurons unused

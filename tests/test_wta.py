@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sim.engine import simulate
-from spikeformer.convert import lower_spec
-from spikeformer.model import ModelConfig
-from spikeformer.spec import PopSpec, Spec
-from spikeformer.wta import RULES, TREE_ARITY, first_in_groups, lower_group, tree_height
+from sim.engine.simulate import simulate
+from spikeformer.arch.nodes import PopSpec, Spec
+from spikeformer.arch.wta import RULES, TREE_ARITY, first_in_groups, lower_group, tree_height
+from spikeformer.configure.validate import model_config
+from spikeformer.lower.convert import lower_spec
 
 
 def circuit(rule: str, n: int, m: int, k: int, arity: int = TREE_ARITY) -> Spec:
@@ -104,9 +105,9 @@ def test_group_ops_per_spike_are_logarithmic_and_index_ops_linear_in_the_width()
 
 def test_config_names_the_rule_and_its_limits():
     with pytest.raises(ValueError, match=r"config\.wta_rule must be one of \('index', 'group'\)"):
-        ModelConfig(dim=32, heads=2, stream_k=4, wta_rule="strongest")
+        model_config(dim=32, heads=2, stream_k=4, wta_rule="strongest")
     with pytest.raises(ValueError, match=r"config\.stream_k \(33\) must be null or in \[1, 32\]"):
-        ModelConfig(dim=32, heads=2, stream_k=33, wta_rule="group")
-    ModelConfig(dim=4096, heads=8, stream_k=200, hidden_k=200, wta_rule="group")   # no 2048 / 127 limit
+        model_config(dim=32, heads=2, stream_k=33, wta_rule="group")
+    model_config(dim=4096, heads=8, stream_k=200, hidden_k=200, wta_rule="group")   # no 2048 / 127 limit
     with pytest.raises(ValueError, match=r"config\.hidden_k \(200\) must be null or in \[1, 127\]"):
-        ModelConfig(dim=256, heads=8, hidden_k=200)
+        model_config(dim=256, heads=8, hidden_k=200)

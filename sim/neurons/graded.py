@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sim.neurons import NeuronModel, register
+from sim.neurons.base import NeuronModel, register
 
 
 @register

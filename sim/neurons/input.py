@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from sim.neurons import NeuronModel, register
+from sim.neurons.base import NeuronModel, register
 
 
 @register

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sim.neurons import NeuronModel, register
-from sim.neurons.cuba_lif_float import check_fraction, decay_factor
+from sim.neurons.base import NeuronModel, register
+from sim.neurons.cuba import check_fraction, decay_factor
 
 
 @register

@@ -1,0 +1,394 @@
+"""Compiled core of the event-driven engine (numba): event delivery, population updates, the tick loop.
+
+Working buffers of one thread (``sim.engine.simulate`` allocates them): ``acc[slot, j]``
+summed input of neuron j for the tick of that slot (slot = t mod R); ``blk[slot]`` one bit
+per BLOCK neurons that received an event there; ``carry[slot]`` one bit per neuron that
+carries a current into that tick; ``state[i] = (v, last)`` and ``cur[i] = u`` (a FULL
+population never reads or writes u: its step depends on the input only, so its update
+touches 8 bytes of state per neuron); ``fired``/``payload`` the spikes of the population
+just updated.
+
+Per population and tick, the marked blocks are visited in index order. In a block, the
+pending neurons (summed input ≠ 0 or a carried current) form a bit mask; a neuron of a
+REST/FULL population that is not pending may be stepped with input 0 or left to rest, with
+the same result (``sim.neurons``: ``rests`` — its current is 0 and the step is one ``idle``
+step, which never spikes). So a block with at least WHOLE pending neurons of such a
+population is stepped whole, in one branch-free sweep over contiguous records; a sparser
+block, and every block of a BUSY population, steps only its pending neurons. Only pending
+neurons are counted as updates.
+
+All compiled engine code lives in this one module: numba's on-disk cache notices a change
+only in the file of the function it caches.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import types
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic, overload
+
+from sim.engine.flatgraph import BUSY, FULL, KIND_GRADED, KIND_INPUT, REST
+from sim.neurons.dispatch import kernel_idle, kernel_step
+
+_ONE = np.uint64(1)
+
+
+EPOCH_MAX = (1 << 31) - 1
+
+
+BLOCK = 16                  # neurons per block: one 64-byte line of int32 accumulators
+
+
+WHOLE = 6                   # pending neurons from which a REST/FULL block is stepped whole
+
+
+def _shift(x, s):
+    """Negative weight exponent applied to an accumulated sum: floor(x / 2^s) (loihi only)."""
+
+
+@overload(_shift)
+def _shift_impl(x, s):
+    if isinstance(x, types.Integer):
+        return lambda x, s: x >> s
+    return lambda x, s: x
+
+
+@numba.njit(cache=True, inline="always")
+def _mark(blk, j):
+    """Set the bit of neuron j's block in a slot's block bitmap."""
+    b = np.uint64(j) >> np.uint64(4)                      # unsigned: no negative-index wraparound code
+    blk[b >> np.uint64(6)] |= _ONE << (b & np.uint64(63))
+
+
+@numba.njit(cache=True, inline="always")
+def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, payload):
+    """Deliver an event of neuron i: per segment, acc[(slot + delay) mod R, target + delta] += w·payload; mark blocks."""
+    s = indptr[i]
+    for g in range(seg_ptr[i], seg_ptr[i + 1]):
+        sl = slot + seg_delay[g]
+        if sl >= R:
+            sl -= R
+        d = seg_delta[g]
+        acc_row = acc[sl]
+        b_row = blk[sl]
+        e = seg_end[g]
+        while s < e:
+            j = target[s]
+            acc_row[np.uint64(j + d)] += weight[s] * payload
+            _mark(b_row, j)
+            s += 1
+
+
+@numba.njit(cache=True, inline="always")
+def _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops):
+    start = indptr[i]
+    for g in range(seg_ptr[i], seg_ptr[i + 1]):
+        ops[seg_proj[g]] += seg_end[g] - start
+        start = seg_end[g]
+
+
+@intrinsic
+def _popcount(typingctx, x):
+    """Number of set bits of an unsigned integer (LLVM ctpop)."""
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+    return x(x), codegen
+
+
+@numba.njit(cache=True, inline="always")
+def _fold_neg(s, e, lo, acc, neg_base, neg_shift):
+    """Fold the private accumulators of negative-exponent projections, shifted, into acc[s:e]
+    (population starting at lo)."""
+    for m in range(len(neg_base)):
+        base, sh = neg_base[m] - lo, neg_shift[m]
+        for i in range(s, e):
+            acc[i] += _shift(acc[base + i], sh)
+            acc[base + i] = 0
+
+
+@numba.njit(cache=True, inline="always")
+def _take_carry(s, e, carry):
+    """The carry bits of block [s, e) as bits (i − s), cleared in ``carry`` (a block is within one word)."""
+    off = np.uint64(s & 63)
+    bits = (_ONE << np.uint64(e - s)) - _ONE
+    cw = carry[s >> 6]
+    cm = (cw >> off) & bits
+    if cm != 0:
+        carry[s >> 6] = cw & ~(bits << off)
+    return cm
+
+
+@numba.njit(cache=True, inline="always")
+def _block_mask(s, e, lo, carry, acc, neg_base, neg_shift):
+    """Pending neurons of block [s, e) of the population starting at lo, as bits (i − s): summed
+    input ≠ 0 (after ``_fold_neg``) or a carried current; returns (mask, popcount). Clears the carry bits."""
+    _fold_neg(s, e, lo, acc, neg_base, neg_shift)
+    mask = _take_carry(s, e, carry)
+    if e - s == BLOCK:                           # a full block: constant trip count, vectorised
+        for q in range(BLOCK):
+            mask |= np.uint64(acc[s + q] != 0) << np.uint64(q)
+    else:
+        for q in range(e - s):
+            mask |= np.uint64(acc[s + q] != 0) << np.uint64(q)
+    return mask, np.int64(_popcount(mask))
+
+
+@numba.njit(cache=True)
+def _pending(lo, hi, blk, carry, acc, neg_base, neg_shift, out):
+    """Pending neurons of [lo, hi) (``_block_mask``) into ``out`` in index order; returns how many.
+
+    Only the blocks marked in ``blk`` are scanned: O(16·marked blocks + (hi − lo)/1024)."""
+    n_out = 0
+    b0 = lo >> 4
+    b1 = (hi - 1) >> 4
+    for k in range(b0 >> 6, (b1 >> 6) + 1):
+        x = blk[k]
+        while x != 0:
+            b = (k << 6) + trailing_zeros(x)
+            x &= x - _ONE
+            if b < b0:
+                continue
+            if b > b1:
+                break
+            s = max(b << 4, lo)
+            mask = _block_mask(s, min((b << 4) + BLOCK, hi), lo, carry, acc, neg_base, neg_shift)[0]
+            while mask != 0:
+                out[n_out] = s + trailing_zeros(mask)
+                mask &= mask - _ONE
+                n_out += 1
+    return n_out
+
+
+@numba.njit(cache=True, inline="always")
+def _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_carry):
+    """One kernel step of neuron i with summed input a; returns whether it spiked.
+
+    ``last`` ≤ epoch: first touch this sample, at rest (u = v = 0). Rested since ``last``:
+    its voltage leak over the rested ticks is caught up by the kernel's ``idle`` first (REST,
+    FULL only). REST: a neuron whose decayed current (step(u, 0, 0)[0]) is non-zero is
+    pending in the next slot; BUSY: every stepped neuron is; FULL: none (no test)."""
+    st = state[i]
+    last = st.last
+    fresh = last <= epoch
+    u = zero if fresh or mode == FULL else cur[i]          # FULL: the decayed current is 0 whatever u
+    v = zero if fresh else st.v
+    if not fresh and now - last > 1 and v != 0:
+        v = kernel_idle(code, v, p0, p1, p2, now - last - 1)
+    un, vn, spiked = kernel_step(code, u, v, a, p0, p1, p2)
+    if mode != FULL:
+        cur[i] = un
+    st.v = vn
+    st.last = now
+    carries = mode == BUSY
+    if mode == REST:
+        carries = kernel_step(code, un, zero, a - a, p0, p1, p2)[0] != 0
+    if carries:
+        nxt_carry[i >> 6] |= _ONE << np.uint64(i & 63)
+        _mark(nxt_blk, i)
+    return spiked
+
+
+@numba.njit(cache=True, inline="always")
+def _update_neurons(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2, mode,
+                    whole, nxt_blk, nxt_carry, fired, rec_row, record):
+    """Step the pending neurons of population [lo, hi); the spiking ones go to ``fired`` in index
+    order (and ``rec_row`` if ``record``). Returns (spikes, pending neurons, marked blocks).
+
+    REST/FULL (module doc): ``whole`` steps every marked block whole, counting the pending
+    neurons on the way; otherwise a block's pending mask is built first, and the block is
+    stepped whole if it has ≥ WHOLE of them, else neuron by neuron. BUSY: pending neurons only."""
+    n_fired = 0
+    n_pending = 0
+    n_blocks = 0
+    b0 = lo >> 4
+    b1 = (hi - 1) >> 4
+    for k in range(b0 >> 6, (b1 >> 6) + 1):
+        x = blk[k]
+        while x != 0:
+            b = (k << 6) + trailing_zeros(x)
+            x &= x - _ONE
+            if b < b0:
+                continue
+            if b > b1:
+                break
+            n_blocks += 1
+            s = max(b << 4, lo)
+            e = min((b << 4) + BLOCK, hi)
+            mask = cm = np.uint64(0)
+            if mode != BUSY and whole:
+                _fold_neg(s, e, lo, acc, neg_base, neg_shift)
+                cm = _take_carry(s, e, carry)
+                c = 0
+            else:
+                mask, c = _block_mask(s, e, lo, carry, acc, neg_base, neg_shift)
+            if mode != BUSY and (whole or c >= WHOLE):
+                for i in range(s, e):
+                    a = acc[i]
+                    acc[i] = 0
+                    if whole:
+                        c += (a != 0) | ((cm >> np.uint64(i - s)) & _ONE != 0)
+                    spiked = _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_carry)
+                    fired[n_fired] = i
+                    n_fired += spiked
+                    if record:
+                        rec_row[i] = spiked
+            else:
+                while mask != 0:
+                    i = s + trailing_zeros(mask)
+                    mask &= mask - _ONE
+                    a = acc[i]
+                    acc[i] = 0
+                    spiked = _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_carry)
+                    fired[n_fired] = i
+                    n_fired += spiked
+                    if record:
+                        rec_row[i] = spiked
+            n_pending += c
+    return n_fired, n_pending, n_blocks
+
+
+@numba.njit(cache=True)
+def _update_lif(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2, mode,
+                whole, nxt_blk, nxt_carry, fired, rec_row, record):
+    """``_update_neurons`` compiled once per update mode (a constant inside)."""
+    if mode == FULL:
+        return _update_neurons(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1,
+                               p2, FULL, whole, nxt_blk, nxt_carry, fired, rec_row, record)
+    if mode == REST:
+        return _update_neurons(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1,
+                               p2, REST, whole, nxt_blk, nxt_carry, fired, rec_row, record)
+    return _update_neurons(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2,
+                           BUSY, False, nxt_blk, nxt_carry, fired, rec_row, record)
+
+
+@numba.njit(cache=True)
+def _update_graded(idx, n_idx, acc, fired, payload):
+    """Graded relay: a pending neuron fires with payload g = its summed input (≠ 0 when pending)."""
+    for q in range(n_idx):
+        i = idx[q]
+        fired[q] = i
+        payload[q] = acc[i]
+        acc[i] = 0
+    return n_idx
+
+
+@numba.njit(cache=True)
+def count_input_events(x, counts):
+    """counts[b, t] += number of spikes in x[b, t] (x: bool (batch, ticks_x, size), ticks_x ≤ counts' ticks)."""
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            row = x[b, t]
+            c = 0
+            for i in range(x.shape[2]):
+                c += row[i]
+            counts[b, t] += c
+
+
+@numba.njit(cache=True)
+def fill_input_events(x, offset, pos, ids):
+    """Neuron i spiking at (b, t) in x goes to ids[pos[b, t]] as i + offset, in index order; pos[b, t]
+    advances. Branch-free: a silent neuron stores ids[q] back unchanged (q may already hold an event of
+    an earlier source at the next tick), so ids needs one slot of slack past the last event."""
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            row = x[b, t]
+            q = pos[b, t]
+            for i in range(x.shape[2]):
+                ids[q] = np.int32(i + offset) if row[i] else ids[q]
+                q += row[i]
+            pos[b, t] = q
+
+
+@numba.njit(cache=True)
+def run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj,
+               target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, epoch,
+               acc, blk, carry, state, cur, zero, idx, fired, payload, spikes, pop_counts, ops, record):
+    """One sample on one thread's working buffers; returns the number of neuron updates.
+
+    Per tick: 1. the source spikes of the tick emit; 2. per population, its pending neurons
+    are updated (``_update_lif`` | graded: ``_pending``, ``_update_graded``) and those that
+    spiked (``fired``, graded ``payload``) emit into later slots (delay ≥ 1). Buffers are
+    reused across samples without O(n) resets: ``last`` holds ``epoch + tick + 1`` (a neuron
+    whose ``last`` ≤ epoch starts this sample at rest), and only slots left pending after
+    the last tick are cleared. ``emits[p]``: population p has outgoing synapses. x_idx/x_ptr:
+    this sample's source spikes as CSR over ticks (global neuron ids). ``kernels``
+    (``sim.neurons.kernel_key``) is unused: its type makes numba's cache tell kernel sets apart.
+    """
+    updates = 0
+    n_pops = len(pop_start)
+    n = len(pop_of)
+    dense = np.zeros(n_pops, np.bool_)              # last tick: ≥ WHOLE pending neurons per marked block
+    for t in range(ticks):
+        now = epoch + t + 1
+        slot = t % R
+        nxt = slot + 1 if slot + 1 < R else 0
+        rec_row = spikes[t if record else 0]
+        if t < len(x_ptr) - 1:                                   # 1. input spikes at t
+            for k in range(x_ptr[t], x_ptr[t + 1]):
+                i = x_idx[k]
+                pop_counts[pop_of[i]] += 1
+                if record:
+                    rec_row[i] = True
+                _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
+                _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, 1)
+        acc_row = acc[slot]                                      # 2. update the pending neurons, population by population
+        for p in range(n_pops):
+            if kind[p] == KIND_INPUT:
+                continue
+            lo = pop_start[p]
+            hi = pop_start[p + 1] if p + 1 < n_pops else n
+            nb, ns = neg_base[neg_ptr[p]:neg_ptr[p + 1]], neg_shift[neg_ptr[p]:neg_ptr[p + 1]]
+            graded = kind[p] == KIND_GRADED
+            if graded:
+                n_pending = _pending(lo, hi, blk[slot], carry[slot], acc_row, nb, ns, idx)
+                n_fired = _update_graded(idx, n_pending, acc_row, fired, payload)
+                if record:
+                    for q in range(n_fired):
+                        rec_row[fired[q]] = True
+            else:
+                n_fired, n_pending, n_blocks = _update_lif(
+                    lo, hi, blk[slot], carry[slot], acc_row, nb, ns, state, cur, now, epoch, zero, code[p], params[p, 0],
+                    params[p, 1], params[p, 2], mode[p], dense[p], blk[nxt], carry[nxt], fired, rec_row, record)
+                dense[p] = n_blocks > 0 and n_pending >= WHOLE * n_blocks
+            updates += n_pending
+            pop_counts[p] += n_fired
+            if emits[p]:                                         # 3. spikes of p reach later slots (delay ≥ 1)
+                for q in range(n_fired):
+                    i = fired[q]
+                    _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
+                    _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk,
+                          payload[q] if graded else 1)
+        blk[slot][:] = 0
+    for sl in range(R):                                           # clear events scheduled past the end
+        for p in range(n_pops):
+            if kind[p] == KIND_INPUT:
+                continue
+            n_idx = _pending(pop_start[p], pop_start[p + 1] if p + 1 < n_pops else n, blk[sl], carry[sl], acc[sl],
+                             neg_base[neg_ptr[p]:neg_ptr[p + 1]], neg_shift[neg_ptr[p]:neg_ptr[p + 1]], idx)
+            for q in range(n_idx):
+                acc[sl, idx[q]] = 0
+        blk[sl][:] = 0
+    return updates
+
+
+@numba.njit(cache=True, parallel=True)
+def run_batch(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj,
+              target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, x_off,
+              acc, blk, carry, state, cur, zero, idx, fired, payload, spikes, pop_counts, ops, updates, record):
+    """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread)."""
+    n_buf = len(acc)
+    batch = len(updates)
+    for c in numba.prange(n_buf):
+        epoch = 0
+        for b in range(c, batch, n_buf):
+            if epoch > EPOCH_MAX - ticks - 1:                    # int32 ``last`` would wrap: start afresh
+                for i in range(len(state[c])):
+                    state[c][i].last = 0
+                epoch = 0
+            updates[b] = run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay,
+                                    seg_delta, seg_proj, target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits,
+                                    R, ticks, x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], epoch,
+                                    acc[c], blk[c], carry[c], state[c], cur[c], zero, idx[c], fired[c], payload[c], spikes[b],
+                                    pop_counts[b], ops[b], record)
+            epoch += ticks + 1

@@ -1,0 +1,112 @@
+"""Datasets as plug-ins: each module of this package registers one ``Dataset`` under its name.
+
+``ModelConfig.dataset`` names one; code looks it up with ``get(name)``, never by comparing names.
+A dataset gives
+
+* ``defaults(model)``: the token shape (tokens, features, classes, …) a config dict leaves out;
+* ``check(cfg)``: its config checks (ValueError naming the ``config.`` field);
+* ``split(cfg)``: its train/test ``Split`` — the dataset's own split when ``config.split_seed`` and
+  ``config.test_fraction`` are null, else the pooled samples re-split (``stratified``);
+* ``encode(cfg, x)``: input spikes (n, T, N, F) bool;
+* ``augment(cfg, x, shift, rng)``: the ``train.shift`` augmentation (an error where it has none).
+
+A new dataset is one new module here (modules are found by name; names starting with ``_`` are
+helpers): subclass ``Dataset`` and call ``register(YourDataset())``.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from spikeformer.config.model import ModelConfig
+
+
+DEFAULT_TEST_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Split:
+    """Samples (digit images, signals, event streams as an object array, …) and labels (n,) int64."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+class Dataset:
+    """One dataset (see the module docstring); subclasses override what differs."""
+
+    name: str = ""
+    needs_path: bool = False          # config.data_path names the user's file or directory
+
+    def defaults(self, model: dict) -> dict:
+        """``model`` (a config's "model" dict) with the dataset's token shape filled in where absent."""
+        return model
+
+    def check(self, cfg: "ModelConfig") -> None:
+        """ValueError naming the config field when ``cfg`` does not fit this dataset."""
+
+    def split(self, cfg: "ModelConfig") -> Split:
+        raise NotImplementedError
+
+    def encode(self, cfg: "ModelConfig", x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def augment(self, cfg: "ModelConfig", x: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
+        raise ValueError(f"train.shift ({shift}) has no augmentation for config.dataset={self.name!r}; "
+                         f"it must be 0")
+
+
+REGISTRY: dict[str, Dataset] = {}
+
+
+def register(dataset: Dataset) -> Dataset:
+    if not dataset.name or dataset.name in REGISTRY:
+        raise ValueError(f"dataset name {dataset.name!r} is empty or already registered")
+    REGISTRY[dataset.name] = dataset
+    return dataset
+
+
+def stratified(x: np.ndarray, y: np.ndarray, test: float | int, seed: int) -> Split:
+    """sklearn ``train_test_split(test_size=test, stratify=y, random_state=seed)``; errors name the config fields."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
+    except ValueError as e:
+        raise ValueError(f"config.test_fraction ({test!r}) / config.split_seed ({seed!r}): cannot split "
+                         f"{len(y)} samples stratified by class ({e})") from None
+    return Split(x_tr, y_tr, x_te, y_te)
+
+
+def resplit(own: Split, cfg: "ModelConfig") -> Split:
+    """``own`` (a dataset's own split) unless config.split_seed or config.test_fraction is set: then the
+    pooled samples, split ``stratified`` (seed: split_seed or 0; fraction: test_fraction or 0.2)."""
+    if cfg.split_seed is None and cfg.test_fraction is None:
+        return own
+    pool = np.empty(len(own.x_train) + len(own.x_test), dtype=own.x_train.dtype) if own.x_train.dtype == object \
+        else None
+    if pool is not None:
+        pool[:len(own.x_train)], pool[len(own.x_train):] = own.x_train, own.x_test
+    else:
+        pool = np.concatenate([own.x_train, own.x_test])
+    return stratified(pool, np.concatenate([own.y_train, own.y_test]),
+                      cfg.test_fraction if cfg.test_fraction is not None else DEFAULT_TEST_FRACTION,
+                      cfg.split_seed if cfg.split_seed is not None else 0)
+
+
+def fingerprint(split: Split) -> str:
+    """sha-256 (16 hex) of the test samples and labels: event streams element by element, arrays as bytes."""
+    h = hashlib.sha256()
+    xs = split.x_test if split.x_test.dtype == object else [np.ascontiguousarray(split.x_test)]
+    for a in xs:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.descr, a.shape)).encode())
+        h.update(a.tobytes())
+    h.update(np.ascontiguousarray(split.y_test, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]

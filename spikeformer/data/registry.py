@@ -1,0 +1,53 @@
+"""Dataset lookup: ``get(name)`` finds the plug-in registered as ``name``; loading and encoding through it.
+
+Plug-ins are the modules of ``spikeformer.data.sets`` (found by name; each registers one
+``Dataset`` with ``spikeformer.data.base.register``); a new dataset is one new module there.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import numpy as np
+import torch
+
+from spikeformer.config.model import ModelConfig
+from spikeformer.data import sets
+from spikeformer.data.base import REGISTRY, Dataset, Split, fingerprint
+
+
+def load_dataset(model_cfg: ModelConfig) -> Split:
+    """The train/test split of the model's dataset (``get(cfg.dataset).split``) under its split settings."""
+    return get(model_cfg.dataset).split(model_cfg)
+
+
+def encode(model_cfg: ModelConfig, samples: np.ndarray) -> torch.Tensor:
+    """The model's input spikes (n, T, tokens, features) bool from its dataset's encoder."""
+    return torch.from_numpy(np.ascontiguousarray(get(model_cfg.dataset).encode(model_cfg, samples)))
+
+
+def split_record(model_cfg: ModelConfig, data: Split) -> dict:
+    """What split.json records of a run's data: its settings, sizes and the test set's fingerprint."""
+    return {"dataset": model_cfg.dataset, "data_path": model_cfg.data_path, "split_seed": model_cfg.split_seed,
+            "test_fraction": model_cfg.test_fraction, "train": int(len(data.y_train)), "test": int(len(data.y_test)),
+            "test_fingerprint": fingerprint(data)}
+
+
+def _load_all() -> None:
+    for info in pkgutil.iter_modules(sets.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{sets.__name__}.{info.name}")
+
+
+def names() -> list[str]:
+    _load_all()
+    return sorted(REGISTRY)
+
+
+def get(name: object) -> Dataset:
+    """The dataset registered as ``name``; the error names config.dataset and the choices."""
+    if name not in REGISTRY:
+        _load_all()
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise ValueError(f"config.dataset must be one of {names()}, got {name!r}")
+    return REGISTRY[name]

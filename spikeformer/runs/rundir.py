@@ -1,0 +1,51 @@
+"""A trained run directory read back: its config (through the validator), its model, its own split."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from spikeformer.config.model import ModelConfig
+from spikeformer.config.train import TrainConfig
+from spikeformer.data.base import Split
+from spikeformer.data.registry import load_dataset, split_record
+from spikeformer.model.transformer import SpikingTransformer
+from spikeformer.store.files import CheckpointError, read_json, torch_load
+from spikeformer.store.layout import SPLIT_FILE
+
+
+def load_config(run_dir: Path) -> tuple[ModelConfig, TrainConfig]:
+    """The run's config.json, through the one validator (``presets.configs_from_dict``)."""
+    from spikeformer.configure.presets import configs_from_dict
+
+    path = Path(run_dir) / "config.json"
+    return configs_from_dict(read_json(path), str(path))
+
+
+def load_model(run_dir: str | os.PathLike) -> SpikingTransformer:
+    """The trained model of a run directory (weights-only load)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir}: run directory not found")
+    cfg, _ = load_config(run_dir)
+    model = SpikingTransformer(cfg)
+    state = torch_load(run_dir / "model.pt")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{run_dir / 'model.pt'}: does not match config.json ({str(e).splitlines()[0]})") from None
+    model.eval()
+    return model
+
+
+def run_split(run_dir: str | os.PathLike, model_cfg: ModelConfig) -> Split:
+    """The run's own split; CheckpointError if the data no longer gives the test set recorded in split.json."""
+    data = load_dataset(model_cfg)
+    path = Path(run_dir) / SPLIT_FILE
+    if path.exists():                                   # runs from before split.json: the config alone
+        want, got = read_json(path), split_record(model_cfg, data)
+        if want != got:
+            diff = next(k for k in got if want.get(k) != got[k])
+            raise CheckpointError(f"{path}: the run's test set was {want.get('test')} samples with fingerprint "
+                                  f"{want.get('test_fingerprint')}, its data now gives {got['test']} with "
+                                  f"{got['test_fingerprint']} ({diff} differs): the data changed since training")
+    return data
