@@ -32,7 +32,7 @@ def test_engine_vs_reference_torch_and_lava(capsys):
     graph = to_graph(model)
     data = load_digits_split()
     batch = 64
-    x = torch.from_numpy(encode_digits(data.x_test[:batch], model.cfg.timesteps))
+    x = torch.from_numpy(encode_digits(data.x_test[:batch], model.cfg.arch.timesteps))
     inputs = {"input": x.numpy().reshape(batch, graph.timesteps, -1)}
     flat = flatten(graph)
     simulate(graph, inputs, flat=flat)                         # compile once

@@ -11,7 +11,7 @@ weight files, build, compile, run, read-back) and the engine-vs-Lava mismatch co
 
 Environment: ``LAVA_BENCH_ATTENTION`` (``sdsa`` | ``kwta``; k-WTA: ~20 M neurons, ~486 M
 synapses, 58 ticks — about 18 GiB and several minutes per sample), ``LAVA_BENCH_DEPTH`` (4),
-``LAVA_BENCH_SAMPLES`` (4), ``LAVA_BENCH_GRAPH`` (a ``sim.io`` graph file: loaded if it
+``LAVA_BENCH_SAMPLES`` (4), ``LAVA_BENCH_GRAPH`` (a ``sim.ir.io`` graph file: loaded if it
 exists, else written after converting — saves the ~50 s conversion on a rerun).
 """
 from __future__ import annotations

@@ -37,7 +37,7 @@ def scatter_bound(indptr, indices, weights, spike_t, spike_i, acc):
 
 
 def torch_dense(graph, x: np.ndarray) -> np.ndarray:
-    """The same network clocked densely in torch: a[t] = W·s[t−1], Loihi LIF step (spikeformer.neurons)."""
+    """The same network clocked densely in torch: a[t] = W·s[t−1], Loihi LIF step (spikeformer.layers.lif)."""
     pr, out = graph.projections[0], graph.populations[1]
     w = torch.from_numpy(pr.to_dense(out.size).astype(np.float64))
     xs = torch.from_numpy(x.astype(np.float64))

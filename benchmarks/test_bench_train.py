@@ -37,7 +37,7 @@ def measure(model: dict, batch: int, steps: int = 3, *extra: str) -> dict:
 
 
 def test_training_memory_and_time(capsys):
-    from spikeformer.data.event_generator import load_events_split
+    from spikeformer.data.event_datasets import load_events_split
 
     train_samples = len(load_events_split(64).y_train)           # the 64-token events training split
     rows, results = [], {}

@@ -29,8 +29,8 @@ def main(argv: list[str]) -> dict:
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = False
     model = SpikingTransformer(cfg).to(dev)
-    x = torch.rand(batch, cfg.timesteps, cfg.tokens, cfg.features, device=dev) < 0.2
-    y = torch.randint(0, cfg.classes, (batch,), device=dev)
+    x = torch.rand(batch, cfg.arch.timesteps, cfg.arch.tokens, cfg.arch.features, device=dev) < 0.2
+    y = torch.randint(0, cfg.arch.classes, (batch,), device=dev)
     est = sum(estimate_training_bytes(model, x[:1], batch, checkpoint).values())
     model.checkpoint_blocks = checkpoint
     opt = torch.optim.Adam(model.parameters(), lr=0.1)

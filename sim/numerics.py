@@ -24,7 +24,7 @@ The steps (``sim.neurons.cuba``) compute in int64.
 They agree exactly — and equal a true 24-bit u as Loihi 2 keeps it — only while no int32
 sum overflows, so we do not reproduce int32 wrap-around (an artefact of numpy, not of the
 chip); validation refuses every loihi graph that could reach it, naming the population and
-the bound (``sim.ir.check_bounds`` on the worst-case input |a| of each LIF neuron):
+the bound (``sim.ir.bounds.check_bounds`` on the worst-case input |a| of each LIF neuron):
 
 * du = 4095 (u_dec = 0, nothing carries): |a| ≤ ``LIF_INPUT_MAX`` = (2³¹ − 2²³)/64 − 1, so
   a << 6 and v_dec + u fit int32 (u = a << 6 may exceed 24 bits: Lava's one-subtraction

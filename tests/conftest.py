@@ -28,7 +28,7 @@ def train_tiny(out, kind: str):
 
     model_cfg, train_cfg = presets.preset("tiny")
     model_over, train_over = TINY_VARIANTS[kind]
-    model_cfg = model_config(**{**model_cfg.to_dict(), **model_over})
+    model_cfg = model_config(**{**model_cfg.flat(), **model_over})
     train(model_cfg, replace(train_cfg, **train_over), out, progress=False)
     convert_run(out)
     return out

@@ -13,7 +13,7 @@ def test_large_kwta_trains_converts_simulates_runs_in_lava_and_reports(tmp_path)
     out = tmp_path / "large-kwta"
     p = run("train", "--preset", "large-kwta", "--epochs", "1", "--steps-per-epoch", "2", "--out", str(out), "--json")
     assert p.returncode == 0, p.stderr[-3000:]
-    cfg = json.loads((out / "config.json").read_text())["model"]
+    cfg = json.loads((out / "config.json").read_text())["model"]["arch"]
     assert (cfg["tokens"], cfg["dim"], cfg["depth"], cfg["heads"], cfg["attention"]) == (64, 384, 4, 8, "kwta")
     p = run("convert", str(out), "--json")
     assert p.returncode == 0, p.stderr[-3000:]

@@ -25,8 +25,9 @@ def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
     assert "simulator = model 1.0" in out and "Lava = simulator True" in out, out
     run = tmp_path / "runs" / "api-example"
     cfg = json.loads((run / "config.json").read_text())["model"]
-    assert cfg["dataset"] == "spikes" and cfg["data_path"] == str((run / "data.npz").resolve())
-    assert (cfg["timesteps"], cfg["tokens"], cfg["features"], cfg["classes"]) == (4, 2, 6, 2)
+    data, arch = cfg["data"], cfg["arch"]
+    assert data["dataset"] == "spikes" and data["data_path"] == str((run / "data.npz").resolve())
+    assert (arch["timesteps"], arch["tokens"], arch["features"], arch["classes"]) == (4, 2, 6, 2)
     acc = float(re.search(r"test accuracy ([0-9.]+)", out).group(1))
     assert acc > 0.75                                  # the rates differ five-fold: the model must tell them apart
 

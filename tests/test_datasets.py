@@ -42,7 +42,7 @@ class Ramp(Dataset):
         return datasets.resplit(Split(x[:16], y[:16], x[16:], y[16:]), cfg)
 
     def encode(self, cfg, x):
-        return x[:, :cfg.timesteps, None, :]                     # (n, T, 1 token, 4 features)
+        return x[:, :cfg.arch.timesteps, None, :]                     # (n, T, 1 token, 4 features)
 
 
 def test_a_registered_dataset_is_looked_up_by_name_everywhere(tmp_path):
@@ -52,7 +52,7 @@ def test_a_registered_dataset_is_looked_up_by_name_everywhere(tmp_path):
             datasets.register(Ramp())
         m, t = presets.configs_from_dict({"model": {"dataset": "ramp-test", "dim": 8, "heads": 2, "timesteps": 4},
                                           "train": {"epochs": 1, "batch_size": 8}}, "test")
-        assert (m.tokens, m.features, m.classes) == (1, 4, 2)
+        assert (m.arch.tokens, m.arch.features, m.arch.classes) == (1, 4, 2)
         assert encode(m, load_dataset(m).x_test).shape == (4, 4, 1, 4)
         with pytest.raises(ValueError, match=r"train.shift \(1\) has no augmentation for config.dataset='ramp-test'"):
             from spikeformer.train.trainer import train
@@ -74,7 +74,7 @@ def test_digits_and_events_own_splits_are_unchanged():
     other = load_dataset(model_config(split_seed=1, test_fraction=0.3))
     assert len(other.y_test) == 540 and datasets.fingerprint(other) != datasets.fingerprint(s)
     m, _ = presets.preset("events")
-    assert len(load_dataset(m).y_test) == 360 and len(load_dataset(replace(m, test_fraction=0.5)).y_test) == 780
+    assert len(load_dataset(m).y_test) == 360 and len(load_dataset(m.replace(test_fraction=0.5)).y_test) == 780
 
 
 def test_mnist1d_split_is_the_generators_and_leaves_the_global_rng_alone():
@@ -89,7 +89,7 @@ def test_mnist1d_split_is_the_generators_and_leaves_the_global_rng_alone():
     assert s.x_train.shape == (4000, LENGTH) and s.x_test.shape == (1000, LENGTH)
     np.testing.assert_allclose(s.x_test, ref["x_test"], rtol=1e-6)
     assert (s.y_test == ref["y_test"]).all() and set(np.unique(s.y_train)) == set(range(CLASSES))
-    r = load_dataset(replace(m, split_seed=7))                     # pooled and re-split: 4,000 / 1,000 again
+    r = load_dataset(m.replace(split_seed=7))                     # pooled and re-split: 4,000 / 1,000 again
     assert len(r.y_test) == 1000 and datasets.fingerprint(r) != datasets.fingerprint(s)
 
 
@@ -110,7 +110,7 @@ def test_mnist1d_config_errors_name_the_field():
         model_config(dataset="mnist1d", tokens=7, features=40)
     with pytest.raises(ValueError, match=r"config.features \(50\) must be W·levels \+ tokens"):
         model_config(dataset="mnist1d", tokens=20, features=50, levels=4)
-    assert model_config(dataset="mnist1d", tokens=20, features=token_features(20, 4, 5)).features == 40
+    assert model_config(dataset="mnist1d", tokens=20, features=token_features(20, 4, 5)).arch.features == 40
     with pytest.raises(ValueError, match=r"config.test_fraction must be null or in \(0, 1\), got 1.5"):
         model_config(test_fraction=1.5)
     with pytest.raises(ValueError, match=r"config.split_seed must be null or a non-negative integer"):
@@ -127,7 +127,7 @@ def test_simulate_evaluates_on_the_runs_own_split(tmp_path):
     assert run("train", "--config", str(cfg), "--out", str(out), "--json").returncode == 0
     recorded = json.loads((out / "split.json").read_text())
     assert (recorded["split_seed"], recorded["test_fraction"], recorded["test"]) == (1, 0.3, 540)
-    assert json.loads((out / "config.json").read_text())["model"]["split_seed"] == 1
+    assert json.loads((out / "config.json").read_text())["model"]["data"]["split_seed"] == 1
     assert run("convert", str(out)).returncode == 0
     p = run("simulate", str(out), "--json")
     assert p.returncode == 0, p.stderr

@@ -7,8 +7,8 @@ import pytest
 from spikeformer.config.train import TrainConfig
 from spikeformer.configure import presets
 from spikeformer.configure.validate import model_config
-from spikeformer.data.event_generator import CLASSES, DURATION_US, EVENT_DTYPE, generate_events, load_events_split
-from spikeformer.encode.events import encode_events, token_features
+from spikeformer.data.event_datasets import encode_events, load_events_split, token_features
+from spikeformer.data.event_generator import CLASSES, DURATION_US, EVENT_DTYPE, generate_events
 from spikeformer.runs.steps import convert_run, load_test_batch
 from spikeformer.train.trainer import train
 
@@ -143,7 +143,7 @@ def test_config_validation_names_the_field(tmp_path):
     with pytest.raises(ValueError, match=r"config.tokens \(8\)"):
         model_config(dataset="events", tokens=8, features=40)
     m, _ = presets.configs_from_dict({"model": {"dataset": "events"}}, "test")
-    assert (m.tokens, m.features) == (16, 48)
+    assert (m.arch.tokens, m.arch.features) == (16, 48)
     with pytest.raises(ValueError, match="train.shift"):
         train(m, TrainConfig(shift=1), tmp_path, progress=False)
     assert not (tmp_path / "config.json").exists()
@@ -166,6 +166,6 @@ def test_event_trained_model_is_three_way_bit_exact(tmp_path):
 @pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 def test_events_preset_reaches_95_percent(tmp_path):
     m, t = presets.preset("events")
-    assert m.numerics == "loihi" and m.timesteps <= 8 and m.depth == 1 and m.dataset == "events"
+    assert m.neuron.numerics == "loihi" and m.arch.timesteps <= 8 and m.arch.depth == 1 and m.data.dataset == "events"
     res = train(m, t, tmp_path, progress=False)
     assert res.test_accuracy >= 0.95, res

@@ -7,20 +7,23 @@ from test_events import _motion
 
 from spikeformer.configure import presets
 from spikeformer.configure.validate import model_config
+from spikeformer.data.event_datasets import (
+    EVENT_DATASETS,
+    encode_events,
+    event_dataset,
+    load_events_split,
+    token_features,
+)
 from spikeformer.data.event_generator import (
     CLUTTER_CLASSES,
     DIRECTIONS,
     DURATION_US,
-    EVENT_DATASETS,
     EVENT_DTYPE,
-    event_dataset,
     generate_cluttered_events,
-    load_events_split,
 )
 from spikeformer.data.registry import load_dataset
 from spikeformer.data.sets.events import check_model_config
 from spikeformer.data.sets.recordings import save_recordings
-from spikeformer.encode.events import encode_events, token_features
 from spikeformer.model.transformer import SpikingTransformer
 from spikeformer.store.files import CheckpointError
 from spikeformer.train.trainer import train
@@ -131,7 +134,7 @@ def test_bad_arguments_are_named():
 
 def test_config_tokens_select_the_dataset_and_errors_name_the_field():
     m = model_config(dataset="events", tokens=64, features=96, classes=12)
-    assert (m.tokens, m.features) == (64, 96)
+    assert (m.arch.tokens, m.arch.features) == (64, 96)
     for tokens in (4, 32, 256):
         with pytest.raises(ValueError, match=rf"^config.tokens \({tokens}\) must be one of \[16, 64\]"):
             model_config(dataset="events", tokens=tokens, features=2 * 16 + tokens)
@@ -141,9 +144,9 @@ def test_config_tokens_select_the_dataset_and_errors_name_the_field():
         check_model_config(64, 96, "thermometer", classes=10)
     check_model_config(16, 48, "thermometer", classes=10)
     m, _ = presets.configs_from_dict({"model": {"dataset": "events", "tokens": 64}}, "test")
-    assert (m.features, m.classes) == (96, 12)
+    assert (m.arch.features, m.arch.classes) == (96, 12)
     m, _ = presets.configs_from_dict({"model": {"dataset": "events"}}, "test")
-    assert (m.tokens, m.features, m.classes) == (16, 48, 10)         # unchanged for the 16-token dataset
+    assert (m.arch.tokens, m.arch.features, m.arch.classes) == (16, 48, 10)         # unchanged for the 16-token dataset
     with pytest.raises(CheckpointError, match=r"^cfg.json: config.classes \(10\)"):
         presets.configs_from_dict({"model": {"dataset": "events", "tokens": 64, "classes": 10}}, "cfg.json")
     with pytest.raises(CheckpointError, match=r"^cfg.json: config.tokens \(32\)"):
@@ -154,13 +157,13 @@ def test_config_tokens_select_the_dataset_and_errors_name_the_field():
 @pytest.mark.parametrize("name", ["large", "large-kwta", "events64"])
 def test_64_token_presets_build_valid_configs(name):
     m, t = presets.preset(name)
-    assert (m.dataset, m.tokens, m.features, m.classes, m.timesteps, m.numerics) == ("events", 64, 96, 12, 4, "loihi")
+    assert (m.data.dataset, m.arch.tokens, m.arch.features, m.arch.classes, m.arch.timesteps, m.neuron.numerics) == ("events", 64, 96, 12, 4, "loihi")
     assert (t.epochs, t.batch_size) == (presets.EVENTS64_TRAIN["epochs"], 32)
     if name == "events64":
-        assert (m.dim, m.depth, m.heads, m.mlp_ratio, m.attention) == (64, 1, 4, 2, "sdsa")
+        assert (m.arch.dim, m.arch.depth, m.arch.heads, m.arch.mlp_ratio, m.arch.attention) == (64, 1, 4, 2, "sdsa")
         return
-    assert (m.dim, m.depth, m.heads, m.mlp_ratio) == (384, 4, 8, 4)      # Spikformer-4-384
-    assert (m.attention, m.kwta_k, m.mask_count) == (("sdsa", 2, 1) if name == "large" else ("kwta", 2, 2))
+    assert (m.arch.dim, m.arch.depth, m.arch.heads, m.arch.mlp_ratio) == (384, 4, 8, 4)      # Spikformer-4-384
+    assert (m.arch.attention, m.arch.kwta_k, m.arch.mask_count) == (("sdsa", 2, 1) if name == "large" else ("kwta", 2, 2))
     params = sum(p.numel() for p in SpikingTransformer(m).parameters())
     assert 6.5e6 < params < 7.5e6, params
 
@@ -171,7 +174,7 @@ def test_a_64_token_model_trains_on_cluttered_streams(tmp_path):
     m, t = presets.configs_from_dict({"model": {"dataset": "recordings", "data_path": str(data), "tokens": 64,
                                                 "dim": 16, "heads": 2, "timesteps": 2, "init_gain": 2.0},
                                       "train": {"epochs": 1, "batch_size": 16, "threads": 1}}, "test")
-    assert (m.features, m.classes) == (96, 12)
+    assert (m.arch.features, m.arch.classes) == (96, 12)
     res = train(m, t, tmp_path / "run", progress=False)
     assert 0 <= res.test_accuracy <= 1 and (tmp_path / "run" / "model.pt").exists()
 

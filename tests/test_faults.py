@@ -55,7 +55,7 @@ CONFIG_DEFECTS = [
     # (what, change to {"model", "train"}, the error every command gives)
     ("unknown section", lambda c: c.update(notes="mine"), "unknown section 'notes'"),
     ("unknown key", lambda c: c["train"].update(epoch=3), "unknown key 'train.epoch'"),
-    ("bool as int", lambda c: c["model"].update(timesteps=True), "config.timesteps must be an integer, got True"),
+    ("bool as int", lambda c: c["model"]["arch"].update(timesteps=True), "config.timesteps must be an integer, got True"),
     ("NaN float", lambda c: c["train"].update(lr=float("nan")), "train.lr must be a finite number, got nan"),
     ("missing model", lambda c: c.pop("model"), "missing section 'model'"),
 ]
@@ -176,13 +176,13 @@ def _numeric_cases(run: str, out: str) -> list[tuple[list[str], str]]:
 
 def test_every_numeric_option_is_checked_before_any_work(tmp_path, monkeypatch):
     """Checked first: before the run directory is read (it does not exist here) and before any training."""
-    import spikeformer.experiments.sweep
+    import spikeformer.experiments.sweep.hd
     import spikeformer.train.trainer
 
     def no_work(*a, **kw):
         raise AssertionError("work started before the options were checked")
     monkeypatch.setattr(spikeformer.train.trainer, "train", no_work)
-    monkeypatch.setattr(spikeformer.experiments.sweep, "sweep", no_work)
+    monkeypatch.setattr(spikeformer.experiments.sweep.hd, "sweep", no_work)
     out = tmp_path / "out"
     for args, option in _numeric_cases(str(tmp_path / "no-run"), str(out)):
         assert_user_error(cli(*args), option)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from sim.engine.reference import simulate_dense
 from sim.engine.simulate import simulate
 from sim.errors import IRError
-from sim.ir.graph import ACC_MAX, LIF_INPUT_MAX, PAYLOAD_MAX, AerGraph, Population, Projection
+from sim.ir.bounds import ACC_MAX, LIF_INPUT_MAX, PAYLOAD_MAX
+from sim.ir.graph import AerGraph, Population, Projection
 from sim.neurons.cuba import CubaLIF, CubaLIFFloat
 from sim.neurons.graded import GradedRelay
 from sim.neurons.input import Input
@@ -179,7 +180,7 @@ def test_saturating_graph_beyond_lavas_int32_is_refused_naming_population_and_bo
                                       rf"\(\|a\| ≤ {LIF_INPUT_MAX}\)"):
         saturating_graph(1200)
     # a carried current (du < 4095) must stay within 24 bits: |a| ≤ 2¹⁸ (8 inputs of 254 << 7 fit, 9 do not)
-    from sim.ir.graph import LIF_CARRY_INPUT_MAX
+    from sim.ir.bounds import LIF_CARRY_INPUT_MAX
     assert 8 * 254 * 128 <= LIF_CARRY_INPUT_MAX < 9 * 254 * 128
     saturating_graph(8, du=4094)
     saturating_graph(1028)
@@ -239,8 +240,8 @@ def _stream_graph(cfg, seed: int = 0, numerics: str = "loihi") -> AerGraph:
             shape = (shapes[pr.post][-1], shapes[pr.pre][-1])
             w = rng.integers(1, 128, shape) * rng.choice([-2, 2], shape, p=[0.4, 0.6])
             weights[pr.param] = w.astype(np.int64 if numerics == "loihi" else np.float32)
-        return token_shared_csr(weights[pr.param], cfg.tokens)
-    return lower_spec(spec, numerics, cfg.timesteps, linear)
+        return token_shared_csr(weights[pr.param], cfg.arch.tokens)
+    return lower_spec(spec, numerics, cfg.arch.timesteps, linear)
 
 
 def test_stream_synapses_grow_linearly_with_depth():
@@ -293,13 +294,13 @@ def test_relay_stream_equals_every_stream_lif_receiving_all_earlier_currents():
         if pr.post in ("b0.x", "b0.y", "b1.x", "b1.y", "out"):
             src = trained[pr.name.split("->")[0]]
             dense = src.to_dense(g.population(src.post).size)        # (N·D, N·in) = kron(I, W)
-            w = dense[:cfg.dim, :dense.shape[1] // cfg.tokens]
-            ip, ix, wv = token_shared_csr(w, cfg.tokens)
+            w = dense[:cfg.arch.dim, :dense.shape[1] // cfg.arch.tokens]
+            ip, ix, wv = token_shared_csr(w, cfg.arch.tokens)
             np.testing.assert_array_equal(pr.indptr, ip)
             np.testing.assert_array_equal(pr.indices, ix)
             np.testing.assert_array_equal(pr.weights, wv)
             assert pr.delay == flat.population(pr.post).depth - flat.population(pr.pre).depth
-    x = {"input": np.random.default_rng(0).random((3, cfg.timesteps, cfg.tokens * cfg.features)) < 0.4}
+    x = {"input": np.random.default_rng(0).random((3, cfg.arch.timesteps, cfg.arch.tokens * cfg.arch.features)) < 0.4}
     a, b = simulate(g, x).spikes, simulate(flat, x).spikes
     for p in flat.populations:
         np.testing.assert_array_equal(a[p.name], b[p.name], err_msg=p.name)

@@ -84,7 +84,7 @@ def _random_transformer(depth: int = 2):
     from spikeformer.lower.convert import to_graph
     from spikeformer.model.transformer import SpikingTransformer
 
-    cfg = model_config(**{**presets.preset("tiny")[0].to_dict(), "depth": depth})
+    cfg = model_config(**{**presets.preset("tiny")[0].flat(), "depth": depth})
     torch.manual_seed(0)
     return to_graph(SpikingTransformer(cfg))
 

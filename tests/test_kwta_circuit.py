@@ -1,4 +1,4 @@
-"""The k-WTA level circuit (spikeformer.attention): every population equals its definition, tick by tick.
+"""The k-WTA level circuit (spikeformer.arch.attention): every population equals its definition, tick by tick.
 
 Q, K, V are input populations feeding just the attention block; the lowered graph runs on the
 event engine (and the dense reference on small cases) in both numerics, and each population's

@@ -250,7 +250,7 @@ def _file_backed(a: np.ndarray) -> bool:
 def test_lava_weights_are_compact_memory_mapped_and_block_diagonal(tmp_path):
     import scipy.sparse as sps
 
-    from loihi_export.build.network import LavaWeights, batched_weights, block_diagonal, lava_csr, weight_dtype
+    from loihi_export.build.weights import LavaWeights, batched_weights, block_diagonal, lava_csr, weight_dtype
 
     assert [weight_dtype(np.array(w)) for w in ([-128, 127], [-2, 254], [0, 40000])] == [np.int8, np.int16, np.int32]
     g = feature_graph()
@@ -379,7 +379,7 @@ def test_lava_equals_engine_at_the_int32_bounds():
     """The largest inputs validation accepts (sim.numerics: the int32 rule), saturating: 1 028 inputs of
     ±254 << 7 into a du = 4095 LIF (|a| = 33 422 336 ≤ LIF_INPUT_MAX) and 8 into carried currents
     (du 0 and 2048: |a| = 260 096 ≤ 2¹⁸)."""
-    from sim.ir.graph import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
+    from sim.ir.bounds import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
     w = np.full((3, 1028), 254, np.int16)
     w[1] = -254
     w[2, ::2] = -254
@@ -442,12 +442,12 @@ def test_lava_equals_engine_on_relay_stream_of_converted_model():
     from spikeformer.lower.convert import to_graph
     from spikeformer.model.transformer import SpikingTransformer
 
-    cfg = model_config(**{**presets.preset("tiny")[0].to_dict(), "depth": 2})
+    cfg = model_config(**{**presets.preset("tiny")[0].flat(), "depth": 2})
     torch.manual_seed(0)
     g = to_graph(SpikingTransformer(cfg))
     relays = [p.name for p in g.populations if p.is_graded]
     assert relays == ["r0", "r1", "r2", "r3", "r4"]
-    x = {"input": np.random.default_rng(5).random((2, cfg.timesteps, g.population("input").size)) < 0.3}
+    x = {"input": np.random.default_rng(5).random((2, cfg.arch.timesteps, g.population("input").size)) < 0.3}
     ref_payloads: dict = {}
     ref = simulate_dense(g, x, ref_payloads)
     assert all(ref[p.name].any() for p in g.populations if p.role in ("stream", "relay"))

@@ -1,4 +1,4 @@
-"""The fused LIF (spikeformer.neurons.lif_sequence) = the per-tick pure functions, value and gradient."""
+"""The fused LIF (spikeformer.layers.lif.lif_sequence) = the per-tick pure functions, value and gradient."""
 from __future__ import annotations
 
 import numpy as np

@@ -150,7 +150,7 @@ def test_int32_rule_lava_equals_int64_within_the_validation_bounds_and_not_beyon
     """``sim.numerics``' integer widths: for |a| up to the bounds ``sim.ir.check_bounds`` enforces
     (LIF_INPUT_MAX at du = 4095, LIF_CARRY_INPUT_MAX below), Lava's int32 steps equal ours over many
     ticks, saturating inputs included; the issue's saturating input with a carried current does not."""
-    from sim.ir.graph import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
+    from sim.ir.bounds import LIF_CARRY_INPUT_MAX, LIF_INPUT_MAX
     rng = np.random.default_rng(11)
     n, ticks = 600, 12
     for du, amax in ((4095, LIF_INPUT_MAX), (0, LIF_CARRY_INPUT_MAX), (1, LIF_CARRY_INPUT_MAX),

@@ -11,7 +11,7 @@ from spikeformer.train.trainer import train
 
 def train_and_simulate(name, out):
     model_cfg, train_cfg = presets.preset(name)
-    assert model_cfg.numerics == "loihi" and model_cfg.timesteps <= 8
+    assert model_cfg.neuron.numerics == "loihi" and model_cfg.arch.timesteps <= 8
     res = train(model_cfg, train_cfg, out, progress=False)
     convert_run(out)
     sim = simulate_run(out, None)
@@ -23,7 +23,7 @@ def train_and_simulate(name, out):
 @pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 def test_kwta_preset_reaches_95_percent(tmp_path):
     cfg, res, _ = train_and_simulate("kwta", tmp_path)
-    assert cfg.attention == "kwta" and cfg.kwta_k < cfg.tokens
+    assert cfg.arch.attention == "kwta" and cfg.arch.kwta_k < cfg.arch.tokens
     assert res.test_accuracy >= 0.95, res
 
 
@@ -32,7 +32,7 @@ def test_kwta_preset_reaches_95_percent(tmp_path):
 def test_ternary_90_percent_sparse_preset_reaches_95_percent(tmp_path):
     from spikeformer.runs.rundir import load_model
     cfg, res, _ = train_and_simulate("ternary", tmp_path)
-    assert cfg.weights == "ternary" and cfg.weight_sparsity >= 0.9
+    assert cfg.weights.kind == "ternary" and cfg.weights.sparsity >= 0.9
     model = load_model(tmp_path)
     for name in model.weights:
         w = model.weight(name).detach().numpy()
@@ -45,5 +45,5 @@ def test_ternary_90_percent_sparse_preset_reaches_95_percent(tmp_path):
 @pytest.mark.timeout(7200)          # 60 epochs at D = 128 on 2 cores (99 s on an H100), then 1,000 signals simulated
 def test_mnist1d_preset_reaches_its_measured_accuracy_and_the_simulator_agrees(tmp_path):
     cfg, res, sim = train_and_simulate("mnist1d", tmp_path)
-    assert cfg.dataset == "mnist1d" and sim["samples"] == 1000
+    assert cfg.data.dataset == "mnist1d" and sim["samples"] == 1000
     assert res.test_accuracy >= 0.90, res           # measured 0.930 (README, trained with --device cuda)

@@ -10,11 +10,11 @@ import pytest
 from test_cli import assert_user_error, run
 
 from spikeformer.configure import presets
+from spikeformer.data.event_datasets import encode_events
 from spikeformer.data.event_generator import DURATION_US, generate_events
 from spikeformer.data.files import DataFileError
 from spikeformer.data.registry import load_dataset
 from spikeformer.data.sets.recordings import INDEX, TONIC_DTYPE, read_recordings, save_recordings
-from spikeformer.encode.events import encode_events
 from spikeformer.encode.recordings import encode_recordings, token_features
 
 CLASSES = ("right", "left", "expand")
@@ -64,7 +64,7 @@ def test_generator_streams_saved_as_user_files_read_back_and_encode_like_the_eve
     np.testing.assert_array_equal(encode_recordings(rec.streams, 8, 16, 16, 16, DURATION_US),
                                   encode_events(shifted(evs), 8, 16))
     m, _ = presets.configs_from_dict({"model": {"dataset": "recordings", "data_path": str(path)}}, "test")
-    assert (m.tokens, m.features, m.classes) == (64, 2 * 2 * 2 + 64, 3)     # default: ≤ 64 tokens (2×2 patches)
+    assert (m.arch.tokens, m.arch.features, m.arch.classes) == (64, 2 * 2 * 2 + 64, 3)     # default: ≤ 64 tokens (2×2 patches)
     s = load_dataset(m)
     assert (s.y_test == labels[::4]).all() and len(s.y_train) == 9
 
@@ -98,7 +98,7 @@ def test_aedat4_recordings_train_convert_simulate_and_match_lava(tmp_path, strea
     out = tmp_path / "run"
     p = run("train", "--config", str(cfg), "--out", str(out), "--json")
     assert p.returncode == 0, p.stderr
-    assert json.loads((out / "config.json").read_text())["model"]["data_path"] == str(data.resolve())
+    assert json.loads((out / "config.json").read_text())["model"]["data"]["data_path"] == str(data.resolve())
     assert json.loads((out / "split.json").read_text())["test"] == 4
     assert run("convert", str(out)).returncode == 0
     sim = json.loads(run("simulate", str(out), "--json").stdout)
@@ -164,7 +164,7 @@ def test_dense_spike_files_and_their_errors(tmp_path):
     np.savez(tmp_path / "s.npz", spikes=x.astype(np.uint8), labels=y)
     m, _ = presets.configs_from_dict({"model": {"dataset": "spikes", "data_path": str(tmp_path / "s.npz"),
                                                 "dim": 8, "heads": 2}}, "test")
-    assert (m.timesteps, m.tokens, m.features, m.classes) == (3, 2, 5, 3)
+    assert (m.arch.timesteps, m.arch.tokens, m.arch.features, m.arch.classes) == (3, 2, 5, 3)
     s = load_dataset(m)
     assert len(s.y_test) == 6 and s.x_test.dtype == bool
     np.savez(tmp_path / "bad.npz", spikes=x[..., 0], labels=y)
@@ -173,6 +173,5 @@ def test_dense_spike_files_and_their_errors(tmp_path):
     np.savez(tmp_path / "short.npz", spikes=x, labels=y[:-1])
     with pytest.raises(DataFileError, match=r"short.npz: field 'labels': 29 labels for 30 samples"):
         read_spikes(tmp_path / "short.npz")
-    from dataclasses import replace
     with pytest.raises(ValueError, match=r"config.timesteps \(4\) must equal 3"):
-        load_dataset(replace(m, timesteps=4))
+        load_dataset(m.replace(timesteps=4))

@@ -18,7 +18,7 @@ from spikeformer.train.trainer import train
 def ternary_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ternary")
     m, t = presets.preset("tiny")
-    m.weights, m.weight_sparsity = "ternary", 0.9
+    m.weights.kind, m.weights.sparsity = "ternary", 0.9
     train(m, t, out, progress=False)
     convert_run(out)
     return out
@@ -38,7 +38,7 @@ def test_fixed_nonzero_count_and_ternary_values_hold_after_training(ternary_run)
 def test_only_nonzero_weights_become_synapses(ternary_run):
     model = load_model(ternary_run)
     graph = load_run_graph(ternary_run)
-    tokens = model.cfg.tokens
+    tokens = model.cfg.arch.tokens
     for pr in graph.projections:
         spec = next(s for s in model.spec.projections if s.name == pr.name)
         if spec.op == "linear":

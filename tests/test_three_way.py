@@ -46,10 +46,10 @@ def test_stream_kwta_and_fan_in_hold_in_the_lowered_graph(tiny_runs):
     (so the circuit acts); fan_in: every neuron fed by a trained matrix has exactly F synapses per pre token."""
     graph, logits, rec, sim, lava = three_way(tiny_runs("stream_k"), 20)
     cfg = graph.metadata["model"]
-    k, F, N = cfg["stream_k"], cfg["fan_in"], cfg["tokens"]
+    k, F, N = cfg["arch"]["stream_k"], cfg["weights"]["fan_in"], cfg["arch"]["tokens"]
     kwta = [p for p in graph.populations if p.role == "stream_kwta"]
     assert [p.name for p in kwta] == ["b0.xk", "b0.yk", "outk"] and graph.readout.pre == "outk"
-    assert cfg["wta_rule"] == "group" and any(p.role == "wta_tree" for p in graph.populations)   # the tree circuit
+    assert cfg["arch"]["wta_rule"] == "group" and any(p.role == "wta_tree" for p in graph.populations)   # the tree circuit
     for p in kwta:
         per_token = sim[p.name].reshape(*sim[p.name].shape[:2], N, -1).sum(axis=-1)
         raw = sim[p.name[:-1]].reshape(*sim[p.name].shape[:2], N, -1).sum(axis=-1)
@@ -80,6 +80,6 @@ def test_three_way_bit_exact_all_360_test_digits_demo_preset(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     model_cfg, train_cfg = presets.preset("demo")
     res = train(model_cfg, train_cfg, out, progress=False)
-    assert res.test_accuracy >= 0.95 and model_cfg.timesteps <= 8
+    assert res.test_accuracy >= 0.95 and model_cfg.arch.timesteps <= 8
     convert_run(out)
     assert_identical(*three_way(out, None))

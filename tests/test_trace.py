@@ -72,7 +72,7 @@ import sys, numpy as np
 from benchmarks.common import proc_status, reset_peak   # this process's own peak, not ru_maxrss (a parent's carries over)
 sys.path.insert(0, "tests")
 from test_trace import busy_graph
-from sim.trace import stream_simulation, read_chunks
+from sim.engine.trace import stream_simulation, read_chunks
 g = busy_graph(n_in=2000, n_out=2000, timesteps=100)
 x = np.random.default_rng(0).random((64, 100, 2000)) < 0.5
 stream_simulation(g, {"in": x[:2]}, sys.argv[1] + ".warm.h5", samples_per_chunk=2)   # compile, warm caches

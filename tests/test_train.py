@@ -134,7 +134,7 @@ def test_one_lsb_weight_change_breaks_equality(tiny_run):
     """The model-vs-graph comparison can fail: +1 LSB on one synapse changes spikes."""
     model = load_model(tiny_run)
     data = load_digits_split()
-    x = torch.from_numpy(encode_digits(data.x_test[:20], model.cfg.timesteps, model.cfg.levels))
+    x = torch.from_numpy(encode_digits(data.x_test[:20], model.cfg.arch.timesteps, model.cfg.encoder.levels))
     with torch.no_grad():
         _, rec = model(x, record=True)
     rec = {k: v.numpy() for k, v in rec.items()}
@@ -161,7 +161,7 @@ def test_one_lsb_weight_change_breaks_equality(tiny_run):
 
 def test_float_mode_trains_and_converts(tmp_path):
     m, t = presets.preset("tiny")
-    m.numerics = "float"
+    m.neuron.numerics = "float"
     t.epochs = 1
     train(m, t, tmp_path, progress=False)
     g = to_graph(load_model(tmp_path))
@@ -183,19 +183,19 @@ def test_discarded_spikes_count_what_the_kwta_drops(tiny_runs):
     model = load_model(tiny_runs("stream_k"))
     with torch.no_grad():
         _, rec = model(encode(model.cfg, run_split(tiny_runs("stream_k"), model.cfg).x_test[:8]), record=True)
-    pairs = [(f"b{l}.{a}", f"b{l}.{a}k") for l in range(model.cfg.depth) for a in "xyh"] + [("out", "outk")]
+    pairs = [(f"b{l}.{a}", f"b{l}.{a}k") for l in range(model.cfg.arch.depth) for a in "xyh"] + [("out", "outk")]
     want = sum(rec[raw].flatten(1).sum(1).double() - rec[kept].flatten(1).sum(1).double() for raw, kept in pairs)
     assert want.min() > 0                                     # the trained tiny model does discard spikes
     torch.testing.assert_close(model.discarded_spikes.double(), want, rtol=0, atol=0)
     dense = SpikingTransformer(model_config(dim=8, heads=2))
-    dense(torch.zeros(2, dense.cfg.timesteps, dense.cfg.tokens, dense.cfg.features))
+    dense(torch.zeros(2, dense.cfg.arch.timesteps, dense.cfg.arch.tokens, dense.cfg.arch.features))
     assert dense.discarded_spikes.tolist() == [0.0, 0.0]
 
 
 def test_discard_penalty_trains_the_kwta_to_drop_fewer_spikes(tmp_path):
     """Same seed and steps: the run with train.discard_penalty ends with fewer discarded spikes on the test set."""
     m, t = presets.preset("tiny")
-    m = model_config(**{**m.to_dict(), "stream_k": 3, "hidden_k": 4, "fan_in": 6, "wta_rule": "group"})
+    m = model_config(**{**m.flat(), "stream_k": 3, "hidden_k": 4, "fan_in": 6, "wta_rule": "group"})
     t.epochs, t.steps_per_epoch = 1, 20
     found = {}
     for penalty in (0.0, 0.05):

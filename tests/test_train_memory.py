@@ -16,7 +16,7 @@ SHAPE = dict(tokens=16, features=24, dim=32, depth=3, heads=2, timesteps=4, init
 
 def spikes_in(cfg: ModelConfig, batch: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(batch, cfg.timesteps, cfg.tokens, cfg.features, generator=g) < 0.3
+    return torch.rand(batch, cfg.arch.timesteps, cfg.arch.tokens, cfg.arch.features, generator=g) < 0.3
 
 
 def test_estimate_grows_with_batch_and_checkpointing_lowers_it():
@@ -26,7 +26,7 @@ def test_estimate_grows_with_batch_and_checkpointing_lowers_it():
     small, big = (estimate_training_bytes(model, x, b, False)["saved_activations"] for b in (8, 16))
     per_sample = (big - small) / 8
     # every LIF element of a sample keeps ≥ 5 bytes (int32 voltage + clip flag) for backward
-    lif_elements = cfg.timesteps * cfg.tokens * (cfg.depth * (5 * cfg.dim + cfg.dim * cfg.mlp_ratio) + cfg.dim)
+    lif_elements = cfg.arch.timesteps * cfg.arch.tokens * (cfg.arch.depth * (5 * cfg.arch.dim + cfg.arch.dim * cfg.arch.mlp_ratio) + cfg.arch.dim)
     assert per_sample >= 5 * lif_elements
     ckpt = estimate_training_bytes(model, x, 16, True)["saved_activations"]
     assert ckpt < 0.7 * big
@@ -36,7 +36,7 @@ def test_checkpointed_blocks_give_the_same_loss_and_gradients():
     cfg = model_config(**SHAPE)
     torch.manual_seed(0)
     model = SpikingTransformer(cfg)
-    x, y = spikes_in(cfg, 6), torch.arange(6) % cfg.classes
+    x, y = spikes_in(cfg, 6), torch.arange(6) % cfg.arch.classes
     grads = []
     for ckpt in (False, True):
         model.zero_grad()
@@ -65,7 +65,7 @@ def test_cuda_training_steps_and_spikes_equal_the_cpu(tmp_path):
     from spikeformer.runs.rundir import load_model
     from spikeformer.train.trainer import train
 
-    cfg = model_config(**{**presets.preset("tiny")[0].to_dict(), "attention": "kwta", "kwta_k": 2, "hidden_k": 4})
+    cfg = model_config(**{**presets.preset("tiny")[0].flat(), "attention": "kwta", "kwta_k": 2, "hidden_k": 4})
     train_cfg = replace(presets.preset("tiny")[1], epochs=1)
     data = load_dataset(cfg)
     train(cfg, replace(train_cfg, batch_size=32, steps_per_epoch=2), tmp_path / "run", progress=False, device="cuda")

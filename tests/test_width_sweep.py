@@ -10,7 +10,8 @@ from test_cli import assert_user_error, run
 
 from spikeformer.configure import presets
 from spikeformer.configure.validate import model_config
-from spikeformer.experiments.width_sweep import width_sweep as ws
+from spikeformer.experiments.sweep import model as ws
+from spikeformer.experiments.sweep import parameter_count
 from spikeformer.layers.sparsity import fan_in_table, fan_out_table, gather_linear, scatter_dense
 from spikeformer.model.transformer import SpikingTransformer
 
@@ -28,11 +29,12 @@ def fake_point(calls):
     """run_point stand-in: sparse synops 1000 + D (flat), dense synops w² (grows), accuracy from the seed."""
     def run_point(run_dir, cfg, tcfg, samples, device, progress):
         calls.append(run_dir.name)
-        ops = 1000.0 + cfg.dim if cfg.fan_in else float(cfg.dim ** 2)
-        return {"dim": cfg.dim, "hidden": cfg.dim * cfg.mlp_ratio, "k": cfg.stream_k or "",
-                "fan_in": cfg.fan_in or "", "seed": tcfg.seed, "accuracy": 0.5 + 0.01 * tcfg.seed,
+        arch, fan_in = cfg.arch, cfg.weights.fan_in
+        ops = 1000.0 + arch.dim if fan_in else float(arch.dim ** 2)
+        return {"dim": arch.dim, "hidden": arch.dim * arch.mlp_ratio, "k": arch.stream_k or "",
+                "fan_in": fan_in or "", "seed": tcfg.seed, "accuracy": 0.5 + 0.01 * tcfg.seed,
                 "model_accuracy": 0.5, "agreement_with_model": 1.0, "synaptic_ops_per_inference": ops,
-                "spikes_per_inference": 1.0, "parameters": ws.parameter_count(cfg), "synapses": 1,
+                "spikes_per_inference": 1.0, "parameters": parameter_count(cfg), "synapses": 1,
                 "energy_loihi2_joules": 1e-6, "energy_ann_int8_joules": 2e-6, "samples": 40, "epochs": 1,
                 "train_seconds": 0.1}
     return run_point
@@ -43,17 +45,17 @@ def test_orchestration_matches_dense_widths_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(ws, "run_point", fake_point(calls))
     m, t = tiny_configs()
     dense_dims = [8, 16, 24, 32, 40, 48]
-    rows = ws.width_sweep([16, 32, 64], 4, 4, 2, dense_dims, tmp_path, m, t, samples=40, progress=False)
+    rows = ws.sweep([16, 32, 64], 4, 4, 2, dense_dims, tmp_path, m, t, samples=40, progress=False)
     sparse = [r for r in rows if r["kind"] == "sparse"]
     assert sorted((r["dim"], r["seed"]) for r in sparse) == [(d, s) for d in (16, 32, 64) for s in (0, 1)]
     # targets 1016…1064 → nearest w² is 32² = 1024; probes visited by bisection only (not every width)
     dense = {(r["dim"], r["seed"]): r["matched"] for r in rows if r["kind"] == "dense"}
     assert dense[(32, 0)] == dense[(32, 1)] == "synops"
     assert {d for d, s in dense if dense[(d, s)] == "probe"} < set(dense_dims) - {32}
-    widest = ws.parameter_count(ws.sparse_config(m, 64, 4, 4))
+    widest = parameter_count(ws.sparse_config(m, 64, 4, 4))
     wp = ws.parameter_matched_width(widest, m)
-    assert all(abs(ws.parameter_count(ws.dense_config(m, wp)) - widest)
-               <= abs(ws.parameter_count(ws.dense_config(m, w)) - widest) for w in range(2, 256, 2))
+    assert all(abs(parameter_count(ws.dense_config(m, wp)) - widest)
+               <= abs(parameter_count(ws.dense_config(m, w)) - widest) for w in range(2, 256, 2))
     assert "parameters" in dense[(wp, 0)] and "parameters" in dense[(wp, 1)]
     with open(tmp_path / ws.CSV_FILE, newline="") as f:
         reader = csv.DictReader(f)
@@ -61,9 +63,9 @@ def test_orchestration_matches_dense_widths_and_resumes(tmp_path, monkeypatch):
         assert len(list(reader)) == len(rows)
     assert (tmp_path / ws.PNG_FILE).stat().st_size > 5000
     n = len(calls)
-    again = ws.width_sweep([16, 32, 64], 4, 4, 2, dense_dims, tmp_path, m, t, samples=40, progress=False)
+    again = ws.sweep([16, 32, 64], 4, 4, 2, dense_dims, tmp_path, m, t, samples=40, progress=False)
     assert len(calls) == n                                       # resumed: nothing retrained
-    assert again == ws.read_rows(tmp_path / ws.CSV_FILE) or len(again) == len(rows)
+    assert again == ws.ROWS.read(tmp_path / ws.CSV_FILE) == rows
     assert ws.sparse_synops_ratio(rows) == pytest.approx(1064 / 1016)
 
 
@@ -72,7 +74,7 @@ def test_dense_baseline_that_cannot_match_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(ws, "run_point", fake_point(calls))
     m, t = tiny_configs()
     with pytest.raises(ValueError, match=r"^--dense-dims: no dense width in \[4, 16\] matches .* sparse D=16"):
-        ws.width_sweep([16], 4, 4, 1, [4, 8, 16], tmp_path, m, t, samples=40, progress=False)
+        ws.sweep([16], 4, 4, 1, [4, 8, 16], tmp_path, m, t, samples=40, progress=False)
     assert calls[0] == "sparse-d16-s0" and (tmp_path / ws.CSV_FILE).exists()    # the sparse row is kept
 
 
@@ -94,7 +96,7 @@ def test_match_width_bisects_and_picks_the_nearest_in_log():
 def test_bad_input_fails_before_training(tmp_path, monkeypatch, k, fan_in, dims, dense, match):
     monkeypatch.setattr(ws, "run_point", lambda *a, **kw: pytest.fail("trained despite bad input"))
     with pytest.raises(ValueError, match=match):
-        ws.width_sweep(dims, k, fan_in, 1, dense, tmp_path / "s", *tiny_configs(), progress=False)
+        ws.sweep(dims, k, fan_in, 1, dense, tmp_path / "s", *tiny_configs(), progress=False)
     assert not (tmp_path / "s").exists()
 
 
@@ -137,9 +139,9 @@ def test_parameter_count_is_what_the_model_uses():
     m, _ = tiny_configs()
     for cfg in (ws.sparse_config(m, 32, 4, 5), ws.dense_config(m, 32)):
         model = SpikingTransformer(cfg)
-        used = sum(int((model.weight(p).detach() != 0).sum()) if cfg.fan_in else model.weight(p).numel()
+        used = sum(int((model.weight(p).detach() != 0).sum()) if cfg.weights.fan_in else model.weight(p).numel()
                    for p in {pr.param for pr in model.spec.projections if pr.op == "linear"})
-        assert ws.parameter_count(cfg) == used + model.readout.numel() + 1
+        assert parameter_count(cfg) == used + model.readout.numel() + 1
 
 
 @pytest.mark.parametrize("over, match", [({"stream_k": 33}, r"config\.stream_k \(33\)"),
@@ -159,15 +161,14 @@ def test_three_point_width_sweep_end_to_end(tmp_path):
     """Three sparse widths (1 seed), their synops-matched and parameter-matched dense baselines: simulator =
     torch model on every simulated sample, CSV + PNG, and a rerun retrains nothing."""
     m, t = tiny_configs()
-    rows = ws.width_sweep([16, 32, 64], 4, 4, 1, [4, 8, 12, 16, 24, 32], tmp_path, m, t, samples=40,
-                          progress=False)
+    rows = ws.sweep([16, 32, 64], 4, 4, 1, [4, 8, 12, 16, 24, 32], tmp_path, m, t, samples=40, progress=False)
     assert all(r["agreement_with_model"] == 1.0 for r in rows)
     assert {r["kind"] for r in rows} == {"sparse", "dense"}
     sparse = sorted((r for r in rows if r["kind"] == "sparse"), key=lambda r: r["dim"])
     assert [r["parameters"] for r in sparse] == sorted(r["parameters"] for r in sparse)
     assert any("synops" in r["matched"] for r in rows) and any("parameters" in r["matched"] for r in rows)
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/model.pt")}
-    ws.width_sweep([16, 32, 64], 4, 4, 1, [4, 8, 12, 16, 24, 32], tmp_path, m, t, samples=40, progress=False)
+    ws.sweep([16, 32, 64], 4, 4, 1, [4, 8, 12, 16, 24, 32], tmp_path, m, t, samples=40, progress=False)
     assert mtimes == {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/model.pt")}
 
 

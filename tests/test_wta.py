@@ -1,4 +1,4 @@
-"""k-WTA selection rules (spikeformer.wta): the group rule's tree circuit = its definition, its cost formulas,
+"""k-WTA selection rules (spikeformer.arch.wta): the group rule's tree circuit = its definition, its cost formulas,
 and synaptic ops per spike that do not grow with the width (the index rule's do)."""
 from __future__ import annotations
 

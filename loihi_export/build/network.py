@@ -37,18 +37,11 @@ Mapping:
   there on its last tick — no per-element Var read-back) or ``record="monitor"``
   (Lava's ``Monitor``; same spikes, ~32× slower to read back — see
   ``procs.recorder``); a graded population's event is payload ≠ 0. With
-  ``payloads=True`` graded populations also get a ``procs.recorder.PayloadRecorder``.
+  ``payloads=True`` graded populations also get a ``procs.recorder.PayloadRecorder``
+  (read back by ``build.readout``).
 
-Weights (memory). A projection's weights go to Lava as a CSR matrix in Lava's
-(post, pre) orientation with the smallest integer data type that holds them (int8
-for most), int32 indices, and — for one lane — no block-diagonal copy. Lava's
-``Sparse`` keeps a private copy of the matrix it is given as its ``weights`` Var's
-initial value; ``to_lava`` puts the given matrix back in its place, so a matrix
-backed by a memory-mapped file (``LavaWeights``, used by the worker) stays on disk
-(page cache, shared by every OS process) instead of being copied into the builder.
-Each Lava ``Sparse``/``DelaySparse`` OS process then makes its own int32 copy on its
-first tick (``clip_weights``/``truncate_weights``: 8 bytes per synapse kept, ~24
-while converting).
+Weights: ``build.weights`` (one lane's CSR in Lava's orientation, compact data type;
+memory-mapped through ``LavaWeights``).
 
 Samples in sequence. At the reset tick of slot ``s`` every LIF is fresh; the network
 is then exactly at rest — as for a fresh network — when no population sent an event
@@ -57,12 +50,11 @@ buffer and DelaySparse queue is then empty and graded populations hold nothing
 (their state is cleared every tick). ``rest_period`` bounds, from the graph, how
 long activity can last once the input stops (a LIF keeps firing only while its
 input or its decaying current ``u`` is non-zero; ``du`` fixes how fast ``u``
-reaches 0), and ``check_rest`` verifies the silence on the recorded spikes of every
+reaches 0), and ``readout.check_rest`` verifies the silence on the recorded spikes of every
 run, so a wrong bound is an error, never a wrong spike.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,10 +62,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sps
 
+from loihi_export.build.weights import batched_weights
 from loihi_export.compat import import_lava
 from sim.engine.reference import check_inputs, source_spikes
-from sim.ir.graph import AerGraph, Population, Projection
-from sim.neurons.catalog import model_from_dict
+from sim.ir.graph import Population
 from sim.neurons.cuba import CubaLIF
 from sim.neurons.graded import GradedRelay
 from sim.neurons.input import Bias, Input
@@ -96,145 +88,6 @@ def require_loihi(graph) -> None:
     if not ARITHMETIC[graph.numerics].fixed_point:
         raise ValueError(f"Lava export needs numerics='loihi' (Lava's bit-accurate fixed-point models); "
                          f"this graph has numerics='{graph.numerics}' — convert it with numerics='loihi'")
-
-
-@dataclass(frozen=True)
-class Link:
-    """A projection without its synapses."""
-
-    name: str
-    pre: str
-    post: str
-    delay: int
-    weight_exp: int
-    n_synapses: int
-
-
-@dataclass(frozen=True)
-class GraphShape:
-    """Populations, projections without synapses, timing: all ``to_lava`` needs besides weights.
-
-    Duck-types the parts of :class:`~sim.ir.AerGraph` the exporter reads
-    (``numerics, timesteps, ticks, populations, projections, inputs, population``).
-    """
-
-    numerics: str
-    timesteps: int
-    ticks: int
-    populations: tuple[Population, ...]
-    projections: tuple[Link, ...]
-
-    @classmethod
-    def of(cls, graph: AerGraph) -> GraphShape:
-        links = tuple(Link(pr.name, pr.pre, pr.post, int(pr.delay), int(pr.weight_exp), int(pr.n_synapses))
-                      for pr in graph.projections)
-        return cls(graph.numerics, int(graph.timesteps), int(graph.ticks), tuple(graph.populations), links)
-
-    @property
-    def inputs(self) -> tuple[Population, ...]:
-        return tuple(p for p in self.populations if p.model.needs_input)
-
-    @property
-    def sources(self) -> tuple[Population, ...]:
-        return tuple(p for p in self.populations if p.is_source)
-
-    @property
-    def n_synapses(self) -> int:
-        return sum(pr.n_synapses for pr in self.projections)
-
-    def population(self, name: str) -> Population:
-        return next(p for p in self.populations if p.name == name)
-
-    def to_json(self) -> str:
-        pops = [{"name": p.name, "size": int(p.size), "model": p.model.to_dict(),
-                 "shape": [int(s) for s in p.shape], "depth": int(p.depth), "role": p.role}
-                for p in self.populations]
-        return json.dumps({"numerics": self.numerics, "timesteps": self.timesteps, "ticks": self.ticks,
-                           "populations": pops, "projections": [vars(pr) for pr in self.projections]})
-
-    @classmethod
-    def from_json(cls, text: str) -> GraphShape:
-        d = json.loads(text)
-        pops = tuple(Population(**{**p, "shape": tuple(p["shape"]), "model": model_from_dict(p["model"])})
-                     for p in d["populations"])
-        return cls(d["numerics"], d["timesteps"], d["ticks"], pops, tuple(Link(**pr) for pr in d["projections"]))
-
-
-def weight_dtype(weights: np.ndarray) -> np.dtype:
-    """The smallest signed integer type holding every weight."""
-    lo, hi = (int(weights.min()), int(weights.max())) if weights.size else (0, 0)
-    for t in (np.int8, np.int16, np.int32):
-        if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
-            return np.dtype(t)
-    raise ValueError(f"weights in [{lo}, {hi}] do not fit int32")
-
-
-def lava_csr(pr: Projection, n_post: int) -> sps.csr_matrix:
-    """One lane's (n_post, n_pre) CSR in Lava's orientation: compact data type, int32 indices.
-
-    The IR stores pre-major CSR (row = pre neuron); its transpose's CSR is the CSC of that
-    matrix (one O(synapses) pass, rows stay sorted)."""
-    w = pr.weights.astype(weight_dtype(pr.weights), copy=False)
-    pre_major = sps.csr_matrix((w, pr.indices.astype(np.int32, copy=False), pr.indptr), shape=(pr.n_pre, n_post))
-    csc = pre_major.tocsc()
-    return sps.csr_matrix((csc.data, csc.indices.astype(np.int32, copy=False),
-                           csc.indptr.astype(np.int32, copy=False)), shape=(n_post, pr.n_pre), copy=False)
-
-
-def block_diagonal(w: sps.csr_matrix, batch: int) -> sps.csr_matrix:
-    """``batch`` copies of ``w`` on the diagonal (CSR, same data type; ``w`` itself for one lane)."""
-    if batch == 1:
-        return w
-    n_post, n_pre = w.shape
-    nnz = w.nnz
-    if batch * max(nnz, n_pre, n_post) >= 2**31:
-        raise ValueError(f"{batch} lanes of a {n_post}×{n_pre} matrix with {nnz} synapses overflow int32 indices")
-    lanes = np.arange(batch, dtype=np.int64)
-    indptr = np.concatenate([(w.indptr[None, :-1] + (lanes * nnz)[:, None]).ravel(), [batch * nnz]]).astype(np.int32)
-    indices = (w.indices[None, :] + (lanes * n_pre)[:, None].astype(np.int32)).ravel().astype(np.int32)
-    return sps.csr_matrix((np.tile(w.data, batch), indices, indptr), shape=(batch * n_post, batch * n_pre),
-                          copy=False)
-
-
-def batched_weights(pr: Projection, n_post: int, batch: int) -> sps.csr_matrix:
-    """(B·n_post, B·n_pre) block-diagonal CSR in Lava's (post, pre) orientation."""
-    return block_diagonal(lava_csr(pr, n_post), batch)
-
-
-class LavaWeights:
-    """One lane's Lava weight matrices as .npy files in a directory, read back memory-mapped.
-
-    ``save`` writes ``{k}.data.npy, {k}.indices.npy, {k}.indptr.npy`` per projection ``k``
-    and ``shape.json`` (:class:`GraphShape`); ``__call__(link, batch)`` returns the CSR —
-    memory-mapped (page cache, shared by every process forked later) for one lane,
-    block-diagonal in memory for more.
-    """
-
-    def __init__(self, directory: str | Path) -> None:
-        self.dir = Path(directory)
-        self.shape = GraphShape.from_json((self.dir / "shape.json").read_text())
-        self._index = {pr.name: k for k, pr in enumerate(self.shape.projections)}
-        self._sizes = {p.name: p.size for p in self.shape.populations}
-
-    @staticmethod
-    def save(graph: AerGraph, directory: str | Path) -> Path:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        sizes = {p.name: p.size for p in graph.populations}
-        for k, pr in enumerate(graph.projections):
-            w = lava_csr(pr, sizes[pr.post])
-            for part in ("data", "indices", "indptr"):
-                np.save(d / f"{k}.{part}.npy", getattr(w, part))
-            del w
-        (d / "shape.json").write_text(GraphShape.of(graph).to_json())
-        return d
-
-    def __call__(self, link, batch: int = 1) -> sps.csr_matrix:
-        k = self._index[link.name]
-        data, indices, indptr = (np.load(self.dir / f"{k}.{part}.npy", mmap_mode="r")
-                                 for part in ("data", "indices", "indptr"))
-        shape = (self._sizes[link.post], self._sizes[link.pre])
-        return block_diagonal(sps.csr_matrix((data, indices, indptr), shape=shape, copy=False), batch)
 
 
 def current_settle_ticks(du: int, cap: int) -> int | None:
@@ -457,73 +310,3 @@ def _recorder(net: LavaNetwork, p: Population, what: str):
     r = SpikeRecorder(size=size, ticks=net.run_ticks, path=_file(net, p.name, what))
     proc.s_out.connect(r.s_in)
     return r
-
-
-def _recorded(net: LavaNetwork, p: Population) -> np.ndarray:
-    """Everything recorded for population p: bool (run ticks, B·n)."""
-    rec = net.recorders[p.name]
-    if net.record == "monitor":
-        return np.asarray(rec.get_data()[net.processes[p.name].name]["s_out"]) != 0
-    return rec.spikes()
-
-
-def _windows(net: LavaNetwork, arr: np.ndarray, size: int) -> np.ndarray:
-    """(run ticks, B·n) → (samples, ticks, n): each slot's window, lanes as samples."""
-    parts = [arr[s * net.period:s * net.period + net.ticks].reshape(net.ticks, net.batch, size).transpose(1, 0, 2)
-             for s in range(net.sequence)]
-    return np.concatenate(parts)[:net.samples]
-
-
-def _check_rest(net: LavaNetwork, name: str, arr: np.ndarray) -> None:
-    d = net.max_delay
-    for s in range(1, net.sequence):
-        lo, hi = s * net.period - d, s * net.period
-        if arr[lo:hi].any():
-            t = lo + int(np.flatnonzero(arr[lo:hi].any(axis=1))[0])
-            raise RuntimeError(f"network not at rest before sample slot {s}: population {name!r} had an event "
-                               f"at tick {t + 1} (slot starts at tick {hi + 1}); period {net.period} too short")
-
-
-def check_rest(net: LavaNetwork, recorded: Mapping[str, np.ndarray]) -> None:
-    """Raise RuntimeError unless no population had an event in the ``max_delay`` ticks before each
-    slot after the first (then every slot started from rest; see the module docstring).
-    ``recorded``: ``{population: bool (run ticks, B·n)}``."""
-    for name, arr in recorded.items():
-        _check_rest(net, name, arr)
-
-
-def read_spikes(net: LavaNetwork, packed: bool = False) -> dict[str, np.ndarray]:
-    """Recorded spikes → ``{population: bool (samples, ticks, size)}``; call after run, before stop.
-    With ``sequence > 1`` also checks that each slot started at rest (``check_rest``). One
-    population at a time; ``packed``: each as ``np.packbits(..., axis=-1, bitorder="little")``
-    (8× smaller; ``unpack_spikes`` undoes it)."""
-    out = {}
-    for p in net.graph.populations:
-        arr = _recorded(net, p)
-        _check_rest(net, p.name, arr)
-        w = _windows(net, arr, p.size)
-        del arr
-        out[p.name] = np.packbits(w, axis=-1, bitorder="little") if packed else w
-    return out
-
-
-def unpack_spikes(packed: np.ndarray, size: int) -> np.ndarray:
-    """``read_spikes(..., packed=True)``'s array → bool (samples, ticks, size)."""
-    return np.unpackbits(packed, axis=-1, count=size, bitorder="little").view(bool)
-
-
-def read_payloads(net: LavaNetwork) -> dict[str, np.ndarray]:
-    """Graded populations' payloads → ``{population: int32 (samples, ticks, size)}`` (the network
-    must have been declared with ``payloads=True`` or ``record="monitor"``); after run, before stop."""
-    out = {}
-    for p in net.graph.populations:
-        if not p.is_graded:
-            continue
-        if net.record == "monitor":
-            arr = np.asarray(net.recorders[p.name].get_data()[net.processes[p.name].name]["s_out"])
-        elif p.name in net.payload_recorders:
-            arr = net.payload_recorders[p.name].payloads()
-        else:
-            raise ValueError(f"graded population {p.name!r} was not recorded with payloads=True")
-        out[p.name] = _windows(net, arr.astype(np.int32), p.size)
-    return out

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from loihi_export.build.network import RECORD_MODES, LavaWeights, require_loihi, unpack_spikes
+from loihi_export.build.network import RECORD_MODES, require_loihi
+from loihi_export.build.readout import unpack_spikes
+from loihi_export.build.weights import LavaWeights
 from loihi_export.protocol import FAULT_KINDS, PAYLOAD_PREFIX, WORKER_MODULE, LavaRunError
 from loihi_export.run.plan import estimate_bytes, plan
 from loihi_export.run.supervise import TreeMemory, error_text, supervise
@@ -56,7 +58,7 @@ def run_lava(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, timeout: floa
 
     ``inputs``: ``{input population: bool (batch, ≤timesteps, size)}``. Returns
     ``{population: bool (batch, graph.ticks, size)}`` — the format of
-    ``sim.reference.simulate_dense``.
+    ``sim.engine.reference.simulate_dense``.
 
     Layout: ``batch_size`` samples side by side in one network (block-diagonal weights;
     default ``auto_batch``: 64 for small graphs, 1 for one of more than ``BATCH_SYNAPSES``

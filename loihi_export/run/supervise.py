@@ -20,7 +20,7 @@ the parent
   runs going on at the same time are never touched), and raises
   :class:`LavaRunError` carrying Lava's own message (from the worker's stderr);
 * on success does the same reaping and cleanup, so nothing is left behind;
-* takes SIGTERM and SIGHUP like SIGINT while it runs (``sim.signals``): the
+* takes SIGTERM and SIGHUP like SIGINT while it runs (``sim.system.signals``): the
   exception runs the same cleanup (itself shielded from a second signal) and
   removes the work directory; if this process is SIGKILLed instead, the worker
   notices its parent's death and cleans up itself (``worker.die_with_parent``).

@@ -64,7 +64,9 @@ def main(argv: list[str]) -> int:
         die_with_parent(args.parent_pid, args.shm_log, os.path.dirname(os.path.abspath(args.out)))
 
     t0 = time.perf_counter()
-    from loihi_export.build.network import LavaWeights, read_payloads, read_spikes, to_lava
+    from loihi_export.build.network import to_lava
+    from loihi_export.build.readout import read_payloads, read_spikes
+    from loihi_export.build.weights import LavaWeights
     from loihi_export.compat import import_lava
 
     import_lava()

@@ -11,7 +11,7 @@ accumulated input (its model's kernel, ``sim.neurons``); a neuron left with u �
 time is an integer and this is exactly the clocked engine (tested).
 
 Input spikes of tick t happen at time t. The result lists every spike as an
-event (``sim.trace.EVENT_DTYPE``, real ``time``) and, per sample, the latency
+event (``sim.engine.trace.EVENT_DTYPE``, real ``time``) and, per sample, the latency
 from the first input spike to the first spike of the readout population.
 A graded population (``sim.ir``) sends its summed input g as the payload of its
 event (``payload`` field; w·g is delivered), only where g ≠ 0; it keeps no state.

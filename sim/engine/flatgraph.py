@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from sim.ir.graph import PAYLOAD_MAX, AerGraph, abs_fan_in, input_bounds
+from sim.ir.bounds import PAYLOAD_MAX, abs_fan_in, input_bounds
+from sim.ir.graph import AerGraph
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Algorithm, per sample, tick t = 0 … ticks−1 (slot = t mod R, R = max delay +
    is non-zero plus those that carry a current (decayed u ≠ 0, they evolve without
    input); they are found from the slot's block bitmap (one bit per 16 neurons that
    received an event) and visited once each, in index order; nobody else is touched
-   (except, exactly, the resting neighbours in a dense block: ``sim.engine_core``);
+   (except, exactly, the resting neighbours in a dense block: ``sim.engine.kernels``);
 3. an updated neuron first catches up its voltage leak over the ticks it rested with
    its model kernel's ``idle`` (Loihi: v ← trunc(v·(4096−dv)/4096)) — exact, because it
    rested only with no input and a current that decays to 0 within one tick, where
@@ -28,12 +28,12 @@ Algorithm, per sample, tick t = 0 … ticks−1 (slot = t mod R, R = max delay +
 For a projection with weight_exp < 0, Lava shifts the *sum* (floor), so its
 synapses accumulate into a private slot per post neuron and the shift is applied
 at update time. Layout for the cache: one 8-byte record (v, last) per neuron and u apart,
-int32 accumulators where the IR bounds allow (``sim.flatgraph.acc_dtype``), bitmaps
+int32 accumulators where the IR bounds allow (``sim.engine.flatgraph.acc_dtype``), bitmaps
 of a few bits per neuron. Cost: O(events + synaptic events + 16·marked blocks +
 n/1024 per tick), independent of the number of silent neurons. Synaptic ops per
 projection are computed exactly after the run from per-neuron spike counts × CSR row lengths.
 
-Modules: ``sim.flatgraph`` (the graph as one CSR), ``sim.engine_core`` (compiled
+Modules: ``sim.engine.flatgraph`` (the graph as one CSR), ``sim.engine.kernels`` (compiled
 tick loop), this one (buffers, inputs, results, memory checks).
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ from sim.system.memory import available_bytes
 
 def state_dtype(arith: nm.Arithmetic) -> np.dtype:
     """One neuron's record: v (the mode's state dtype, int32 | float32) and ``last`` (tick stamp), 8 bytes;
-    its current u is kept apart (``sim.engine_core``)."""
+    its current u is kept apart (``sim.engine.kernels``)."""
     return np.dtype([("v", arith.state_dtype), ("last", np.int32)], align=True)
 
 

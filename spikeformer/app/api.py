@@ -5,7 +5,7 @@
     api.convert(run); api.simulate(run); api.run_lava(run, samples=8)
 
 Arrays and torch Datasets (items ``(spikes (T, tokens, features), label)``) are written to
-``out/data.npz`` in the ``spikes`` dataset format (``spikeformer.datasets.spikes``) with their
+``out/data.npz`` in the ``spikes`` dataset format (``spikeformer.data.sets.spikes``) with their
 split (``test``/``test_labels`` given: is_test; else config.test_fraction / split_seed), so the
 run directory holds its own data and every later command — here or on the command line —
 evaluates on the run's own test set. A string names a registered dataset (``"mnist1d"``, …).
@@ -22,9 +22,7 @@ import numpy as np
 
 from spikeformer.configure import presets
 from spikeformer.store.files import CheckpointError
-
-DATA_FILE = "data.npz"
-
+from spikeformer.store.layout import DATA_FILE
 
 SHAPE_KEYS = ("dataset", "data_path", "tokens", "features", "classes", "timesteps", "levels", "encoder")
 
@@ -109,12 +107,13 @@ def convert(run: Run | str | os.PathLike) -> dict:
 
 
 def simulate(run: Run | str | os.PathLike, samples: int | None = None) -> dict:
-    """The run's test samples (first ``samples``; None: all) in the event-driven simulator, compared with the model."""
+    """The run's samples (first ``samples``; None: all) in the event-driven simulator, compared with its reference
+    (a trained run's torch model, an imported run's float graph: ``spikeformer.runs.run``)."""
     from spikeformer.runs.steps import simulate_run
     return simulate_run(Path(run), samples)
 
 
 def run_lava(run: Run | str | os.PathLike, samples: int = 20, timeout: float = 600.0) -> dict:
-    """The first ``samples`` test samples in Lava (Loihi2SimCfg fixed point), compared with the simulator."""
+    """The run's first ``samples`` samples in Lava (Loihi2SimCfg fixed point), compared with the simulator."""
     from spikeformer.runs.steps import lava_run
     return lava_run(Path(run), samples, timeout)

@@ -4,7 +4,7 @@ Every command that prints figures takes ``--json`` (one JSON object on stdout).
 Bad input (missing/corrupt files, invalid configs, options out of range or not
 parsable) prints one line ``error: <file or option>: <problem>`` on stderr and
 exits with code 2. SIGINT, SIGTERM and SIGHUP stop a command the same way
-(``sim.signals``): its cleanup runs (no Lava process or shared-memory segment left,
+(``sim.system.signals``): its cleanup runs (no Lava process or shared-memory segment left,
 no half-written file), then one line ``error: interrupted by SIG…`` and exit code
 128 + the signal number (130, 143, 129), as a shell reports a signal.
 """
@@ -67,7 +67,7 @@ def friendly(fn: Callable) -> Callable:
             msg = " ".join(str(e).split())
             print(f"error: {msg}", file=sys.stderr)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt as e:          # SIGINT, SIGTERM, SIGHUP (sim.signals): the cleanup has run
+        except KeyboardInterrupt as e:          # SIGINT, SIGTERM, SIGHUP (sim.system.signals): the cleanup has run
             signum = signal_number(e)
             print(f"error: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
             raise typer.Exit(128 + signum) from None
@@ -90,7 +90,7 @@ def emit(figures: dict, as_json: bool, title: str) -> None:
 @friendly
 def train(out: Path = typer.Option(..., "--out", help="Run directory (created; resumed if it holds a checkpoint)."),
           config: Optional[Path] = typer.Option(None, "--config", help="JSON file {\"model\": {...}, \"train\": {...}}."),
-          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration (spikeformer.presets): demo | kwta | ternary | events | events64 | large | large-kwta | mnist1d | mnist1d-width | tiny."),
+          preset: Optional[str] = typer.Option(None, "--preset", help="Named configuration (spikeformer.configure.presets): demo | kwta | ternary | events | events64 | large | large-kwta | mnist1d | mnist1d-width | tiny."),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of epochs."),
           batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the batch size."),
           steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch",
@@ -99,7 +99,7 @@ def train(out: Path = typer.Option(..., "--out", help="Run directory (created; r
           checkpoint: bool = typer.Option(False, "--checkpoint/--no-checkpoint",
                                           help="Recompute each block in backward: less memory, more time."),
           as_json: bool = JsonOpt) -> None:
-    """Train a spiking transformer on its dataset (config.dataset, spikeformer.datasets); write a checkpoint to OUT."""
+    """Train a spiking transformer on its dataset (config.dataset, spikeformer.data); write a checkpoint to OUT."""
     from spikeformer.configure import presets
     from spikeformer.train.trainer import train as run_train
 
@@ -164,9 +164,11 @@ def export_nir(run_dir: Path = typer.Argument(..., help="Converted run directory
                as_json: bool = JsonOpt) -> None:
     """Write the graph as a NIR file (RUN_DIR/model.nir), readable by nir.read and snnTorch."""
     from spikeformer.interchange.nir_export import write_nir
-    from spikeformer.runs.steps import load_run_graph
-    graph = load_run_graph(run_dir)
-    path = write_nir(graph, Path(run_dir) / "model.nir")
+    from spikeformer.runs.run import open_run
+    from spikeformer.store.layout import NIR_FILE
+    run = open_run(run_dir)
+    graph = run.graph
+    path = write_nir(graph, run.path / NIR_FILE)
     emit({"nir": str(path), "bytes": path.stat().st_size, "populations": len(graph.populations),
           "projections": len(graph.projections)}, as_json, "export nir")
 
@@ -178,8 +180,10 @@ def export_netx(run_dir: Path = typer.Argument(..., help="Converted run director
     """Write the graph as a lava-dl netx HDF5 file (RUN_DIR/model.net.h5) for `netx.hdf5.Network`:
     a chain of dense CUBA-LIF layers; any other graph (skip connections, attention) is refused."""
     from loihi_export.netx.export import layer_names, write_netx
-    from spikeformer.runs.steps import load_run_graph
-    path = write_netx(load_run_graph(run_dir), Path(run_dir) / "model.net.h5")
+    from spikeformer.runs.run import open_run
+    from spikeformer.store.layout import NETX_FILE
+    run = open_run(run_dir)
+    path = write_netx(run.graph, run.path / NETX_FILE)
     emit({"netx": str(path), "bytes": path.stat().st_size, "layers": len(layer_names(path))}, as_json,
          "export netx")
 
@@ -194,7 +198,7 @@ def _import_command(fmt: str, description: str) -> None:
                 inputs: Optional[Path] = typer.Option(None, "--inputs",
                                                       help="Input spikes: .npz, one (samples, T, *shape) array per "
                                                            "Input node, optional 'labels'."),
-                dataset: Optional[str] = typer.Option(None, "--dataset", help="Input spikes from a dataset (spikeformer.datasets, e.g. digits, mnist1d): its test split."),
+                dataset: Optional[str] = typer.Option(None, "--dataset", help="Input spikes from a dataset (spikeformer.data, e.g. digits, mnist1d): its test split."),
                 timesteps: Optional[int] = typer.Option(None, "--timesteps", help="Model ticks (default: the inputs' T)."),
                 dt: Optional[float] = typer.Option(None, "--dt", help="Seconds per tick (default: the file's, else 1e-4 "
                                                                      "as snnTorch)."),
@@ -227,11 +231,12 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory with a simula
     """Map onto Loihi 2 cores/chips and estimate energy and latency per inference (table, JSON, PNG)."""
     from sim.plots import report_figure
     from spikeformer.runs.steps import report_run
+    from spikeformer.store.layout import REPORT_PNG
 
     check_count("--chips", chips)
     check_count("--cores-per-chip", cores_per_chip)
     figures, mapping, result, graph = report_run(run_dir, chips, cores_per_chip)
-    figures["png"] = str(report_figure(graph, mapping, result, figures, Path(run_dir) / "report.png"))
+    figures["png"] = str(report_figure(graph, mapping, result, figures, Path(run_dir) / REPORT_PNG))
     emit(figures, as_json, "report (per inference)")
 
 
@@ -295,8 +300,7 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
           as_json: bool = JsonOpt) -> None:
     """Train, convert and simulate one model per width; write the sweep's CSV and PNG."""
     from spikeformer.configure import presets
-    from spikeformer.experiments.sweep import parse_dims, synops_ratio
-    from spikeformer.experiments.sweep import sweep as run_sweep
+    from spikeformer.experiments.sweep import parse_dims
 
     if config is not None and preset is not None:
         raise ValueError("give at most one of --config FILE or --preset NAME")
@@ -317,15 +321,23 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
         return
     if active_bits is None:
         raise ValueError("--active-bits is required with --over hd")
-    rows = run_sweep(dim_list, active_bits, out, model_cfg, train_cfg, samples, progress=not as_json)
-    ratio = synops_ratio(rows)
+    _hd_sweep(dim_list, active_bits, out, model_cfg, train_cfg, samples, as_json)
+
+
+def _hd_sweep(dims: list[int], active_bits: int, out: Path, model_cfg, train_cfg, samples: Optional[int],
+              as_json: bool) -> None:
+    """``sweep --over hd``: spikeformer.experiments.sweep.hd, then a table of its rows."""
+    from spikeformer.experiments.sweep import hd
+
+    rows = hd.sweep(dims, active_bits, out, model_cfg, train_cfg, samples, progress=not as_json)
+    ratio = hd.synops_ratio(rows)
+    csv_path, png_path = out / hd.CSV_FILE, out / hd.PNG_FILE
     if as_json:
-        print(json.dumps({"rows": rows, "synops_max_over_min": ratio,
-                          "csv": str(out / "sweep.csv"), "png": str(out / "sweep.png")}))
+        print(json.dumps({"rows": rows, "synops_max_over_min": ratio, "csv": str(csv_path), "png": str(png_path)}))
         return
     table = Table(title=f"width sweep, k = {active_bits} active bits", show_edge=False,
                   caption=f"synops, spikes: per inference; acc: simulator, torch: model; agree: every spike equal. "
-                          f"{out / 'sweep.csv'}, {out / 'sweep.png'}")
+                          f"{csv_path}, {png_path}")
     cols = {"dim": "D", "accuracy": "acc", "model_accuracy": "torch", "agreement_with_model": "agree",
             "synaptic_ops_per_inference": "synops", "spikes_per_inference": "spikes",
             "parameters": "params", "synapses": "synapses", "train_seconds": "train s"}
@@ -341,26 +353,24 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
 def _model_sweep(dims: list[int], k: Optional[int], fan_in: Optional[int], seeds: int, dense_dims: Optional[str],
                  device: str, out: Path, model_cfg, train_cfg, samples: Optional[int], as_json: bool,
                  wta_rule: str = "group") -> None:
-    """``sweep --over model``: spikeformer.width_sweep, then a table of means over seeds."""
+    """``sweep --over model``: spikeformer.experiments.sweep.model, then a table of means over seeds."""
+    from spikeformer.experiments.sweep import model as model_sweep
     from spikeformer.experiments.sweep import parse_dims
-    from spikeformer.experiments.width_sweep import CSV_FILE, PNG_FILE, sparse_synops_ratio, summary, width_sweep
     from spikeformer.train.trainer import resolve_device
 
     for name, v in (("--k", k), ("--fan-in", fan_in), ("--dense-dims", dense_dims)):
         if v is None:
             raise ValueError(f"{name} is required with --over model")
-    try:
-        dense = parse_dims(dense_dims)
-    except ValueError as e:
-        raise ValueError(str(e).replace("--dims", "--dense-dims")) from None
+    dense = parse_dims(dense_dims, "--dense-dims")
     resolve_device(device)
     from spikeformer.arch.wta import RULES
     if wta_rule not in RULES:
         raise ValueError(f"--wta-rule must be one of {tuple(RULES)}, got {wta_rule!r}")
-    rows = width_sweep(dims, k, fan_in, seeds, dense, out, model_cfg, train_cfg, samples, device,
-                       progress=not as_json, wta_rule=wta_rule)
-    figures = {"rows": rows, "summary": summary(rows), "sparse_synops_max_over_min": sparse_synops_ratio(rows),
-               "csv": str(out / CSV_FILE), "png": str(out / PNG_FILE)}
+    rows = model_sweep.sweep(dims, k, fan_in, seeds, dense, out, model_cfg, train_cfg, samples, device,
+                             progress=not as_json, wta_rule=wta_rule)
+    figures = {"rows": rows, "summary": model_sweep.summary(rows),
+               "sparse_synops_max_over_min": model_sweep.sparse_synops_ratio(rows),
+               "csv": str(out / model_sweep.CSV_FILE), "png": str(out / model_sweep.PNG_FILE)}
     if as_json:
         print(json.dumps(figures))
         return

@@ -2,7 +2,7 @@
 
 Q, K, V ∈ {0,1}^{B'×N×D} (B' = batch·ticks: every attention neuron is memoryless,
 so all ticks are computed at once), H heads of d = D/H channels. Each kind gives
-the spikes its lowered circuit (``spikeformer.attention``) produces — the
+the spikes its lowered circuit (``spikeformer.arch.attention``) produces — the
 three-way tests prove it — with surrogate gradients through ``fires_at_least``::
 
     sdsa:  kv = [K + V ≥ 2];  mask_c = [Σ_n kv_nc ≥ m];  out = [Q + mask ≥ 2]

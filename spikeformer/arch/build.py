@@ -13,9 +13,10 @@ from spikeformer.config.model import ModelConfig
 
 def build_spec(cfg: "ModelConfig") -> Spec:
     """Populations (in execution order) and projections of the model (see module doc)."""
-    N, D, H = cfg.tokens, cfg.dim, cfg.dim * cfg.mlp_ratio
-    lif = CubaLIF(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
-    pops = [PopSpec("input", (N, cfg.features), "input", None, "input")]
+    a = cfg.arch
+    N, D, H = a.tokens, a.dim, a.dim * a.mlp_ratio
+    lif = CubaLIF(du=nm.DU_MAX, dv=cfg.neuron.dv, vth=cfg.neuron.vth)
+    pops = [PopSpec("input", (N, a.features), "input", None, "input")]
     projs: list[ProjSpec] = []
     relays: list[str] = []                                     # the stream so far: r_0, r_1, …
 
@@ -30,10 +31,10 @@ def build_spec(cfg: "ModelConfig") -> Spec:
         relays.append(name)
 
     from spikeformer.arch.wta import RULES
-    wta = RULES[cfg.wta_rule]
+    wta = RULES[a.wta_rule]
 
     def first_k(pre: str, name: str, k: int | None, role: str) -> str:
-        """≤ k spikes per token per tick of ``pre`` (``spikeformer.wta``, rule ``cfg.wta_rule``) in population
+        """≤ k spikes per token per tick of ``pre`` (``spikeformer.arch.wta``, rule ``cfg.arch.wta_rule``) in population
         ``name``; returns ``name``, or ``pre`` when k is None."""
         if k is None:
             return pre
@@ -48,24 +49,24 @@ def build_spec(cfg: "ModelConfig") -> Spec:
         pops.append(PopSpec(name, (N, D), "lif", lif, role))
         projs.append(ProjSpec(f"{relays[-1]}->{name}", relays[-1], name, "identity",
                               weight=RELAY_WEIGHT, weight_exp=RELAY_EXP))
-        return first_k(name, f"{name}k", cfg.stream_k, "stream_kwta")
+        return first_k(name, f"{name}k", a.stream_k, "stream_kwta")
 
     relay("input", "emb")
-    for l in range(cfg.depth):
+    for l in range(a.depth):
         b = f"b{l}"
         x = stream_pop(f"{b}.x", "stream")
         for z in "qkv":
             pops.append(PopSpec(f"{b}.{z}", (N, D), "lif", lif, z))
             projs.append(ProjSpec(f"{b}.w{z}", x, f"{b}.{z}", "linear", f"{b}.w{z}"))
         from spikeformer.arch.attention import attention_block
-        att_pops, att_projs = attention_block(cfg.attention, b, N, D, cfg.heads, cfg.mask_count, cfg.kwta_k)
+        att_pops, att_projs = attention_block(a.attention, b, N, D, a.heads, a.mask_count, a.kwta_k)
         pops += att_pops
         projs += att_projs
         relay(f"{b}.attn", f"{b}.wo")
         y = stream_pop(f"{b}.y", "stream")
         pops.append(PopSpec(f"{b}.h", (N, H), "lif", lif, "hidden"))
         projs.append(ProjSpec(f"{b}.w1", y, f"{b}.h", "linear", f"{b}.w1"))
-        hidden = first_k(f"{b}.h", f"{b}.hk", cfg.hidden_k, "hidden_kwta")
+        hidden = first_k(f"{b}.h", f"{b}.hk", a.hidden_k, "hidden_kwta")
         relay(hidden, f"{b}.w2")
     out = stream_pop("out", "stream")
     return Spec(tuple(pops), tuple(projs), out)

@@ -9,7 +9,7 @@ and each stream LIF population (b{l}.x, b{l}.y, out) receives only its relay. Re
 links pass the payload exactly: weight 1 (a single-sign projection, so Lava keeps
 the odd weight) adds 1·g = g.
 So a stream population at depth d sees the zero-delay model's R shifted by d ticks
-(``spikeformer.convert`` balances the delays), and the stream has one copy of each
+(``spikeformer.lower.convert`` balances the delays), and the stream has one copy of each
 trained projection plus 2 identity links per relay: synapses linear in depth
 (a stream population receiving every earlier projection is quadratic).
 """
@@ -49,7 +49,7 @@ class PopSpec:
 @dataclass(frozen=True)
 class ProjSpec:
     """op: 'linear' (token-shared trained W, named by ``param``) or a fixed op of
-    ``spikeformer.wiring`` (``weight`` is the identity and tree ops' weight, ``groups``
+    ``spikeformer.arch.wiring`` (``weight`` is the identity and tree ops' weight, ``groups``
     and ``arity`` the tree ops' channel groups and fan-in); ``weight_exp`` is the projection's exponent
     (``sim.ir.Projection``: the summed input is shifted by it)."""
 

@@ -3,9 +3,9 @@
 Every op maps a pre population of shape ``pre`` to a post population of shape
 ``post`` (neuron index = C-order of the shape) and returns the synapse list
 ``(pre_index, post_index, weight)`` with weights on the Loihi grid (2 = mantissa
-1). ``spikeformer.convert`` writes exactly this table as CSR. N tokens, D
+1). ``spikeformer.lower.convert`` writes exactly this table as CSR. N tokens, D
 channels, H heads, d = D/H, h(c) = c // d, L = d − 1 score levels (k-WTA,
-``spikeformer.attention``). Tree ops (``spikeformer.wta``; G = ``groups``, b =
+``spikeformer.arch.attention``). Tree ops (``spikeformer.arch.wta``; G = ``groups``, b =
 ``arity``): the M channels of a token split into G contiguous groups
 [⌊jM/G⌋, ⌊(j+1)M/G⌋); channel c of group j has local index i(c) = c − ⌊jM/G⌋ and
 sits in block ⌊i/b⌋ (its siblings: the other local indices of that block). A tree

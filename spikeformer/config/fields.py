@@ -1,6 +1,6 @@
 """Exact field types of the config dataclasses (``ModelConfig``, ``TrainConfig``).
 
-A config is ``{"model": {...}, "train": {...}}`` (``presets.configs_from_dict`` reads
+A config is ``{"model": {...}, "train": {...}}`` (``model`` in sections: ``spikeformer.config.model``) (``presets.configs_from_dict`` reads
 it, for every command: config files, presets and run directories alike). Each field
 holds exactly its annotated type:
 
@@ -44,15 +44,15 @@ def field_kinds(cls: type) -> dict[str, tuple[tuple[type, ...], bool]]:
     return out
 
 
-def check_fields(obj: object, section: str) -> None:
-    """Raise ValueError naming ``section.field`` for the first field not of its annotated type."""
+def check_fields(obj: object, section: str, names: dict[str, str] | None = None) -> None:
+    """Raise ValueError naming ``section.field`` (``names[field]`` where given) for the first field not of its type."""
     for name, (kinds, optional) in field_kinds(type(obj)).items():
         value = getattr(obj, name)
         if value is None and optional:
             continue
         if not any(_fits(value, k) for k in kinds):
             want = " or ".join(_NAMES.get(k, k.__name__) for k in kinds) + (" or null" if optional else "")
-            raise ValueError(f"{section}.{name} must be {want}, got {value!r}")
+            raise ValueError(f"{section}.{(names or {}).get(name, name)} must be {want}, got {value!r}")
 
 
 def check_keys(d: object, cls: type, section: str) -> None:

@@ -6,9 +6,9 @@ of the output fires when ≥ 2 winning keys' V spike in it).
 ``ternary``: ternary weights with 90 % zeros in every matrix.
 ``kwta`` and ``ternary`` train on one thread: that is how their README figures were
 measured, and float64 sums in another thread count take a slightly different path.
-``events`` trains on the DVS-like event streams (spikeformer.events): 4×4 patches of the
+``events`` trains on the DVS-like event streams (spikeformer.data.event_generator): 4×4 patches of the
 16×16 sensor as 16 tokens, 1 block, D = 64, T = 8, loihi numerics, one thread (~2.5 min).
-``mnist1d``: MNIST-1D (spikeformer.datasets.mnist1d): 20 tokens of 12 samples each (stride 2,
+``mnist1d``: MNIST-1D (spikeformer.data.sets.mnist1d): 20 tokens of 12 samples each (stride 2,
 circular), 8 thermometer levels (F = 116), 1 block, D = 128, T = 4, loihi numerics; 60 epochs
 with circular shifts of ±2 samples (D = 64: 0.908 after 60 epochs, 0.892 after 30; D = 128: 0.930).
 ``mnist1d-width``: the base of the model-width sweep (``sweep --over model``, docs in the README):
@@ -24,8 +24,10 @@ MNIST-1D as 10 tokens of 4 samples (stride 4, no overlap), 8 levels (F = 42), so
 All three share one budget, EVENTS64_TRAIN: 2 epochs of batch 32, lr 0.5 (150 steps), sized
 for 2 CPU cores: a training step costs ~0.08 s per sample for ``large`` and ~0.10 s for
 ``large-kwta`` (~3–4 min per epoch of 2,400 streams, ~7–8 min in all), ~0.002 s for ``events64``.
-A config file has the same shape: ``{"model": {...}, "train": {...}}``; its dataset
-(``spikeformer.datasets``) fills in the token shape it leaves out (``Dataset.defaults``; events:
+A config file has the same shape: ``{"model": {...}, "train": {...}}``, ``model`` either flat (field
+names as in the presets) or in sections (``{"arch": {...}, "neuron": {...}, "weights": {...},
+"encoder": {...}, "data": {...}}``, as run directories' config.json hold it); its dataset
+(``spikeformer.data``) fills in the token shape it leaves out (``Dataset.defaults``; events:
 tokens = 16, features = events.token_features(tokens), classes = max(10, the class count)), and a
 relative ``data_path`` is taken from the config file's folder.
 """
@@ -35,7 +37,7 @@ import json
 from pathlib import Path
 
 from spikeformer.config.fields import check_keys
-from spikeformer.config.model import ModelConfig
+from spikeformer.config.model import DataConfig, ModelConfig, flat_model, is_nested
 from spikeformer.config.train import TrainConfig
 from spikeformer.configure.validate import check_model_config
 from spikeformer.data import registry as datasets
@@ -83,7 +85,7 @@ for _name in ("large", "large-kwta", "events64"):      # one budget, so the accu
     PRESETS[_name]["train"] = dict(EVENTS64_TRAIN)
 
 
-SECTIONS = {"model": ModelConfig, "train": TrainConfig}
+SECTIONS = ("model", "train")
 
 
 def configs_from_dict(d: dict, source: str) -> tuple[ModelConfig, TrainConfig]:
@@ -92,7 +94,10 @@ def configs_from_dict(d: dict, source: str) -> tuple[ModelConfig, TrainConfig]:
     Used for config files, presets and every run directory's config.json, so all
     commands refuse the same things: a missing ``model`` section (``train`` may be left
     out: TrainConfig's defaults), unknown sections or keys, and any field not exactly of
-    its type (``spikeformer.config``: a bool is not an int, floats are finite)."""
+    its type (``spikeformer.config``: a bool is not an int, floats are finite). ``model``
+    is nested (``{"arch": {...}, "neuron": {...}, ...}``, as ``ModelConfig.to_dict`` writes)
+    or flat (earlier files and the presets): ``config.model.flat_model``; the dataset's
+    ``defaults`` fill in the flat form."""
     if not isinstance(d, dict):
         raise CheckpointError(f"{source}: expected an object with sections 'model' and 'train'")
     unknown = sorted(set(d) - set(SECTIONS))
@@ -102,14 +107,13 @@ def configs_from_dict(d: dict, source: str) -> tuple[ModelConfig, TrainConfig]:
         raise CheckpointError(f"{source}: missing section 'model' (the model to train; e.g. {{\"model\": {{}}}} "
                               f"for the defaults)")
     try:
-        for section, cls in SECTIONS.items():
-            check_keys(d.get(section, {}), cls, section)
+        model = flat_model(d["model"])                      # the flat form of earlier files, or sections
+        check_keys(d.get("train", {}), TrainConfig, "train")
     except ValueError as e:
         raise CheckpointError(f"{source}: {e}") from None
-    model = dict(d["model"])
     try:
-        model = datasets.get(model.get("dataset", ModelConfig.dataset)).defaults(model)
-        return check_model_config(ModelConfig(**model)), TrainConfig(**d.get("train", {}))
+        model = datasets.get(model.get("dataset", DataConfig.dataset)).defaults(model)
+        return check_model_config(ModelConfig.from_flat(**model)), TrainConfig(**d.get("train", {}))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{source}: {e}") from None
 
@@ -129,6 +133,9 @@ def from_file(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
     except (ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
     model = d.get("model") if isinstance(d, dict) else None
-    if isinstance(model, dict) and isinstance(model.get("data_path"), str):      # relative to the config file
-        d = {**d, "model": {**model, "data_path": str((path.parent / model["data_path"]).resolve())}}
+    nested = isinstance(model, dict) and is_nested(model)
+    where = model.get("data") if nested else model                  # the section holding data_path
+    if isinstance(where, dict) and isinstance(where.get("data_path"), str):      # relative to the config file
+        where = {**where, "data_path": str((path.parent / where["data_path"]).resolve())}
+        d = {**d, "model": {**model, "data": where} if nested else where}
     return configs_from_dict(d, str(path))

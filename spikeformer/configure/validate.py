@@ -19,33 +19,34 @@ from spikeformer.layers.sparsity import WEIGHT_KINDS, check_fan_in, check_sparsi
 
 def check_model_config(cfg: ModelConfig) -> ModelConfig:
     """``cfg`` if it is a valid model of its dataset; ValueError naming the field otherwise."""
-    check_attention(cfg.attention, cfg.tokens, cfg.dim, cfg.heads, cfg.kwta_k)
-    most = cfg.tokens * (cfg.dim // cfg.heads if cfg.attention == "ssa" else 1)
-    if not isinstance(cfg.mask_count, int) or not 1 <= cfg.mask_count <= most:
-        raise ValueError(f"config.mask_count must be in [1, {most}] for {cfg.attention} attention, "
-                         f"got {cfg.mask_count!r}")
-    hidden = cfg.dim * cfg.mlp_ratio
-    check_wta(cfg.wta_rule, "hidden_k", cfg.hidden_k, hidden, "hidden")
-    check_wta(cfg.wta_rule, "stream_k", cfg.stream_k, cfg.dim, "stream")
+    a, w, d = cfg.arch, cfg.weights, cfg.data
+    check_attention(a.attention, a.tokens, a.dim, a.heads, a.kwta_k)
+    most = a.tokens * (a.dim // a.heads if a.attention == "ssa" else 1)
+    if not isinstance(a.mask_count, int) or not 1 <= a.mask_count <= most:
+        raise ValueError(f"config.mask_count must be in [1, {most}] for {a.attention} attention, "
+                         f"got {a.mask_count!r}")
+    hidden = a.dim * a.mlp_ratio
+    check_wta(a.wta_rule, "hidden_k", a.hidden_k, hidden, "hidden")
+    check_wta(a.wta_rule, "stream_k", a.stream_k, a.dim, "stream")
     try:
-        CubaLIF(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
+        CubaLIF(du=nm.DU_MAX, dv=cfg.neuron.dv, vth=cfg.neuron.vth)
     except ModelError as e:
         raise ValueError(f"config.{e.field} {e.problem}") from None
-    if not cfg.init_gain > 0:
-        raise ValueError(f"config.init_gain must be > 0, got {cfg.init_gain!r}")
-    if cfg.weights not in WEIGHT_KINDS:
-        raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {cfg.weights!r}")
-    check_sparsity(cfg.weight_sparsity)
-    check_fan_in(cfg.fan_in, cfg.dim, hidden, cfg.emb_fan_out)
-    data = datasets.get(cfg.dataset)
-    if data.needs_path != (cfg.data_path is not None) or (cfg.data_path is not None
-                                                            and not isinstance(cfg.data_path, str)):
+    if not w.init_gain > 0:
+        raise ValueError(f"config.init_gain must be > 0, got {w.init_gain!r}")
+    if w.kind not in WEIGHT_KINDS:
+        raise ValueError(f"config.weights must be one of {WEIGHT_KINDS}, got {w.kind!r}")
+    check_sparsity(w.sparsity)
+    check_fan_in(w.fan_in, a.dim, hidden, w.emb_fan_out)
+    data = datasets.get(d.dataset)
+    if data.needs_path != (d.data_path is not None) or (d.data_path is not None
+                                                        and not isinstance(d.data_path, str)):
         raise ValueError(f"config.data_path must be {'a file or directory path' if data.needs_path else 'null'} "
-                         f"for config.dataset={cfg.dataset!r}, got {cfg.data_path!r}")
+                         f"for config.dataset={d.dataset!r}, got {d.data_path!r}")
     data.check(cfg)
     return cfg
 
 
 def model_config(**fields: object) -> ModelConfig:
-    """``ModelConfig(**fields)``, validated (``check_model_config``)."""
-    return check_model_config(ModelConfig(**fields))  # type: ignore[arg-type]
+    """``ModelConfig`` of flat fields (``config.model.FLAT`` names; the others at their defaults), validated."""
+    return check_model_config(ModelConfig.from_flat(**fields))

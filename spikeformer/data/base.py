@@ -1,6 +1,6 @@
 """Datasets as plug-ins: each module of this package registers one ``Dataset`` under its name.
 
-``ModelConfig.dataset`` names one; code looks it up with ``get(name)``, never by comparing names.
+``ModelConfig.data.dataset`` names one; code looks it up with ``get(name)``, never by comparing names.
 A dataset gives
 
 * ``defaults(model)``: the token shape (tokens, features, classes, …) a config dict leaves out;
@@ -87,7 +87,8 @@ def stratified(x: np.ndarray, y: np.ndarray, test: float | int, seed: int) -> Sp
 def resplit(own: Split, cfg: "ModelConfig") -> Split:
     """``own`` (a dataset's own split) unless config.split_seed or config.test_fraction is set: then the
     pooled samples, split ``stratified`` (seed: split_seed or 0; fraction: test_fraction or 0.2)."""
-    if cfg.split_seed is None and cfg.test_fraction is None:
+    seed, fraction = cfg.data.split_seed, cfg.data.test_fraction
+    if seed is None and fraction is None:
         return own
     pool = np.empty(len(own.x_train) + len(own.x_test), dtype=own.x_train.dtype) if own.x_train.dtype == object \
         else None
@@ -96,8 +97,8 @@ def resplit(own: Split, cfg: "ModelConfig") -> Split:
     else:
         pool = np.concatenate([own.x_train, own.x_test])
     return stratified(pool, np.concatenate([own.y_train, own.y_test]),
-                      cfg.test_fraction if cfg.test_fraction is not None else DEFAULT_TEST_FRACTION,
-                      cfg.split_seed if cfg.split_seed is not None else 0)
+                      fraction if fraction is not None else DEFAULT_TEST_FRACTION,
+                      seed if seed is not None else 0)
 
 
 def fingerprint(split: Split) -> str:

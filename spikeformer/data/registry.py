@@ -17,19 +17,20 @@ from spikeformer.data.base import REGISTRY, Dataset, Split, fingerprint
 
 
 def load_dataset(model_cfg: ModelConfig) -> Split:
-    """The train/test split of the model's dataset (``get(cfg.dataset).split``) under its split settings."""
-    return get(model_cfg.dataset).split(model_cfg)
+    """The train/test split of the model's dataset (``get(cfg.data.dataset).split``) under its split settings."""
+    return get(model_cfg.data.dataset).split(model_cfg)
 
 
 def encode(model_cfg: ModelConfig, samples: np.ndarray) -> torch.Tensor:
     """The model's input spikes (n, T, tokens, features) bool from its dataset's encoder."""
-    return torch.from_numpy(np.ascontiguousarray(get(model_cfg.dataset).encode(model_cfg, samples)))
+    return torch.from_numpy(np.ascontiguousarray(get(model_cfg.data.dataset).encode(model_cfg, samples)))
 
 
 def split_record(model_cfg: ModelConfig, data: Split) -> dict:
     """What split.json records of a run's data: its settings, sizes and the test set's fingerprint."""
-    return {"dataset": model_cfg.dataset, "data_path": model_cfg.data_path, "split_seed": model_cfg.split_seed,
-            "test_fraction": model_cfg.test_fraction, "train": int(len(data.y_train)), "test": int(len(data.y_test)),
+    d = model_cfg.data
+    return {"dataset": d.dataset, "data_path": d.data_path, "split_seed": d.split_seed,
+            "test_fraction": d.test_fraction, "train": int(len(data.y_train)), "test": int(len(data.y_test)),
             "test_fingerprint": fingerprint(data)}
 
 

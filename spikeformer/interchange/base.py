@@ -1,7 +1,7 @@
 """Import formats: one module per format, registered under its name (``spikeformer import <name>``).
 
 An importer turns a model file into a float AER graph (``sim.ir``) whose spikes are the
-format's semantics; ``spikeformer.imported`` writes the run directory around it (inputs,
+format's semantics; ``spikeformer.runs.imported`` writes the run directory around it (inputs,
 optional Loihi quantisation) that ``simulate``, ``export lava``, ``report`` and ``export nir`` read.
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ add. The discrete dynamics map onto NIR's continuous form with a tick of
 (no decay) become ``tau = inf``. NIR edges carry no delay: the file describes the
 zero-delay model; each projection's hardware delay is kept in its metadata.
 
-Graded relays (``sim.ir``; the residual stream of ``spikeformer.spec``) have no NIR
+Graded relays (``sim.ir``; the residual stream of ``spikeformer.arch``) have no NIR
 node, so they are collapsed first (``collapse_relays``): a relay whose outgoing
 projections pass its payload unchanged (weight·2^weight_exp = 1, each target fed
 by one relay neuron) is removed and each projection into it is routed straight to

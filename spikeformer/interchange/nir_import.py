@@ -46,6 +46,7 @@ from sim.neurons.input import Bias, Input
 from sim.neurons.li import LI
 from sim.neurons.lif import LIF
 from spikeformer.interchange.base import ImportError_, register
+from spikeformer.interchange.nir_layers import flatten_graph, linear_map, node_error
 
 F32 = np.float32
 
@@ -56,21 +57,17 @@ SNNTORCH_DT = 1e-4
 BIAS = "bias"
 
 
-def _err(name: str, node, problem: str) -> ImportError_:
-    return ImportError_(f"NIR node '{name}' ({type(node).__name__}): {problem}")
-
-
 def _one(name: str, node, field: str, x) -> F32:
     """A parameter shared by the population (float32), else an error naming it."""
     a = np.asarray(x, F32).ravel()
     if a.size == 0 or not np.all(a == a[0]):
-        raise _err(name, node, f"per-neuron values of '{field}' differ; a population shares its parameters")
+        raise node_error(name, node, f"per-neuron values of '{field}' differ; a population shares its parameters")
     return a[0]
 
 
 def _zero(name: str, node, field: str, x) -> None:
     if x is not None and np.any(np.asarray(x) != 0):
-        raise _err(name, node, f"'{field}' must be 0 (snnTorch's importer and Loihi reset to 0 without a leak "
+        raise node_error(name, node, f"'{field}' must be 0 (snnTorch's importer and Loihi reset to 0 without a leak "
                                f"potential)")
 
 
@@ -89,7 +86,7 @@ def _cuba(name, n, dt):
     _zero(name, n, "v_reset", n.v_reset)
     tau_syn, tau_mem, r, w_in, vth = (np.asarray(x, F32) for x in (n.tau_syn, n.tau_mem, n.r, n.w_in, n.v_threshold))
     if not np.allclose(r, tau_mem / F32(dt)):
-        raise _err(name, n, "r must equal tau_mem / dt (snnTorch's importer refuses other values)")
+        raise node_error(name, n, "r must equal tau_mem / dt (snnTorch's importer refuses other values)")
     w_scale = w_in * (F32(dt) / tau_syn)
     if not np.allclose(w_scale, 1.0):
         vth = vth / w_scale
@@ -107,134 +104,6 @@ def _li(name, n, dt):
     _zero(name, n, "v_leak", n.v_leak)
     tau, r = np.asarray(n.tau, F32), np.asarray(n.r, F32)
     return LI(float(_one(name, n, "tau", F32(dt) / tau))), float(_one(name, n, "r·dt/tau", r * F32(dt) / tau))
-
-
-def _pair(x, k: int = 2) -> tuple[int, ...]:
-    a = np.atleast_1d(np.asarray(x)).astype(int).ravel()
-    return tuple(int(v) for v in (np.repeat(a, k) if a.size == 1 else a))
-
-
-def _window_matrix(shape, kernel, stride, padding, dilation=(1, 1), weight=None, groups=1):
-    """Sparse (out, in) matrix of a 2-D sliding window over C-order (C, H, W): conv (weight
-    (Co, Ci/groups, kh, kw)) or per-channel pooling (weight None: ones)."""
-    c_in, h, w = shape
-    kh, kw = kernel
-    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    if ho < 1 or wo < 1:
-        raise ValueError(f"window {kernel} does not fit the input {shape}")
-    c_out = c_in if weight is None else weight.shape[0]
-    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
-    rows, cols, vals = [], [], []
-    for co in range(c_out):
-        if weight is None:
-            in_ch = [(co, None)]
-        else:
-            per = c_in // groups
-            g = co // (c_out // groups)
-            in_ch = [(g * per + ci, ci) for ci in range(per)]
-        for ci, wi in in_ch:
-            for dy in range(kh):
-                for dx in range(kw):
-                    val = 1.0 if weight is None else float(weight[co, wi, dy, dx])
-                    if val == 0.0:
-                        continue
-                    iy = oy * stride[0] - padding[0] + dy * dilation[0]
-                    ix = ox * stride[1] - padding[1] + dx * dilation[1]
-                    ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-                    rows.append((co * ho * wo + oy * wo + ox)[ok])
-                    cols.append((ci * h * w + iy * w + ix)[ok])
-                    vals.append(np.full(int(ok.sum()), val))
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
-    m = sps.csr_matrix((cat(vals, np.float64), (cat(rows, np.int64), cat(cols, np.int64))),
-                       shape=(c_out * ho * wo, c_in * h * w))
-    return m, (c_out, ho, wo)
-
-
-def _conv(name, n, shape):
-    w = np.asarray(n.weight, np.float64)
-    if w.ndim != 4 or len(shape) != 3:
-        raise _err(name, n, f"needs a (C, H, W) input and a 4-D weight, got input {shape} and weight {w.shape}")
-    pad = n.padding
-    k = w.shape[2:]
-    dil = _pair(n.dilation)
-    if isinstance(pad, str):
-        if pad == "valid":
-            pad = (0, 0)
-        elif pad == "same":
-            pad = tuple(dil[i] * (k[i] - 1) // 2 for i in range(2))
-        else:
-            raise _err(name, n, f"padding {pad!r} is not 'same', 'valid' or integers")
-    m, out = _window_matrix(shape, k, _pair(n.stride), _pair(pad), dil, w, int(n.groups))
-    bias = None
-    if n.bias is not None and np.any(np.asarray(n.bias) != 0):
-        bias = np.repeat(np.asarray(n.bias, np.float64), out[1] * out[2])
-    return m, bias, out
-
-
-def _pool(name, n, shape, average: bool):
-    if len(shape) != 3:
-        raise _err(name, n, f"needs a (C, H, W) input, got {shape}")
-    k = _pair(n.kernel_size)
-    m, out = _window_matrix(shape, k, _pair(n.stride), _pair(n.padding))
-    return (m / (k[0] * k[1]) if average else m), None, out
-
-
-def _flatten_shape(n, shape):
-    out = n.output_type.get("output") if isinstance(n.output_type, dict) else None
-    if out is not None and np.size(out) and int(np.prod(out)) == int(np.prod(shape)):
-        return tuple(int(x) for x in np.asarray(out).ravel())
-    return (int(np.prod(shape)),)
-
-
-def _linear_map(name: str, n, shape: tuple[int, ...]):
-    """(matrix or None for identity, bias or None, output shape) of a linear node."""
-    import nir
-    size = int(np.prod(shape))
-    if isinstance(n, (nir.Linear, nir.Affine)):
-        w = np.asarray(n.weight, np.float64)
-        if w.ndim != 2 or w.shape[1] != size:
-            raise _err(name, n, f"weight {w.shape} does not take an input of {size} values")
-        bias = np.asarray(n.bias, np.float64) if isinstance(n, nir.Affine) and n.bias is not None else None
-        return sps.csr_matrix(w), (bias if bias is not None and np.any(bias) else None), (w.shape[0],)
-    if isinstance(n, nir.Scale):
-        s = np.broadcast_to(np.asarray(n.scale, np.float64), shape).ravel()
-        return sps.diags(s).tocsr(), None, shape
-    if isinstance(n, nir.Flatten):
-        return None, None, _flatten_shape(n, shape)
-    if isinstance(n, nir.Conv2d):
-        return _conv(name, n, shape)
-    if isinstance(n, nir.SumPool2d):
-        return _pool(name, n, shape, average=False)
-    if isinstance(n, nir.AvgPool2d):
-        return _pool(name, n, shape, average=True)
-    return None, None, shape                          # Input/Output inside a subgraph: identity
-
-
-def _flatten_graph(g, prefix: str = "") -> tuple[dict, list, set]:
-    """Nodes and edges with sub-graphs inlined (their Input/Output nodes become identities)."""
-    import nir
-    nodes, edges, inner_io = {}, [], set()
-    entry, exit_ = {}, {}
-    for k, n in g.nodes.items():
-        name = f"{prefix}{k}"
-        if isinstance(n, nir.NIRGraph):
-            sub_nodes, sub_edges, sub_io = _flatten_graph(n, f"{name}.")
-            nodes.update(sub_nodes)
-            edges += sub_edges
-            inner_io |= sub_io
-            ins = [f"{name}.{j}" for j, m in n.nodes.items() if isinstance(m, nir.Input)]
-            outs = [f"{name}.{j}" for j, m in n.nodes.items() if isinstance(m, nir.Output)]
-            if len(ins) != 1 or len(outs) != 1:
-                raise _err(name, n, "a sub-graph needs exactly one Input and one Output node")
-            inner_io |= {ins[0], outs[0]}
-            entry[name], exit_[name] = ins[0], outs[0]
-        else:
-            nodes[name] = n
-    for a, b in g.edges:
-        a, b = f"{prefix}{a}", f"{prefix}{b}"
-        edges.append((exit_.get(a, a), entry.get(b, b)))
-    return nodes, edges, inner_io
 
 
 def _neuron_builders():
@@ -255,11 +124,9 @@ def _param_shape(n) -> tuple[int, ...] | None:
     return None
 
 
-def lower(g, timesteps: int, dt: float | None = None, source: str = "NIR graph") -> AerGraph:
-    """The float AER graph of NIR graph ``g`` (see module docstring)."""
+def _node_kinds(nodes: dict, inner_io: set) -> dict[str, str]:
+    """Each node's role: "input", "output", "neuron" or "map" (a linear node, or a sub-graph's Input/Output)."""
     import nir
-    dt = float(dt if dt is not None else (g.metadata or {}).get("dt", SNNTORCH_DT))
-    nodes, edges, inner_io = _flatten_graph(g)
     neurons, linear = _neuron_builders(), _linear_types()
     kind: dict[str, str] = {}
     for name, n in nodes.items():
@@ -272,8 +139,12 @@ def lower(g, timesteps: int, dt: float | None = None, source: str = "NIR graph")
         elif isinstance(n, linear) or name in inner_io:
             kind[name] = "map"
         else:
-            raise _err(name, n, "is not supported; NIR import reads Input, Output, Affine, Linear, Scale, Flatten, "
-                                "Conv2d, SumPool2d, AvgPool2d, LIF, CubaLIF, IF and LI nodes")
+            raise node_error(name, n, "is not supported; NIR import reads Input, Output, Affine, Linear, Scale, "
+                                      "Flatten, Conv2d, SumPool2d, AvgPool2d, LIF, CubaLIF, IF and LI nodes")
+    return kind
+
+
+def _predecessors(nodes: dict, edges: list, kind: dict[str, str], source: str) -> dict[str, list[str]]:
     preds: dict[str, list[str]] = {k: [] for k in nodes}
     for a, b in edges:
         if a not in nodes or b not in nodes:
@@ -281,90 +152,98 @@ def lower(g, timesteps: int, dt: float | None = None, source: str = "NIR graph")
         preds[b].append(a)
     if not any(k == "input" for k in kind.values()):
         raise ImportError_(f"{source}: no Input node")
+    return preds
 
-    shape: dict[str, tuple[int, ...]] = {}
-    busy: set[str] = set()
 
-    def out_shape(name: str) -> tuple[int, ...]:
-        if name in shape:
-            return shape[name]
-        n = nodes[name]
-        if kind[name] == "input":
-            shape[name] = tuple(int(x) for x in np.asarray(n.input_type["input"]).ravel())
-            return shape[name]
-        if kind[name] == "neuron" and _param_shape(n) is not None:
-            shape[name] = _param_shape(n)
-            return shape[name]
-        if name in busy:
-            raise _err(name, n, "its shape depends on itself (a cycle without a neuron)")
-        busy.add(name)
-        ins = {out_shape(p) for p in preds[name]}
-        busy.discard(name)
+class _Flow:
+    """Shapes and linear expressions of node outputs: a node's output = Σ_pop M_pop·s_pop + bias,
+    held as ({population: sparse (n_node, n_pop)}, bias (n_node,) or None)."""
+
+    def __init__(self, nodes: dict, kind: dict[str, str], preds: dict[str, list[str]]):
+        self.nodes, self.kind, self.preds = nodes, kind, preds
+        self.shape: dict[str, tuple[int, ...]] = {}
+        self.exprs: dict[str, tuple[dict, np.ndarray | None]] = {}
+        self.busy: set[str] = set()
+
+    def out_shape(self, name: str) -> tuple[int, ...]:
+        if name in self.shape:
+            return self.shape[name]
+        n, kind = self.nodes[name], self.kind[name]
+        if kind == "input":
+            self.shape[name] = tuple(int(x) for x in np.asarray(n.input_type["input"]).ravel())
+            return self.shape[name]
+        if kind == "neuron" and _param_shape(n) is not None:
+            self.shape[name] = _param_shape(n)
+            return self.shape[name]
+        if name in self.busy:
+            raise node_error(name, n, "its shape depends on itself (a cycle without a neuron)")
+        self.busy.add(name)
+        ins = {self.out_shape(p) for p in self.preds[name]}
+        self.busy.discard(name)
         if not ins:
-            raise _err(name, n, "has no input")
+            raise node_error(name, n, "has no input")
         if len({int(np.prod(s)) for s in ins}) > 1:
-            raise _err(name, n, f"its inputs have different sizes {sorted(ins)}")
+            raise node_error(name, n, f"its inputs have different sizes {sorted(ins)}")
         s = max(ins, key=len)
-        shape[name] = s if kind[name] != "map" else _linear_map(name, n, s)[2]
-        return shape[name]
+        self.shape[name] = s if kind != "map" else linear_map(name, n, s)[2]
+        return self.shape[name]
 
-    # expression of a node's output: {population: sparse (n_node, n_pop)}, bias (n_node,) or None, and
-    # whether the bias crossed a recurrent edge is decided per target below
-    exprs: dict[str, tuple[dict, np.ndarray | None]] = {}
+    def size(self, name: str) -> int:
+        return int(np.prod(self.out_shape(name)))
 
-    def expr(name: str):
-        if kind[name] in ("input", "neuron"):
-            size = int(np.prod(out_shape(name)))
-            return {name: sps.identity(size, format="csr")}, None
-        if name in exprs:
-            return exprs[name]
-        if name in busy:
-            raise _err(name, nodes[name], "is on a cycle without a neuron")
-        busy.add(name)
-        terms, bias = _sum_inputs(name)
-        busy.discard(name)
-        m, b, _ = _linear_map(name, nodes[name], _in_shape(name))
+    def expr(self, name: str):
+        if self.kind[name] in ("input", "neuron"):
+            return {name: sps.identity(self.size(name), format="csr")}, None
+        if name in self.exprs:
+            return self.exprs[name]
+        if name in self.busy:
+            raise node_error(name, self.nodes[name], "is on a cycle without a neuron")
+        self.busy.add(name)
+        terms, bias = self.sum_inputs(name)
+        self.busy.discard(name)
+        m, b, _ = linear_map(name, self.nodes[name], max((self.out_shape(p) for p in self.preds[name]), key=len))
         if m is not None:
             terms = {k: (m @ v).tocsr() for k, v in terms.items()}
             bias = None if bias is None else m @ bias
         if b is not None:
             bias = b if bias is None else bias + b
-        exprs[name] = (terms, bias)
-        return exprs[name]
+        self.exprs[name] = (terms, bias)
+        return self.exprs[name]
 
-    def _in_shape(name: str) -> tuple[int, ...]:
-        ins = [out_shape(p) for p in preds[name]]
-        return max(ins, key=len)
-
-    def _sum_inputs(name: str):
+    def sum_inputs(self, name: str):
         terms: dict[str, sps.csr_matrix] = {}
         bias = None
-        for p in preds[name]:
-            t, b = expr(p)
+        for p in self.preds[name]:
+            t, b = self.expr(p)
             for k, v in t.items():
                 terms[k] = v if k not in terms else terms[k] + v
             if b is not None:
                 bias = b if bias is None else bias + b
         return terms, bias
 
-    order = list(nodes)                                       # file order: populations keep it
-    pops_in = [k for k in order if kind[k] == "input"]
-    pops_n = [k for k in order if kind[k] == "neuron"]
+
+def _neuron_inputs(flow: _Flow, pops_n: list[str], dt: float) -> tuple[dict, dict]:
+    """Each neuron population's model and its input (terms, bias), scaled by the model's input scale."""
+    neurons = _neuron_builders()
     models, incoming = {}, {}
     for name in pops_n:
-        model, scale = neurons[type(nodes[name])](name, nodes[name], dt)
+        node = flow.nodes[name]
+        model, scale = neurons[type(node)](name, node, dt)
         models[name] = model
-        terms, bias = _sum_inputs(name)
-        size = int(np.prod(out_shape(name)))
+        terms, bias = flow.sum_inputs(name)
+        size = flow.size(name)
         for k, v in terms.items():
-            if v.shape != (size, int(np.prod(out_shape(k)))):
-                raise _err(name, nodes[name], f"receives {v.shape[0]} values from '{k}', has {size} neurons")
+            if v.shape != (size, flow.size(k)):
+                raise node_error(name, node, f"receives {v.shape[0]} values from '{k}', has {size} neurons")
         if scale != 1.0:
             terms = {k: v * scale for k, v in terms.items()}
             bias = None if bias is None else bias * scale
         incoming[name] = (terms, bias)
+    return models, incoming
 
-    # depths: longest feed-forward path; a population feeding itself is recurrence (previous tick)
+
+def _depths(pops_in: list[str], pops_n: list[str], incoming: dict, source: str) -> dict[str, int]:
+    """depth = longest feed-forward path from the inputs; a population feeding itself is recurrence."""
     dag = nx.DiGraph()
     dag.add_nodes_from(pops_in + pops_n)
     for post, (terms, _) in incoming.items():
@@ -377,11 +256,11 @@ def lower(g, timesteps: int, dt: float | None = None, source: str = "NIR graph")
     for k in nx.topological_sort(dag):
         preds_k = list(dag.predecessors(k))
         depth[k] = 0 if k in pops_in else max([depth[p] + 1 for p in preds_k] + [1])
+    return depth
 
-    pops = [Population(k, int(np.prod(out_shape(k))), Input(), out_shape(k), 0) for k in pops_in]
-    if any(b is not None for _, b in incoming.values()):
-        pops.append(Population(BIAS, 1, Bias(), (1,), 0, role="bias"))
-    pops += [Population(k, int(np.prod(out_shape(k))), models[k], out_shape(k), depth[k]) for k in pops_n]
+
+def _projections(pops_n: list[str], incoming: dict, depth: dict[str, int]) -> list[Projection]:
+    """delay(pre → post) = depth[post] − depth[pre] (+1 for recurrence); bias from ``BIAS`` at depth[post]."""
     projs = []
     for post in pops_n:
         terms, bias = incoming[post]
@@ -394,15 +273,39 @@ def lower(g, timesteps: int, dt: float | None = None, source: str = "NIR graph")
         if bias is not None and np.any(bias):
             projs.append(Projection.from_dense(f"{BIAS}->{post}", BIAS, post, bias.astype(F32)[:, None],
                                                delay=depth[post]))
-    readout = None
-    out_nodes = [k for k in order if kind[k] == "output"]
-    if out_nodes:
-        terms, _ = _sum_inputs(out_nodes[0])
-        if len(terms) == 1:
-            (pre, m), = terms.items()
-            if pre in models:
-                readout = Readout(pre, m.toarray().astype(F32), depth[pre], depth[pre] + timesteps)
-    graph = AerGraph("float", tuple(pops), tuple(projs), readout, timesteps,
+    return projs
+
+
+def _readout(flow: _Flow, order: list[str], models: dict, depth: dict[str, int], timesteps: int) -> Readout | None:
+    """The first Output node's readout, when it reads one neuron population."""
+    out_nodes = [k for k in order if flow.kind[k] == "output"]
+    if not out_nodes:
+        return None
+    terms, _ = flow.sum_inputs(out_nodes[0])
+    if len(terms) == 1:
+        (pre, m), = terms.items()
+        if pre in models:
+            return Readout(pre, m.toarray().astype(F32), depth[pre], depth[pre] + timesteps)
+    return None
+
+
+def lower(g, timesteps: int, dt: float | None = None, source: str = "NIR graph") -> AerGraph:
+    """The float AER graph of NIR graph ``g`` (see module docstring)."""
+    dt = float(dt if dt is not None else (g.metadata or {}).get("dt", SNNTORCH_DT))
+    nodes, edges, inner_io = flatten_graph(g)
+    kind = _node_kinds(nodes, inner_io)
+    flow = _Flow(nodes, kind, _predecessors(nodes, edges, kind, source))
+    order = list(nodes)                                       # file order: populations keep it
+    pops_in = [k for k in order if kind[k] == "input"]
+    pops_n = [k for k in order if kind[k] == "neuron"]
+    models, incoming = _neuron_inputs(flow, pops_n, dt)
+    depth = _depths(pops_in, pops_n, incoming, source)
+    pops = [Population(k, flow.size(k), Input(), flow.out_shape(k), 0) for k in pops_in]
+    if any(b is not None for _, b in incoming.values()):
+        pops.append(Population(BIAS, 1, Bias(), (1,), 0, role="bias"))
+    pops += [Population(k, flow.size(k), models[k], flow.out_shape(k), depth[k]) for k in pops_n]
+    graph = AerGraph("float", tuple(pops), tuple(_projections(pops_n, incoming, depth)),
+                     _readout(flow, order, models, depth, timesteps), timesteps,
                      {"imported": {"format": "nir", "dt": dt, "source": source}})
     graph.check_delays()
     return graph

@@ -83,7 +83,7 @@ class _LifSequence(torch.autograd.Function):
     tick: the pre-reset voltage (int32 / float32) and, in loihi mode, whether the
     24-bit clip was inactive (bool) — 5 bytes instead of autograd's ~10 float64
     tensors. ``fused`` (default on the CPU): both directions run as numba loops
-    (``spikeformer.lif_cpu``, the engine's scalar step); otherwise as torch ops. Backward is the gradient of the per-tick functions above, written out
+    (``spikeformer.layers.lif_cpu``, the engine's scalar step); otherwise as torch ops. Backward is the gradient of the per-tick functions above, written out
     (straight-through decay in loihi mode, decay factors in float mode)::
 
         g_v[t] = g_s[t]·σ'((v[t] − θ)/κ)/κ + g_v[t+1]·c_v·(1 − s[t])·m[t+1]
@@ -96,7 +96,7 @@ class _LifSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: torch.Tensor, p: CubaLIF, loihi: bool, fused: bool) -> torch.Tensor:  # noqa: D401
         ctx.p, ctx.loihi, ctx.fused = p, loihi, fused
-        if fused:                  # fused numba loops (spikeformer.lif_cpu)
+        if fused:                  # fused numba loops (spikeformer.layers.lif_cpu)
             from spikeformer.layers import lif_cpu
             x = a.detach().contiguous().reshape(a.shape[0], a.shape[1], -1).numpy()
             s_out = np.empty_like(x)

@@ -1,4 +1,4 @@
-"""CPU kernels of ``spikeformer.neurons.lif_sequence``: one fused numba loop per direction.
+"""CPU kernels of ``spikeformer.layers.lif.lif_sequence``: one fused numba loop per direction.
 
 Forward, per sample b (in parallel) and tick t, for every neuron i of the population:
 the scalar step of ``sim.neurons.cuba_lif`` (``lif_step_loihi_pre`` — the engine's own

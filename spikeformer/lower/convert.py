@@ -5,9 +5,9 @@ CSR synapse tables, population index = token·C + channel (C-order of the shape)
 * ``linear`` (token-shared W, shape (out, in)): pre (n, i) → post (n, j), weight W[j, i],
   only for W[j, i] ≠ 0 — block-diagonal over tokens.
 * fixed ops (``identity``, ``token_sum``, attention circuits, …): the synapse
-  tables of ``spikeformer.wiring``, the same ones the torch model multiplies by.
+  tables of ``spikeformer.arch.wiring``, the same ones the torch model multiplies by.
 * populations → neuron models (``sim.neurons``): ``input`` → ``Input``, ``graded`` (the
-  residual stream's relays, ``spikeformer.spec``) → ``GradedRelay``, ``lif`` → ``CubaLIF``
+  residual stream's relays, ``spikeformer.arch``) → ``GradedRelay``, ``lif`` → ``CubaLIF``
   (loihi) or its float form ``CubaLIFFloat``; a projection keeps its spec's ``weight_exp``.
 
 Delays: depth(p) = longest path from the input (``sim.ir.balance_delays``);
@@ -55,7 +55,7 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
                readout: Callable[[dict[str, int]], Readout | None] = lambda depth: None,
                metadata: dict | None = None) -> AerGraph:
     """The AER graph of a spec: populations with balanced depths, fixed ops from
-    ``spikeformer.wiring``, ``linear(pr)`` → CSR for trained projections."""
+    ``spikeformer.arch.wiring``, ``linear(pr)`` → CSR for trained projections."""
     depth = balance_delays(spec.populations, [(p.pre, p.post) for p in spec.projections])
     pops = []
     for p in spec.populations:
@@ -85,21 +85,21 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
 def to_graph(model: SpikingTransformer) -> AerGraph:
     """The AER graph of ``model`` in its numeric mode (see module docstring)."""
     cfg, spec = model.cfg, model.spec
-    arith = ARITHMETIC[cfg.numerics]
+    arith = ARITHMETIC[cfg.neuron.numerics]
 
     def linear(pr: ProjSpec) -> tuple:
         w = model.weight(pr.param).cpu().numpy()
-        return token_shared_csr(w.astype(arith.weight_dtype), cfg.tokens)
+        return token_shared_csr(w.astype(arith.weight_dtype), cfg.arch.tokens)
 
     def readout(depth: dict[str, int]) -> Readout:
         ro_w = model.readout_weight().cpu().numpy()
         z = spec.readout_pre
         n_tok = spec.shape(z)[0]
         return Readout(z, np.tile(ro_w, (1, n_tok)).astype(arith.readout_dtype),
-                       depth[z], depth[z] + cfg.timesteps)
+                       depth[z], depth[z] + cfg.arch.timesteps)
 
-    return lower_spec(spec, cfg.numerics, cfg.timesteps, linear, readout,
-                      {"model": cfg.to_dict(), "attention": cfg.attention})
+    return lower_spec(spec, cfg.neuron.numerics, cfg.arch.timesteps, linear, readout,
+                      {"model": cfg.to_dict(), "attention": cfg.arch.attention})
 
 
 def compare_to_model(graph: AerGraph, model_spikes: dict[str, np.ndarray], spikes: dict[str, np.ndarray]

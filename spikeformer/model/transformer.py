@@ -7,13 +7,13 @@ X ∈ {0,1}^{B×T×N×D}, N tokens, D channels::
     R = W_emb·in                                     (residual stream: synaptic current)
     block l:  X = LIF(R)
               Q, K, V = LIF(W_q X), LIF(W_k X), LIF(W_v X)
-              A = attention(Q, K, V)                  (spikeformer.attention_torch: sdsa | kwta | ssa)
+              A = attention(Q, K, V)                  (spikeformer.arch.attention_torch: sdsa | kwta | ssa)
               R = R + W_o·A;   Y = LIF(R)
               H = LIF(W_1 Y)                          (hidden_k: H ← wta(H, hidden_k))
               R = R + W_2·H
     Z = LIF(R);   logits = Σ_t Σ_n W_out·Z
 
-    wta(S, k): ≤ k spikes per token, rule ``wta_rule`` (``spikeformer.wta``):
+    wta(S, k): ≤ k spikes per token, rule ``wta_rule`` (``spikeformer.arch.wta``):
       index  [k·S_nm − Σ_{m'<m} S_nm' ≥ 1]             (the first k spikes, index order)
       group  [S_nm − Σ_{m'<m, m' ∈ G(m)} S_nm' ≥ 1]     (the first spike of each of k contiguous groups)
 
@@ -21,12 +21,12 @@ With ``stream_k`` every stream population X, Y, Z is replaced by wta(·, stream_
 of itself before it is used. With ``fan_in`` = F every neuron fed by a trained
 matrix has F incoming synapses from pre neurons fixed at init (a gather: cost ∝ D·F),
 and every input feature reaches ``emb_fan_out`` (default F) fixed stream channels
-(``spikeformer.sparsity``: fan_in_table, fan_out_table).
+(``spikeformer.layers.sparsity``: fan_in_table, fan_out_table).
 
 Linear layers are shared across tokens. In ``loihi`` numerics every current is an
 integer below 2²⁴ (checked: ``current_bound``), so float32 tensors hold them exactly
-and the LIF arithmetic runs in int64 (``spikeformer.neurons``); logits are summed in
-float64. ``spikeformer.spec.build_spec`` gives the same model as populations and
+and the LIF arithmetic runs in int64 (``spikeformer.layers.lif``); logits are summed in
+float64. ``spikeformer.arch.build.build_spec`` gives the same model as populations and
 projections for the converter; the three-way tests prove the two give the same spikes.
 """
 from __future__ import annotations
@@ -67,9 +67,10 @@ def discarded_spikes(s: torch.Tensor, kept: torch.Tensor | None) -> torch.Tensor
 def current_bound(cfg: ModelConfig) -> int:
     """Largest |synaptic current| any population of the model can receive (loihi units: 2·mantissa)."""
     w = 2 * nm.W_MANT_MAX
-    hidden = cfg.dim * cfg.mlp_ratio
-    stream = w * (cfg.features + cfg.depth * (cfg.dim + hidden))
-    return max(stream, w * hidden, w * cfg.dim)
+    a = cfg.arch
+    hidden = a.dim * a.mlp_ratio
+    stream = w * (a.features + a.depth * (a.dim + hidden))
+    return max(stream, w * hidden, w * a.dim)
 
 
 FLOAT32_EXACT = 1 << 24          # every integer of magnitude ≤ 2²⁴ is a float32
@@ -84,38 +85,39 @@ class SpikingTransformer(nn.Module):
         self.spec = build_spec(cfg)
         self.checkpoint_blocks = False            # recompute each block in backward (train --checkpoint)
         self.discarded_spikes: torch.Tensor | None = None   # set by forward
-        self.lif = CubaLIF(du=nm.DU_MAX, dv=cfg.dv, vth=cfg.vth)
+        self.lif = CubaLIF(du=nm.DU_MAX, dv=cfg.neuron.dv, vth=cfg.neuron.vth)
         shapes = {p.name: p.shape for p in self.spec.populations}
         self.weights = nn.ParameterDict()
         self.fixed: dict[str, tuple[int, int]] = {}   # fan_in: key → (dense rows, dense columns) of W (out, in)
+        wc, vth = cfg.weights, cfg.neuron.vth
         for pr in self.spec.projections:
             key = pr.param.replace(".", "_")
             if pr.op != "linear" or key in self.weights:
                 continue
             n_in, n_out = shapes[pr.pre][-1], shapes[pr.post][-1]
-            if cfg.fan_in is None:
-                std = cfg.init_gain * cfg.vth / (2 * math.sqrt(n_in))
+            if wc.fan_in is None:
+                std = wc.init_gain * vth / (2 * math.sqrt(n_in))
                 self.weights[key] = nn.Parameter(torch.randn(n_out, n_in) * std)
                 continue
             if pr.param == "emb":              # stored per input feature: (in, F_e), targets in the stream
-                fe = cfg.emb_fan_out or cfg.fan_in
+                fe = wc.emb_fan_out or wc.fan_in
                 table = fan_out_table(n_in, n_out, fe)
                 per_channel = max(2.0, n_in * table.shape[1] / n_out)      # mean inputs per channel, ≥ 2
             else:                              # stored per neuron: (out, F), sources in the pre population
-                table = fan_in_table(n_out, n_in, cfg.fan_in)
+                table = fan_in_table(n_out, n_in, wc.fan_in)
                 per_channel = table.shape[1]
             self.register_buffer(f"table_{key}", table)
             self.fixed[key] = (n_out, n_in)
-            std = cfg.init_gain * cfg.vth / (2 * math.sqrt(per_channel))
+            std = wc.init_gain * vth / (2 * math.sqrt(per_channel))
             self.weights[key] = nn.Parameter(torch.randn(table.shape) * std)
         z = shapes[self.spec.readout_pre][-1]
-        self.readout = nn.Parameter(torch.randn(cfg.classes, z) * 16 / math.sqrt(z))
-        self.log_temperature = nn.Parameter(torch.tensor(-math.log(cfg.timesteps * cfg.tokens * 8.0)))
+        self.readout = nn.Parameter(torch.randn(cfg.arch.classes, z) * 16 / math.sqrt(z))
+        self.log_temperature = nn.Parameter(torch.tensor(-math.log(cfg.arch.timesteps * cfg.arch.tokens * 8.0)))
 
     @property
     def loihi(self) -> bool:
         """Fixed-point (Loihi) arithmetic in training."""
-        return nm.ARITHMETIC[self.cfg.numerics].fixed_point
+        return nm.ARITHMETIC[self.cfg.neuron.numerics].fixed_point
 
     @property
     def dtype(self) -> torch.dtype:
@@ -124,12 +126,12 @@ class SpikingTransformer(nn.Module):
 
     def values(self, param: str) -> torch.Tensor:
         """Effective weights in their stored layout: 2·mantissa in loihi mode, 2·w in float mode; ternary and/or
-        with a fixed number of non-zeros when configured (spikeformer.sparsity). Dense: (out, in); fixed fan-in:
+        with a fixed number of non-zeros when configured (spikeformer.layers.sparsity). Dense: (out, in); fixed fan-in:
         (out, F) (the embedding (in, F_e)), every entry a synapse."""
         key = param.replace(".", "_")
         w = self.weights[key].to(self.dtype)
-        mask = torch.ones_like(w) if key in self.fixed else support_mask(w, self.cfg.weight_sparsity)
-        if self.cfg.weights == "ternary":
+        mask = torch.ones_like(w) if key in self.fixed else support_mask(w, self.cfg.weights.sparsity)
+        if self.cfg.weights.kind == "ternary":
             return ternary(w, mask, self.loihi)
         return int8_on_support(w, mask, self.loihi)
 
@@ -164,12 +166,13 @@ class SpikingTransformer(nn.Module):
     def _stream(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(LIF(R), its first stream_k spikes per token or None)."""
         s = self._lif(r)
-        return s, (None if self.cfg.stream_k is None else WTA_RULES[self.cfg.wta_rule].select(s, self.cfg.stream_k))
+        a = self.cfg.arch
+        return s, (None if a.stream_k is None else WTA_RULES[a.wta_rule].select(s, a.stream_k))
 
     def _block(self, b: str, r: torch.Tensor, w: dict[str, torch.Tensor], rec: dict | None
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(R after the block, the spikes its k-WTA populations discarded per sample (B,))."""
-        cfg = self.cfg
+        cfg = self.cfg.arch
         B, T, N, D = r.shape
         x, xk = self._stream(r)
         xs = x if xk is None else xk
@@ -207,7 +210,7 @@ class SpikingTransformer(nn.Module):
         rec: dict[str, torch.Tensor] | None = {"input": x} if record else None
         r = self.linear("emb", x, w["emb"])
         discarded = r.new_zeros(r.shape[0])
-        for l in range(self.cfg.depth):
+        for l in range(self.cfg.arch.depth):
             run: Callable = lambda r_, b=f"b{l}": self._block(b, r_, w, rec)  # noqa: E731
             if self.checkpoint_blocks and torch.is_grad_enabled() and rec is None:
                 r, d = torch.utils.checkpoint.checkpoint(run, r, use_reentrant=False)

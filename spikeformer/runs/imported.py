@@ -10,40 +10,28 @@ Layout (``docs/import.md``)::
 
 Inputs come from a file (``--inputs FILE.npz``: arrays named after the NIR Input nodes —
 or ``spikes`` when there is one — and optional ``labels``) or from a dataset of the project
-(``--dataset NAME``, a dataset of ``spikeformer.datasets`` that needs no file: its test split,
+(``--dataset NAME``, a dataset of ``spikeformer.data`` that needs no file: its test split,
 encoded as a model of default configuration would; the Input must have that many neurons). ``simulate``, ``export lava``, ``report``
-and ``export nir`` then read the directory like a converted one.
+and ``export nir`` then read the directory like a converted one (``spikeformer.runs.run.ImportedRun``).
 """
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from sim.engine.results import save_result
 from sim.ir.graph import AerGraph
-from sim.ir.io import load_graph, save_graph
+from sim.ir.io import save_graph
 from sim.ir.quantize import agreement, quantize
 from sim.system.files import atomic_write
 from spikeformer.interchange.base import ImportError_
 from spikeformer.interchange.formats import importer
-
-IMPORT_FILE = "import.json"
-
-
-FLOAT_GRAPH = "graph.float.aer.npz"
+from spikeformer.store.layout import FLOAT_GRAPH_FILE, GRAPH_FILE, IMPORT_FILE, INPUTS_FILE
 
 
-INPUTS_FILE = "inputs.npz"
-
-
-def is_imported(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / IMPORT_FILE).is_file()
-
-
-def _read_inputs(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def read_inputs(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """(arrays of the .npz at ``path`` but ``labels``, ``labels`` or None)."""
     if not path.is_file():
         raise ImportError_(f"{path}: does not exist")
     try:
@@ -68,7 +56,9 @@ def _dataset_inputs(name: str, timesteps: int) -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(len(x), timesteps, -1).astype(bool), np.asarray(data.y_test)
 
 
-def _match_inputs(graph: AerGraph, arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+def match_inputs(graph: AerGraph, arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """One bool array (samples, ticks ≤ T, size) per Input population of ``graph``, checked; ``where`` names
+    the source in errors. A single array feeds a single Input whatever its name."""
     out = {}
     names = [p.name for p in graph.inputs]
     if len(names) == 1 and names[0] not in arrays and len(arrays) == 1:
@@ -97,7 +87,7 @@ def import_run(fmt: str, source: str | Path, out: str | Path, *, numerics: str =
         raise ValueError(f"--numerics must be one of {NUMERICS}, got {numerics!r}")
     if (inputs is None) == (dataset is None):
         raise ValueError("give exactly one of --inputs FILE.npz or --dataset NAME")
-    arrays, labels = (_read_inputs(Path(inputs)) if inputs is not None else ({}, None))
+    arrays, labels = (read_inputs(Path(inputs)) if inputs is not None else ({}, None))
     if timesteps is None:
         timesteps = max((int(np.asarray(a).shape[1]) for a in arrays.values() if np.ndim(a) >= 2), default=8)
     if timesteps < 1:
@@ -108,7 +98,7 @@ def import_run(fmt: str, source: str | Path, out: str | Path, *, numerics: str =
         if len(graph.inputs) != 1:
             raise ImportError_(f"--dataset feeds one Input; {source} has {len(graph.inputs)}")
         arrays = {graph.inputs[0].name: x}
-    x = _match_inputs(graph, arrays, str(inputs or f"dataset {dataset}"))
+    x = match_inputs(graph, arrays, str(inputs or f"dataset {dataset}"))
     n = len(next(iter(x.values())))
     if labels is not None and len(labels) != n:
         raise ImportError_(f"{inputs}: 'labels' has {len(labels)} entries for {n} samples")
@@ -119,13 +109,13 @@ def import_run(fmt: str, source: str | Path, out: str | Path, *, numerics: str =
                "projections": len(graph.projections), "neurons": graph.n_neurons, "synapses": graph.n_synapses}
     run_graph = graph
     if ARITHMETIC[numerics].fixed_point:
-        run_graph, scales = quantize(graph)
-        save_graph(graph, out / FLOAT_GRAPH)
+        run_graph, _ = quantize(graph)
+        save_graph(graph, out / FLOAT_GRAPH_FILE)
         a = simulate(graph, x).spikes
         b = simulate(run_graph, x).spikes
         agree = agreement(a, b, graph)
         figures.update(agreement_with_float=agree["entries"], spike_jaccard_with_float=agree["spikes"])
-    save_graph(run_graph, out / "graph.aer.npz")
+    save_graph(run_graph, out / GRAPH_FILE)
     arrays = dict(x)
     if labels is not None:
         arrays["labels"] = np.asarray(labels, np.int64)
@@ -141,71 +131,4 @@ def import_run(fmt: str, source: str | Path, out: str | Path, *, numerics: str =
     return figures
 
 
-def load_imported(run_dir: str | Path, samples: int | None = None
-                  ) -> tuple[AerGraph, AerGraph | None, dict[str, np.ndarray], np.ndarray | None]:
-    """(graph, float graph or None, inputs of the first ``samples``, labels or None)."""
-    run_dir = Path(run_dir)
-    graph = load_graph(run_dir / "graph.aer.npz")
-    flt = load_graph(run_dir / FLOAT_GRAPH) if (run_dir / FLOAT_GRAPH).is_file() else None
-    arrays, labels = _read_inputs(run_dir / INPUTS_FILE)
-    x = _match_inputs(graph, arrays, str(run_dir / INPUTS_FILE))
-    n_all = len(next(iter(x.values())))
-    n = n_all if samples is None else samples
-    if not 1 <= n <= n_all:
-        raise ValueError(f"--samples must be in [1, {n_all}], got {n}")
-    return graph, flt, {k: v[:n] for k, v in x.items()}, (None if labels is None else labels[:n])
-
-
-def _accuracy(graph: AerGraph, spikes: dict, labels) -> float | None:
-    if labels is None or graph.readout is None:
-        return None
-    return float((graph.readout.logits(spikes[graph.readout.pre]).argmax(axis=1) == labels).mean())
-
-
-def simulate_imported(run_dir: str | Path, samples: int | None = None) -> dict:
-    """Simulate an imported run's inputs in the engine; loihi runs are compared with their float graph."""
-    from sim.engine.simulate import simulate
-    from spikeformer.store.files import write_json
-    graph, flt, x, labels = load_imported(run_dir, samples)
-    t0 = time.perf_counter()
-    res = simulate(graph, x)
-    seconds = time.perf_counter() - t0
-    figures = {"samples": int(len(next(iter(x.values())))), "numerics": graph.numerics,
-               "accuracy": _accuracy(graph, res.spikes, labels),
-               "synaptic_ops_per_inference": float(res.synaptic_ops_per_inference),
-               "spikes_per_inference": float(res.spikes_per_inference),
-               "neurons": graph.n_neurons, "synapses": graph.n_synapses, "ticks": graph.ticks, "seconds": seconds}
-    if flt is not None:
-        agree = agreement(simulate(flt, x).spikes, res.spikes, graph)
-        figures.update(agreement_with_float=agree["entries"], spike_jaccard_with_float=agree["spikes"])
-    write_json(Path(run_dir) / "simulation.json", figures)
-    save_result(Path(run_dir) / "simulation.npz", graph, res)
-    return figures
-
-
-def lava_imported(run_dir: str | Path, samples: int | None = 20, timeout: float = 600.0) -> dict:
-    """Run an imported loihi run's inputs in Lava; compare with the engine (and the float graph)."""
-    from loihi_export.run.runner import run_lava
-    from sim.engine.simulate import simulate
-    from spikeformer.store.files import CheckpointError, write_json
-    graph, flt, x, labels = load_imported(run_dir, samples)
-    if not graph.arith.fixed_point:
-        raise CheckpointError(f"{Path(run_dir) / 'graph.aer.npz'}: Lava export needs numerics='loihi', graph has "
-                              f"'{graph.numerics}' — import with --numerics loihi")
-    t0 = time.perf_counter()
-    stats: dict = {}
-    lava = run_lava(graph, x, timeout=timeout, stats=stats)
-    seconds = time.perf_counter() - t0
-    sim = simulate(graph, x).spikes
-    mismatched = sum(int((lava[p.name] != sim[p.name]).sum()) for p in graph.populations)
-    figures = {"samples": int(len(next(iter(x.values())))), "identical_to_simulator": mismatched == 0,
-               "mismatched_spikes": mismatched, "accuracy": _accuracy(graph, lava, labels),
-               "lava_spikes": int(sum(int(s.sum()) for s in lava.values())), "seconds": seconds}
-    if flt is not None:
-        agree = agreement(simulate(flt, x).spikes, lava, graph)
-        figures.update(agreement_with_float=agree["entries"], spike_jaccard_with_float=agree["spikes"])
-    write_json(Path(run_dir) / "lava.json", figures)
-    return figures
-
-
-__all__ = ["import_run", "is_imported", "lava_imported", "load_imported", "simulate_imported"]
+__all__ = ["import_run", "match_inputs", "read_inputs"]

@@ -10,14 +10,14 @@ from spikeformer.data.base import Split
 from spikeformer.data.registry import load_dataset, split_record
 from spikeformer.model.transformer import SpikingTransformer
 from spikeformer.store.files import CheckpointError, read_json, torch_load
-from spikeformer.store.layout import SPLIT_FILE
+from spikeformer.store.layout import CONFIG_FILE, MODEL_FILE, SPLIT_FILE
 
 
 def load_config(run_dir: Path) -> tuple[ModelConfig, TrainConfig]:
     """The run's config.json, through the one validator (``presets.configs_from_dict``)."""
     from spikeformer.configure.presets import configs_from_dict
 
-    path = Path(run_dir) / "config.json"
+    path = Path(run_dir) / CONFIG_FILE
     return configs_from_dict(read_json(path), str(path))
 
 
@@ -28,11 +28,11 @@ def load_model(run_dir: str | os.PathLike) -> SpikingTransformer:
         raise CheckpointError(f"{run_dir}: run directory not found")
     cfg, _ = load_config(run_dir)
     model = SpikingTransformer(cfg)
-    state = torch_load(run_dir / "model.pt")
+    state = torch_load(run_dir / MODEL_FILE)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{run_dir / 'model.pt'}: does not match config.json ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{run_dir / MODEL_FILE}: does not match {CONFIG_FILE} ({str(e).splitlines()[0]})") from None
     model.eval()
     return model
 

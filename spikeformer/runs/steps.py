@@ -1,7 +1,8 @@
-"""The steps the CLI runs on a run directory: convert, simulate, run in Lava.
+"""The steps the CLI runs on a run directory: convert, simulate, report, run in Lava.
 
-Each returns the figures it prints (a dict), and writes them next to the
-checkpoint (``graph.aer.npz``, ``simulation.json``, ``lava.json``).
+Each returns the figures it prints (a dict), and writes them into the run directory
+(``graph.aer.npz``, ``simulation.json``, ``report.json``, ``lava.json``: ``spikeformer.store.layout``).
+Simulate, report and Lava read trained and imported runs alike, through ``spikeformer.runs.run``.
 """
 from __future__ import annotations
 
@@ -9,21 +10,33 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from sim.engine.results import load_result, save_result
+from sim.engine.results import SimResult, load_result, save_result
 from sim.errors import IRError
 from sim.ir.graph import AerGraph
-from sim.ir.io import load_graph, save_graph
-from spikeformer.data.registry import encode
-from spikeformer.lower.convert import compare_to_model, to_graph
-from spikeformer.runs.rundir import load_model, run_split
+from sim.ir.io import save_graph
+from spikeformer.lower.convert import to_graph
+from spikeformer.runs.run import Inputs, Reference, TrainedRun, graph_inputs, model_spikes, open_run, predictions
+from spikeformer.runs.rundir import load_model
 from spikeformer.store.files import CheckpointError, write_json
+from spikeformer.store.layout import GRAPH_FILE, LAVA_FILE, REPORT_FILE, RESULT_FILE, SIMULATION_FILE
 
-GRAPH_FILE = "graph.aer.npz"
+RECORD_BYTES = 1 << 30       # recorded spikes (bool, samples × ticks × neurons) held per chunk
 
 
-RESULT_FILE = "simulation.npz"
+KEEP_RECORDED = 16           # samples whose spikes are saved for report, trace and notebooks
+
+
+# the figures of ``simulate`` and ``export lava``, in the order printed (a run gives those of its reference)
+SIMULATE_FIGURES = ("samples", "numerics", "accuracy", "model_accuracy", "agreement_with_model", "mismatched_spikes",
+                    "predictions_equal_model", "synaptic_ops_per_inference", "spikes_per_inference", "neurons",
+                    "synapses", "ticks", "seconds", "agreement_with_float", "spike_jaccard_with_float", "trace",
+                    "trace_events")
+
+
+LAVA_FIGURES = ("samples", "identical_to_simulator", "mismatched_spikes", "agreement_with_model", "accuracy",
+                "lava_spikes", "seconds", "seconds_per_sample", "samples_side_by_side", "samples_in_sequence",
+                "lava_workers", "peak_memory_gib", "agreement_with_float", "spike_jaccard_with_float")
 
 
 def graph_path(run_dir: str | Path) -> Path:
@@ -41,122 +54,116 @@ def convert_run(run_dir: str | Path) -> dict:
 
 
 def load_run_graph(run_dir: str | Path) -> AerGraph:
-    path = graph_path(run_dir)
-    if not path.exists():
-        raise IRError(str(path), "file", f"does not exist; run `spikeformer convert {run_dir}` first")
-    return load_graph(path)
+    """The run's AER graph (IRError naming the file, with the command that writes it, when absent)."""
+    return open_run(run_dir).graph
 
 
 def load_test_batch(run_dir: str | Path, samples: int | None):
     """(model, graph, encoded inputs (B, T, N, F), labels) for the first ``samples`` test samples
-    of the run's own test set (``train.run_split``)."""
-    graph = load_run_graph(run_dir)
-    model = load_model(run_dir)
-    data = run_split(run_dir, model.cfg)
-    n = len(data.y_test) if samples is None else samples
-    if not 1 <= n <= len(data.y_test):
-        raise ValueError(f"--samples must be in [1, {len(data.y_test)}], got {n}")
-    return model, graph, encode(model.cfg, data.x_test[:n]), data.y_test[:n]
+    of a trained run's own test set (``train.run_split``)."""
+    run = TrainedRun(run_dir)
+    graph = run.graph
+    x, y = run.encoded(samples)
+    return run.model, graph, x, y
 
 
-@torch.no_grad()
-def model_spikes(model, x: torch.Tensor, batch_size: int = 128) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Torch model logits and recorded spikes for a batch, chunked."""
-    logits, rec = [], {}
-    for i in range(0, len(x), batch_size):
-        lg, r = model(x[i:i + batch_size], record=True)
-        logits.append(lg.numpy())
-        for k, v in r.items():
-            rec.setdefault(k, []).append(v.numpy())
-    return np.concatenate(logits), {k: np.concatenate(v) for k, v in rec.items()}
+def ordered(figures: dict, order: tuple[str, ...]) -> dict:
+    """``figures`` with the keys of ``order`` first, in that order."""
+    return {**{k: figures[k] for k in order if k in figures}, **figures}
 
 
-def graph_inputs(graph: AerGraph, x: torch.Tensor) -> dict[str, np.ndarray]:
-    return {"input": x.numpy().reshape(len(x), graph.timesteps, -1)}
+def accuracy(preds: list, labels: np.ndarray | None) -> float | None:
+    """Fraction of predictions equal to the labels; None without labels or readout."""
+    if labels is None or not preds or preds[0] is None:
+        return None
+    return float((np.concatenate(preds) == labels).mean())
 
 
-RECORD_BYTES = 1 << 30       # recorded spikes (bool, samples × ticks × neurons) held per chunk
+def chunk_size(graph: AerGraph) -> int:
+    """Samples per chunk: their recorded spikes fit ``RECORD_BYTES`` (1 … 256)."""
+    return int(max(1, min(256, RECORD_BYTES // (graph.ticks * graph.n_neurons))))
 
 
-KEEP_RECORDED = 16           # samples whose spikes are saved for report, trace and notebooks
+def _keep(kept: dict[str, np.ndarray], spikes: dict[str, np.ndarray], keep: int) -> None:
+    """Append the spikes of samples to ``kept`` until it holds ``keep`` samples."""
+    room = keep - (len(next(iter(kept.values()))) if kept else 0)
+    if room > 0:
+        for name, s in spikes.items():
+            kept[name] = np.concatenate([kept[name], s[:room]]) if name in kept else s[:room]
+
+
+def simulate_chunks(graph: AerGraph, x: Inputs, reference: Reference, progress: bool = False,
+                    shards: int | None = None, scheduler: str | None = None) -> tuple[SimResult, list, float]:
+    """Simulate ``x`` chunk by chunk (``chunk_size``), each compared with ``reference``, its spikes then dropped.
+
+    Returns (SimResult: counts and synaptic ops of all samples, spikes of the first ``KEEP_RECORDED``
+    (at most one chunk's worth), readout predictions per chunk, seconds simulating).
+    With ``shards`` or ``scheduler``, each chunk runs sharded on a Dask cluster (``sim.engine.distributed``)."""
+    from tqdm.auto import tqdm
+
+    from sim.engine.flatgraph import flatten
+    from sim.engine.simulate import simulate
+
+    flat, chunk = flatten(graph), chunk_size(graph)
+    keep = min(KEEP_RECORDED, chunk)                # kept spikes fit RECORD_BYTES too (large-kwta: 1 sample)
+    n = len(next(iter(x.values())))
+    preds, parts, kept, seconds = [], [], {}, 0.0
+    for i in tqdm(range(0, n, chunk), desc="simulate", unit="chunk", disable=not progress):
+        xb = {k: v[i:i + chunk] for k, v in x.items()}
+        t0 = time.perf_counter()
+        if shards or scheduler:
+            from sim.engine.distributed import simulate_sharded
+            res = simulate_sharded(graph, xb, shards=shards or 2, scheduler=scheduler)
+        else:
+            res = simulate(graph, xb, flat=flat)
+        seconds += time.perf_counter() - t0
+        reference.add(i, res.spikes)
+        preds.append(predictions(graph, res.spikes))
+        parts.append(res)
+        _keep(kept, res.spikes, keep)
+        res.spikes = {}                             # counts stay; spikes go
+    cat = lambda get: {k: np.concatenate([get(r)[k] for r in parts]) for k in get(parts[0])}
+    res = SimResult(kept, cat(lambda r: r.spike_counts), cat(lambda r: r.synaptic_ops),
+                    np.concatenate([r.neuron_updates for r in parts]), graph.ticks)
+    return res, preds, seconds
 
 
 def simulate_run(run_dir: str | Path, samples: int | None = None, progress: bool = False,
                  trace: str | Path | None = None, shards: int | None = None,
                  scheduler: str | None = None) -> dict:
-    """Simulate test samples in the event-driven engine and compare with the torch model.
+    """Simulate a run's samples in the event-driven engine and compare with its reference.
 
-    Samples run in chunks whose recorded spikes fit ``RECORD_BYTES``; every chunk is
-    compared with the model spike for spike, counts and synaptic ops are kept for all
-    samples, recorded spikes for the first ``KEEP_RECORDED`` (at most one chunk's worth: what ``report``, the
-    trace and the notebooks read).
-    With ``trace``, also write those spikes as an AER event trace (.h5 or Perfetto .json).
+    A trained run's reference is its torch model (spike for spike), an imported loihi run's its
+    float graph (``spikeformer.runs.run``). ``simulate_chunks`` runs the samples; the figures go to
+    simulation.json, the SimResult to simulation.npz (what ``report``, the trace and the notebooks read).
+    With ``trace``, also write the kept spikes as an AER event trace (.h5 or Perfetto .json).
     With ``shards`` or ``scheduler``, each chunk runs sharded on a Dask cluster
-    (``sim.distributed``: a LocalCluster, or the scheduler at that address); spikes are identical.
+    (``sim.engine.distributed``: a LocalCluster, or the scheduler at that address); spikes are identical.
     """
-    from tqdm.auto import tqdm
-
-    from sim.engine.flatgraph import flatten
-    from sim.engine.results import SimResult
-    from sim.engine.simulate import simulate
     from sim.engine.trace import check_writable, write_trace
-    from spikeformer.runs.imported import is_imported, simulate_imported
-
-    if is_imported(run_dir):                        # no torch model: inputs and float reference of the import
-        if trace is not None or shards or scheduler:
-            raise ValueError("--trace, --shards and --scheduler are not supported on imported runs")
-        return simulate_imported(run_dir, samples)
 
     if trace is not None:
         check_writable(trace)                       # fail before any work
-    model, graph, x, y = load_test_batch(run_dir, samples)
-    flat = flatten(graph)
-    chunk = int(max(1, min(256, RECORD_BYTES // (graph.ticks * graph.n_neurons))))
-    keep = min(KEEP_RECORDED, chunk)                # kept spikes fit RECORD_BYTES too (large-kwta: 1 sample)
-    equal, preds, model_preds, parts = [], [], [], []
-    mismatched, seconds, kept = 0, 0.0, {}
-    for i in tqdm(range(0, len(x), chunk), desc="simulate", unit="chunk", disable=not progress):
-        xb = x[i:i + chunk]
-        logits, rec = model_spikes(model, xb)
-        t0 = time.perf_counter()
-        if shards or scheduler:
-            from sim.engine.distributed import simulate_sharded
-            res = simulate_sharded(graph, graph_inputs(graph, xb), shards=shards or 2, scheduler=scheduler)
-        else:
-            res = simulate(graph, graph_inputs(graph, xb), flat=flat)
-        seconds += time.perf_counter() - t0
-        eq, mism = compare_to_model(graph, rec, res.spikes)
-        equal.append(eq)
-        mismatched += mism
-        preds.append(graph.readout.logits(res.spikes[graph.readout.pre]).argmax(axis=1))
-        model_preds.append(logits.argmax(axis=1))
-        parts.append(res)
-        room = keep - (len(next(iter(kept.values()))) if kept else 0)
-        if room > 0:
-            for name, s in res.spikes.items():
-                kept[name] = np.concatenate([kept[name], s[:room]]) if name in kept else s[:room]
-        res.spikes = {}                             # counts stay; spikes go
-    cat = lambda get: {k: np.concatenate([get(r)[k] for r in parts]) for k in get(parts[0])}  # noqa: E731
-    res = SimResult(kept, cat(lambda r: r.spike_counts), cat(lambda r: r.synaptic_ops),
-                    np.concatenate([r.neuron_updates for r in parts]), graph.ticks)
-    equal, pred, model_pred = np.concatenate(equal), np.concatenate(preds), np.concatenate(model_preds)
+    run = open_run(run_dir)
+    graph = run.graph
+    x, labels = run.inputs(samples)
+    reference = run.reference(samples)
+    res, preds, seconds = simulate_chunks(graph, x, reference, progress, shards, scheduler)
     figures = {
-        "samples": int(len(y)),
-        "accuracy": float((pred == y).mean()),
-        "model_accuracy": float((model_pred == y).mean()),
-        "agreement_with_model": float(equal.mean()),
-        "mismatched_spikes": mismatched,
-        "predictions_equal_model": bool((pred == model_pred).all()),
+        "samples": len(next(iter(x.values()))),
+        "accuracy": accuracy(preds, labels),
+        **reference.figures(),
         "synaptic_ops_per_inference": float(res.synaptic_ops_per_inference),
         "spikes_per_inference": float(res.spikes_per_inference),
         "neurons": graph.n_neurons, "synapses": graph.n_synapses, "ticks": graph.ticks,
         "seconds": seconds,
     }
     if trace is not None:
-        figures["trace"], figures["trace_events"] = (str(x) if i == 0 else x for i, x in
-                                                     enumerate(write_trace(trace, graph, res.spikes)))
-    write_json(Path(run_dir) / "simulation.json", figures)
-    save_result(Path(run_dir) / RESULT_FILE, graph, res)
+        path, events = write_trace(trace, graph, res.spikes)
+        figures.update(trace=str(path), trace_events=events)
+    figures = ordered(figures, SIMULATE_FIGURES)
+    write_json(run.path / SIMULATION_FILE, figures)
+    save_result(run.path / RESULT_FILE, graph, res)
     return figures
 
 
@@ -169,66 +176,73 @@ def report_run(run_dir: str | Path, chips: int | None = None,
     from sim.cost.energy import cost_report
     from sim.cost.hardware import Loihi2, map_graph
 
-    graph = load_run_graph(run_dir)
-    path = Path(run_dir) / RESULT_FILE
+    run = open_run(run_dir)
+    graph = run.graph
+    path = run.path / RESULT_FILE
     if not path.exists():
         raise IRError(str(path), "file", f"does not exist; run `spikeformer simulate {run_dir}` first")
     result = load_result(path, graph)
     mapping = map_graph(graph, Loihi2(chips=chips, cores_per_chip=cores_per_chip))
     figures = cost_report(graph, mapping, result).to_dict()
-    figures["samples"] = int(len(result.neuron_updates))
-    write_json(Path(run_dir) / "report.json", figures)
+    figures["samples"] = len(result.neuron_updates)
+    write_json(run.path / REPORT_FILE, figures)
     return figures, mapping, result, graph
 
 
-def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600.0) -> dict:
-    """Run test samples through Lava (Loihi2SimCfg fixed point); compare with the simulator and the model.
-
-    Large graphs run one sample at a time, in sequence in one Lava network (``run_lava``'s
-    default layout); ``timeout`` is per Lava worker process. The simulator and the model then
-    run in chunks whose recorded spikes fit ``RECORD_BYTES`` (as in ``simulate_run``), each
-    compared with Lava's spikes and dropped. The figures include the layout, the seconds per
-    sample and the peak memory (PSS) of this process plus the Lava processes."""
-    from loihi_export.run.runner import run_lava
+def compare_chunks(graph: AerGraph, x: Inputs, spikes: dict[str, np.ndarray], reference: Reference) -> int:
+    """Spikes (of Lava) that differ from the engine's on ``x``, chunk by chunk (``chunk_size``); each chunk
+    of ``spikes`` is also compared with ``reference``."""
     from sim.engine.flatgraph import flatten
     from sim.engine.simulate import simulate
-    from spikeformer.runs.imported import is_imported, lava_imported
 
-    if is_imported(run_dir):
-        return lava_imported(run_dir, samples, timeout)
-    model, graph, x, y = load_test_batch(run_dir, samples)
+    flat, chunk = flatten(graph), chunk_size(graph)
+    mismatched = 0
+    for i in range(0, len(next(iter(x.values()))), chunk):
+        part = {k: v[i:i + chunk] for k, v in spikes.items()}
+        sim_spikes = simulate(graph, {k: v[i:i + chunk] for k, v in x.items()}, flat=flat).spikes
+        mismatched += sum(int((part[p.name] != sim_spikes[p.name]).sum()) for p in graph.populations)
+        del sim_spikes
+        reference.add(i, part)
+    return mismatched
+
+
+def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600.0) -> dict:
+    """Run a run's samples through Lava (Loihi2SimCfg fixed point); compare with the simulator and the reference.
+
+    Large graphs run one sample at a time, in sequence in one Lava network (``run_lava``'s
+    default layout); ``timeout`` is per Lava worker process. The simulator then runs in chunks
+    (``compare_chunks``), each compared with Lava's spikes, as is the run's reference. The figures
+    include the layout, the seconds per sample and the peak memory (PSS) of this process plus
+    the Lava processes."""
+    from loihi_export.run.runner import run_lava
+
+    run = open_run(run_dir)
+    graph = run.graph
+    x, labels = run.inputs(samples)
     if not graph.arith.fixed_point:
-        raise CheckpointError(f"{graph_path(run_dir)}: Lava export needs numerics='loihi', graph has '{graph.numerics}'")
+        raise CheckpointError(f"{run.path / GRAPH_FILE}: Lava export needs numerics='loihi', graph has "
+                              f"'{graph.numerics}'{run.LAVA_HINT}")
+    reference = run.reference(samples)
     t0 = time.perf_counter()
     stats: dict = {}
-    lava_spikes = run_lava(graph, graph_inputs(graph, x), timeout=timeout, stats=stats)
+    lava_spikes = run_lava(graph, x, timeout=timeout, stats=stats)
     seconds = time.perf_counter() - t0
-    flat = flatten(graph)
-    chunk = int(max(1, min(256, RECORD_BYTES // (graph.ticks * graph.n_neurons))))
-    keep = min(KEEP_RECORDED, chunk)                # kept spikes fit RECORD_BYTES too (large-kwta: 1 sample)
-    mismatched, equal_model = 0, []
-    for i in range(0, len(x), chunk):
-        lava_part = {k: v[i:i + chunk] for k, v in lava_spikes.items()}
-        sim_spikes = simulate(graph, graph_inputs(graph, x[i:i + chunk]), flat=flat).spikes
-        mismatched += sum(int((lava_part[p.name] != sim_spikes[p.name]).sum()) for p in graph.populations)
-        del sim_spikes
-        _, rec = model_spikes(model, x[i:i + chunk])
-        equal_model.append(compare_to_model(graph, rec, lava_part)[0])
-    pred = graph.readout.logits(lava_spikes[graph.readout.pre]).argmax(axis=1)
-    figures = {
-        "samples": int(len(y)),
+    mismatched = compare_chunks(graph, x, lava_spikes, reference)
+    n = len(next(iter(x.values())))
+    figures = ordered({
+        "samples": n,
         "identical_to_simulator": mismatched == 0,
         "mismatched_spikes": mismatched,
-        "agreement_with_model": float(np.concatenate(equal_model).mean()),
-        "accuracy": float((pred == y).mean()),
+        "accuracy": accuracy([predictions(graph, lava_spikes)], labels),
         "lava_spikes": int(sum(int(s.sum()) for s in lava_spikes.values())),
         "seconds": seconds,
-        "seconds_per_sample": seconds / len(y),
+        "seconds_per_sample": seconds / n,
         "samples_side_by_side": stats["batch"], "samples_in_sequence": stats["sequence"],
         "lava_workers": stats["workers"],
         "peak_memory_gib": stats["peak_pss_bytes"] / 2**30,
-    }
-    write_json(Path(run_dir) / "lava.json", figures)
+        **reference.agreement(),
+    }, LAVA_FIGURES)
+    write_json(run.path / LAVA_FILE, figures)
     return figures
 
 
@@ -256,3 +270,7 @@ def notebook_run(run_dir: str | Path | None = None, samples: int = 16):
         simulate_run(run_dir, samples)
     graph = load_run_graph(run_dir)
     return run_dir, graph, load_result(run_dir / RESULT_FILE, graph)
+
+
+__all__ = ["RESULT_FILE", "convert_run", "graph_inputs", "graph_path", "lava_run", "load_run_graph",
+           "load_test_batch", "model_spikes", "notebook_run", "report_run", "simulate_run"]

@@ -69,11 +69,11 @@ def estimate_training_bytes(model: torch.nn.Module, sample: torch.Tensor, batch:
         if checkpoint:
             model.checkpoint_blocks = True
             c1, c2 = _saved_bytes(model, sample, 1), _saved_bytes(model, sample, 2)
-            per_sample = (c2 - c1) + (per_sample - (c2 - c1)) // max(model.cfg.depth, 1)
+            per_sample = (c2 - c1) + (per_sample - (c2 - c1)) // max(model.cfg.arch.depth, 1)
             fixed = 2 * c1 - c2
     finally:
         model.checkpoint_blocks = was
-    cfg = model.cfg
+    cfg = model.cfg.arch
     widest = max(cfg.dim * cfg.mlp_ratio, cfg.features, cfg.dim)
     activation = cfg.timesteps * cfg.tokens * widest * 4
     params = sum(p.numel() for p in model.parameters())

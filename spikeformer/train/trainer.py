@@ -13,7 +13,7 @@ evaluates on it and refuses data whose test set no longer matches ``split.json``
 
 Every file is written to a temporary name and renamed, so a crash leaves the
 previous checkpoint intact; an epoch's three files are written with SIGINT,
-SIGTERM and SIGHUP held (``sim.signals.deferred_interrupts``), so a signal never
+SIGTERM and SIGHUP held (``sim.system.signals.deferred_interrupts``), so a signal never
 leaves weights of one epoch beside the optimizer state of another. ``train``
 resumes from ``train_state.pt``.
 
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from sim.system.files import atomic_write
 from sim.system.signals import deferred_interrupts
-from spikeformer.config.model import ModelConfig
+from spikeformer.config.model import ModelConfig, canonical_config
 from spikeformer.config.train import TrainConfig
 from spikeformer.configure.validate import check_model_config
 from spikeformer.data import registry as datasets
@@ -42,7 +42,7 @@ from spikeformer.layers.sparsity import project_
 from spikeformer.model.transformer import SpikingTransformer
 from spikeformer.store.files import CheckpointError, read_json, torch_load, write_json
 from spikeformer.store.guard import check_out_dir
-from spikeformer.store.layout import SPLIT_FILE
+from spikeformer.store.layout import CONFIG_FILE, METRICS_FILE, MODEL_FILE, SPLIT_FILE, TRAIN_STATE_FILE
 from spikeformer.train.memory import check_training_memory
 
 TEMPERATURE_LR_RATIO = 0.02
@@ -76,6 +76,81 @@ class TrainResult:
     seconds: float
 
 
+def _optimiser(model: SpikingTransformer, train_cfg: TrainConfig,
+               steps: int) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.OneCycleLR]:
+    """Adam over (weights: lr, log-temperature: lr·TEMPERATURE_LR_RATIO), one-cycle schedule over ``steps``."""
+    # weights live in integer mantissa units (lr ~ 0.5); the log-temperature wants a small step
+    groups = [{"params": [p for n, p in model.named_parameters() if n != "log_temperature"]},
+              {"params": [model.log_temperature], "lr": train_cfg.lr * TEMPERATURE_LR_RATIO}]
+    opt = torch.optim.Adam(groups, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[train_cfg.lr, train_cfg.lr * TEMPERATURE_LR_RATIO],
+                                                total_steps=steps, pct_start=0.15)
+    return opt, sched
+
+
+def _resume(out: Path, model: SpikingTransformer, opt: torch.optim.Optimizer,
+            sched: torch.optim.lr_scheduler.LRScheduler, dev: torch.device) -> tuple[int, list[dict], float]:
+    """(start epoch, history, seconds) of the run in ``out``, restoring weights, optimizer, scheduler and
+    torch RNG from its train state; (0, [], 0.0) without one."""
+    start_epoch, history, seconds = 0, [], 0.0
+    state_path = out / TRAIN_STATE_FILE
+    if state_path.exists():                                 # check_out_dir: config.json equals config
+        st = torch_load(state_path)
+        model.load_state_dict(torch_load(out / MODEL_FILE))
+        model.to(dev)
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        torch.set_rng_state(st["rng"])
+        start_epoch, seconds = int(st["epoch"]), float(st["seconds"])
+        history = read_json(out / METRICS_FILE).get("history", [])
+    return start_epoch, history, seconds
+
+
+def _train_epoch(model: SpikingTransformer, opt: torch.optim.Optimizer,
+                 sched: torch.optim.lr_scheduler.LRScheduler, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                 dataset, data, x_tr: torch.Tensor, y_tr: torch.Tensor, dev: torch.device,
+                 order: torch.Tensor, rng: np.random.Generator, per_epoch: int, epoch: int,
+                 progress: bool) -> tuple[float, int, int]:
+    """One epoch over ``per_epoch`` batches of ``order``: (Σ loss·batch size, correct, samples)."""
+    model.train()
+    total, correct, loss_sum = 0, 0, 0.0
+    bar = tqdm(range(0, per_epoch * train_cfg.batch_size, train_cfg.batch_size), desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
+               disable=not progress, leave=False, unit="batch")
+    for i in bar:
+        idx = order[i:i + train_cfg.batch_size]
+        xb = (encode(model_cfg, dataset.augment(model_cfg, data.x_train[idx.numpy()], train_cfg.shift, rng))
+              if train_cfg.shift else x_tr[idx])
+        logits, _ = model(xb.to(dev))
+        loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx.to(dev)])
+        if train_cfg.discard_penalty:
+            loss = loss + train_cfg.discard_penalty * model.discarded_spikes.float().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        project_(model.weights, model_cfg.weights.sparsity)   # keep the fixed non-zero count
+        sched.step()
+        loss_sum += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == y_tr[idx.to(dev)]).sum())
+        total += len(idx)
+        bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+    return loss_sum, correct, total
+
+
+def _save_epoch(out: Path, model: SpikingTransformer, opt: torch.optim.Optimizer,
+                sched: torch.optim.lr_scheduler.LRScheduler, epoch: int, seconds: float,
+                history: list[dict]) -> None:
+    """Weights, train state and metrics after epoch ``epoch + 1``: all three files or none."""
+    state_path = out / TRAIN_STATE_FILE
+    with deferred_interrupts():                          # the three files of one epoch, or none
+        atomic_write(out / MODEL_FILE,
+                     lambda p: torch.save({k: v.cpu() for k, v in model.state_dict().items()}, p))
+        atomic_write(state_path, lambda p: torch.save({"optimizer": opt.state_dict(),
+                                                       "scheduler": sched.state_dict(),
+                                                       "rng": torch.get_rng_state(), "epoch": epoch + 1,
+                                                       "seconds": seconds}, p))
+        write_json(out / METRICS_FILE, {"history": history})
+
+
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike,
           progress: bool = True, device: str = "auto",
           checkpoint: bool = False) -> TrainResult:
@@ -83,13 +158,13 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
 
     ``device``: auto | cpu | cuda (loihi numerics give the same spikes on both);
     ``checkpoint``: recompute each block in backward (less memory, ~1.3× the time).
-    The training memory is estimated first (``spikeformer.memory``); a run that
+    The training memory is estimated first (``spikeformer.train.memory``); a run that
     cannot fit raises MemoryError before anything is written."""
     out = Path(out_dir)
     check_model_config(model_cfg)
     config = {"model": model_cfg.to_dict(), "train": asdict(train_cfg)}
-    check_out_dir(out, config)
-    dataset = datasets.get(model_cfg.dataset)
+    check_out_dir(out, config, canonical_config)
+    dataset = datasets.get(model_cfg.data.dataset)
     data = load_dataset(model_cfg)
     if train_cfg.shift:                                 # an error where the dataset has no such augmentation
         dataset.augment(model_cfg, data.x_train[:1], train_cfg.shift, np.random.default_rng(0))
@@ -107,27 +182,12 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CheckpointError(f"--out {out}: cannot create the directory ({e.strerror})") from None
-    # weights live in integer mantissa units (lr ~ 0.5); the log-temperature wants a small step
-    groups = [{"params": [p for n, p in model.named_parameters() if n != "log_temperature"]},
-              {"params": [model.log_temperature], "lr": train_cfg.lr * TEMPERATURE_LR_RATIO}]
-    opt = torch.optim.Adam(groups, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     per_epoch = (len(x_tr) + train_cfg.batch_size - 1) // train_cfg.batch_size
     per_epoch = min(per_epoch, train_cfg.steps_per_epoch or per_epoch)
     steps = train_cfg.epochs * per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[train_cfg.lr, train_cfg.lr * TEMPERATURE_LR_RATIO],
-                                                total_steps=steps, pct_start=0.15)
-    start_epoch, history, seconds = 0, [], 0.0
-    state_path = out / "train_state.pt"
-    if state_path.exists():                                 # check_out_dir: config.json equals config
-        st = torch_load(state_path)
-        model.load_state_dict(torch_load(out / "model.pt"))
-        model.to(dev)
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        torch.set_rng_state(st["rng"])
-        start_epoch, seconds = int(st["epoch"]), float(st["seconds"])
-        history = read_json(out / "metrics.json").get("history", [])
-    write_json(out / "config.json", config)
+    opt, sched = _optimiser(model, train_cfg, steps)
+    start_epoch, history, seconds = _resume(out, model, opt, sched, dev)
+    write_json(out / CONFIG_FILE, config)
     write_json(out / SPLIT_FILE, split_record(model_cfg, data))
     gen = torch.Generator().manual_seed(train_cfg.seed)
     for epoch in range(start_epoch, train_cfg.epochs):
@@ -135,42 +195,16 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
         gen.manual_seed(train_cfg.seed * 1000 + epoch)
         order = torch.randperm(len(x_tr), generator=gen)
         rng = np.random.default_rng([train_cfg.seed, epoch])
-        model.train()
-        total, correct, loss_sum = 0, 0, 0.0
-        bar = tqdm(range(0, per_epoch * train_cfg.batch_size, train_cfg.batch_size), desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
-                   disable=not progress, leave=False, unit="batch")
-        for i in bar:
-            idx = order[i:i + train_cfg.batch_size]
-            xb = (encode(model_cfg, dataset.augment(model_cfg, data.x_train[idx.numpy()], train_cfg.shift, rng))
-                  if train_cfg.shift else x_tr[idx])
-            logits, _ = model(xb.to(dev))
-            loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx.to(dev)])
-            if train_cfg.discard_penalty:
-                loss = loss + train_cfg.discard_penalty * model.discarded_spikes.float().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            project_(model.weights, model_cfg.weight_sparsity)   # keep the fixed non-zero count
-            sched.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == y_tr[idx.to(dev)]).sum())
-            total += len(idx)
-            bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+        loss_sum, correct, total = _train_epoch(model, opt, sched, model_cfg, train_cfg, dataset, data, x_tr,
+                                                y_tr, dev, order, rng, per_epoch, epoch, progress)
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy": correct / total})
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{train_cfg.epochs}  loss {loss_sum / total:.4f}  "
                        f"train acc {correct / total:.4f}  ({seconds:.0f} s)")
-        with deferred_interrupts():                          # the three files of one epoch, or none
-            atomic_write(out / "model.pt",
-                         lambda p: torch.save({k: v.cpu() for k, v in model.state_dict().items()}, p))
-            atomic_write(state_path, lambda p: torch.save({"optimizer": opt.state_dict(),
-                                                           "scheduler": sched.state_dict(),
-                                                           "rng": torch.get_rng_state(), "epoch": epoch + 1,
-                                                           "seconds": seconds}, p))
-            write_json(out / "metrics.json", {"history": history})
+        _save_epoch(out, model, opt, sched, epoch, seconds, history)
     test_acc = evaluate(model, x_te, data.y_test)
     train_acc = history[-1]["train_accuracy"] if history else float("nan")
-    write_json(out / "metrics.json", {"history": history, "test_accuracy": test_acc,
+    write_json(out / METRICS_FILE, {"history": history, "test_accuracy": test_acc,
                                       "epochs": train_cfg.epochs, "seconds": seconds})
     return TrainResult(test_acc, train_acc, train_cfg.epochs, seconds)

@@ -7,7 +7,7 @@ Encoding (deterministic, identical every tick): an 8×8 image becomes N = 8
 tokens (its rows). Token ``r`` carries, for each of its 8 pixels ``x ∈ [0, 16]``,
 a thermometer code of L levels ``x > 16·(l + ½)/L`` for l = 0…L−1, followed by
 a one-hot code of its position r (N bits). Features per token F = 8·L + N.
-``config.encoder = "hd"``: the sparse binary HD code of ``spikeformer.hd`` (F = hd_dim).
+``config.encoder.kind = "hd"``: the sparse binary HD code of ``spikeformer.encode.hd`` (F = hd_dim).
 """
 from __future__ import annotations
 
@@ -50,23 +50,26 @@ class Digits(Dataset):
     def check(self, cfg: "ModelConfig") -> None:
         from spikeformer.encode.hd import check_hd
 
-        if cfg.encoder not in ENCODERS:
-            raise ValueError(f"config.encoder must be one of {ENCODERS} for the digits dataset, got {cfg.encoder!r}")
-        if cfg.encoder == "hd":
-            check_hd(cfg.hd_dim, cfg.hd_active)
-            if cfg.features != cfg.hd_dim:
-                raise ValueError(f"config.features ({cfg.features}) must equal config.hd_dim ({cfg.hd_dim}) "
+        enc = cfg.encoder
+        if enc.kind not in ENCODERS:
+            raise ValueError(f"config.encoder must be one of {ENCODERS} for the digits dataset, got {enc.kind!r}")
+        if enc.kind == "hd":
+            check_hd(enc.hd_dim, enc.hd_active)
+            if cfg.arch.features != enc.hd_dim:
+                raise ValueError(f"config.features ({cfg.arch.features}) must equal config.hd_dim ({enc.hd_dim}) "
                                  f"for the hd encoder")
 
     def split(self, cfg: "ModelConfig") -> Split:
-        return load_digits_split(SPLIT_SEED if cfg.split_seed is None else cfg.split_seed,
-                                 TEST_FRACTION if cfg.test_fraction is None else cfg.test_fraction)
+        d = cfg.data
+        return load_digits_split(SPLIT_SEED if d.split_seed is None else d.split_seed,
+                                 TEST_FRACTION if d.test_fraction is None else d.test_fraction)
 
     def encode(self, cfg: "ModelConfig", x: np.ndarray) -> np.ndarray:
-        if cfg.encoder == "hd":
+        enc = cfg.encoder
+        if enc.kind == "hd":
             from spikeformer.encode.hd import encode_hd
-            return encode_hd(x, cfg.timesteps, cfg.hd_dim, cfg.hd_active)
-        return encode_digits(x, cfg.timesteps, cfg.levels)
+            return encode_hd(x, cfg.arch.timesteps, enc.hd_dim, enc.hd_active)
+        return encode_digits(x, cfg.arch.timesteps, enc.levels)
 
     def augment(self, cfg: "ModelConfig", x: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
         return random_shift(x, shift, rng)

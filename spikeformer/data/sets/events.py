@@ -1,8 +1,8 @@
-"""``events``: the seeded DVS-like event streams of ``spikeformer.events``; ``config.tokens`` selects one.
+"""``events``: the seeded DVS-like event streams of ``spikeformer.data.event_generator``; ``config.tokens`` selects one.
 
 16 tokens: 16×16 sensor, 8 classes, 1,200 train / 360 test; 64 tokens: 32×32 sensor, 12 classes,
 2,400 train / 240 test (own splits: stratified, seed 0). Tokens are 4×4-pixel patches,
-F = 2·4² + tokens (``spikeformer.events.encode_events``).
+F = 2·4² + tokens (``spikeformer.data.event_datasets.encode_events``).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spikeformer.data import event_generator as events
+from spikeformer.data import event_datasets as events
 from spikeformer.data.base import Dataset, Split, register
 
 if TYPE_CHECKING:
@@ -41,14 +41,15 @@ class Events(Dataset):
         return model
 
     def check(self, cfg: "ModelConfig") -> None:
-        check_model_config(cfg.tokens, cfg.features, cfg.encoder, cfg.classes)
+        check_model_config(cfg.arch.tokens, cfg.arch.features, cfg.encoder.kind, cfg.arch.classes)
 
     def split(self, cfg: "ModelConfig") -> Split:
-        return events.load_events_split(cfg.tokens, 0 if cfg.split_seed is None else cfg.split_seed,
-                                        cfg.test_fraction)
+        d = cfg.data
+        return events.load_events_split(cfg.arch.tokens, 0 if d.split_seed is None else d.split_seed,
+                                        d.test_fraction)
 
     def encode(self, cfg: "ModelConfig", x: np.ndarray) -> np.ndarray:
-        return events.encode_events(x, cfg.timesteps, cfg.tokens)
+        return events.encode_events(x, cfg.arch.timesteps, cfg.arch.tokens)
 
 
 register(Events())

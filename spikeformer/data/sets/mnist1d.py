@@ -71,23 +71,25 @@ class Mnist1d(Dataset):
         return model
 
     def check(self, cfg: "ModelConfig") -> None:
-        if LENGTH % cfg.tokens:
-            raise ValueError(f"config.tokens ({cfg.tokens}) must divide the {LENGTH} samples of an mnist1d signal: "
+        a, levels = cfg.arch, cfg.encoder.levels
+        if LENGTH % a.tokens:
+            raise ValueError(f"config.tokens ({a.tokens}) must divide the {LENGTH} samples of an mnist1d signal: "
                              f"one of {[n for n in range(1, LENGTH + 1) if LENGTH % n == 0]}")
-        if window(cfg.features, cfg.tokens, cfg.levels) is None:
-            raise ValueError(f"config.features ({cfg.features}) must be W·levels + tokens for mnist1d, W in "
+        if window(a.features, a.tokens, levels) is None:
+            raise ValueError(f"config.features ({a.features}) must be W·levels + tokens for mnist1d, W in "
                              f"[1, {LENGTH}] samples per token (W = {DEFAULT_WINDOW}: "
-                             f"{token_features(cfg.tokens, cfg.levels)})")
-        if cfg.classes < CLASSES:
-            raise ValueError(f"config.classes ({cfg.classes}) must be ≥ {CLASSES}, the class count of mnist1d")
-        if cfg.encoder != "thermometer":
-            raise ValueError(f"config.encoder must be 'thermometer' for mnist1d, got {cfg.encoder!r}")
+                             f"{token_features(a.tokens, levels)})")
+        if a.classes < CLASSES:
+            raise ValueError(f"config.classes ({a.classes}) must be ≥ {CLASSES}, the class count of mnist1d")
+        if cfg.encoder.kind != "thermometer":
+            raise ValueError(f"config.encoder must be 'thermometer' for mnist1d, got {cfg.encoder.kind!r}")
 
     def split(self, cfg: "ModelConfig") -> Split:
         return resplit(load_mnist1d_split(), cfg)
 
     def encode(self, cfg: "ModelConfig", x: np.ndarray) -> np.ndarray:
-        return encode_mnist1d(x, cfg.timesteps, cfg.tokens, cfg.levels, window(cfg.features, cfg.tokens, cfg.levels))
+        a, levels = cfg.arch, cfg.encoder.levels
+        return encode_mnist1d(x, a.timesteps, a.tokens, levels, window(a.features, a.tokens, levels))
 
     def augment(self, cfg: "ModelConfig", x: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
         return random_roll(x, shift, rng)

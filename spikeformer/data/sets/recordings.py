@@ -17,7 +17,7 @@ recording's span + 1 µs. Encoding (``encode_recordings``): T ticks, tick ⌊t·
 P×P patches in a ⌈W/P⌉×⌈H/P⌉ grid, row-major (``config.tokens`` picks the smallest P giving
 that many; default: the smallest P with ≤ 64 tokens); feature 2·((y mod P)·P + x mod P) + p fires
 when an event of polarity p fell on that pixel in that tick, then the token's one-hot position:
-F = 2P² + N. On a sensor that P divides this is ``spikeformer.events.encode_events``.
+F = 2P² + N. On a sensor that P divides this is ``spikeformer.data.event_datasets.encode_events``.
 Split: the file's own (``is_test`` / ``test``) when it has one, else (or with config.split_seed /
 test_fraction set) stratified, seed split_seed or 0, fraction test_fraction or 0.2.
 Errors name the file and the field (``DataFileError``).
@@ -297,26 +297,28 @@ class RecordingsDataset(Dataset):
         return model
 
     def _checked(self, cfg: "ModelConfig") -> Recordings:
-        rec = read_recordings(cfg.data_path)
-        want = token_features(cfg.tokens, rec.width, rec.height)
-        if cfg.features != want:
-            raise ValueError(f"config.features ({cfg.features}) must equal 2·P² + tokens = {want} for "
-                             f"{cfg.data_path} (P = {patch_side(cfg.tokens, rec.width, rec.height)})")
-        check_classes(cfg.data_path, rec.labels, cfg.classes)
+        a, path = cfg.arch, cfg.data.data_path
+        rec = read_recordings(path)
+        want = token_features(a.tokens, rec.width, rec.height)
+        if a.features != want:
+            raise ValueError(f"config.features ({a.features}) must equal 2·P² + tokens = {want} for "
+                             f"{path} (P = {patch_side(a.tokens, rec.width, rec.height)})")
+        check_classes(path, rec.labels, a.classes)
         return rec
 
     def split(self, cfg: "ModelConfig") -> Split:
         rec = self._checked(cfg)
+        d = cfg.data
         if rec.is_test is None:
             return stratified(rec.streams, rec.labels,
-                              DEFAULT_TEST_FRACTION if cfg.test_fraction is None else cfg.test_fraction,
-                              0 if cfg.split_seed is None else cfg.split_seed)
+                              DEFAULT_TEST_FRACTION if d.test_fraction is None else d.test_fraction,
+                              0 if d.split_seed is None else d.split_seed)
         m = rec.is_test
         return resplit(Split(rec.streams[~m], rec.labels[~m], rec.streams[m], rec.labels[m]), cfg)
 
     def encode(self, cfg: "ModelConfig", x: np.ndarray) -> np.ndarray:
         rec = self._checked(cfg)
-        return encode_recordings(x, cfg.timesteps, cfg.tokens, rec.width, rec.height, rec.duration_us)
+        return encode_recordings(x, cfg.arch.timesteps, cfg.arch.tokens, rec.width, rec.height, rec.duration_us)
 
 
 register(RecordingsDataset())

@@ -6,7 +6,7 @@
 
 config.timesteps, tokens and features must equal T, tokens and features (defaults: the file's).
 Split: the file's own when it has one, else (or with config.split_seed / test_fraction set)
-stratified, seed split_seed or 0, fraction test_fraction or 0.2. ``spikeformer.api`` writes its
+stratified, seed split_seed or 0, fraction test_fraction or 0.2. ``spikeformer.app.api`` writes its
 arrays in this format into the run directory.
 """
 from __future__ import annotations
@@ -70,17 +70,18 @@ class Spikes(Dataset):
         return model
 
     def split(self, cfg: "ModelConfig") -> Split:
-        x, y, m = read_spikes(cfg.data_path)
-        shape = (cfg.timesteps, cfg.tokens, cfg.features)
+        a, d = cfg.arch, cfg.data
+        x, y, m = read_spikes(d.data_path)
+        shape = (a.timesteps, a.tokens, a.features)
         for name, want, got in zip(("timesteps", "tokens", "features"), x.shape[1:], shape):
             if want != got:
-                raise ValueError(f"config.{name} ({got}) must equal {want}, the spikes of {cfg.data_path} "
+                raise ValueError(f"config.{name} ({got}) must equal {want}, the spikes of {d.data_path} "
                                  f"(n, T, tokens, features) = {x.shape}")
-        check_classes(cfg.data_path, y, cfg.classes)
+        check_classes(d.data_path, y, a.classes)
         if m is None:
             return _indexed(stratified(np.arange(len(y)), y,
-                                       DEFAULT_TEST_FRACTION if cfg.test_fraction is None else cfg.test_fraction,
-                                       0 if cfg.split_seed is None else cfg.split_seed), x)
+                                       DEFAULT_TEST_FRACTION if d.test_fraction is None else d.test_fraction,
+                                       0 if d.split_seed is None else d.split_seed), x)
         return _indexed(resplit(Split(np.flatnonzero(~m), y[~m], np.flatnonzero(m), y[m]), cfg), x)
 
     def encode(self, cfg: "ModelConfig", x: np.ndarray) -> np.ndarray:

@@ -1,10 +1,11 @@
-"""Model-width sweep: sparse-wide models (k-WTA stream and hidden layer, fan-in F) against dense-narrow ones.
+"""Model-width sweep (``sweep --over model``): sparse-wide models (k-WTA stream and hidden layer, fan-in F) against
+dense-narrow ones.
 
 Sparse points: for every D in ``dims`` and every seed, the base config at dim = D
 (hidden = D·mlp_ratio) with ``stream_k = hidden_k = k`` (≤ k spikes per token per
 tick in every stream population and the hidden layer; ``wta_rule``, default
 "group": the first spike of each of k contiguous channel groups, whose circuit
-costs O(log(D/k)) synaptic ops per spike, see ``spikeformer.wta``) and ``fan_in = F`` (F incoming
+costs O(log(D/k)) synaptic ops per spike, see ``spikeformer.arch.wta``) and ``fan_in = F`` (F incoming
 synapses per neuron, sources fixed at init; the embedding: each input feature reaches
 ``emb_fan_out`` fixed channels, distinct across features when D ≥ features·emb_fan_out —
 base config's value, default F). Per token and tick a k-WTA population sends ≤ k spikes,
@@ -29,32 +30,31 @@ Dense baselines (no k-WTA, dense weights), widths from ``dense_dims``:
 
 Every model is trained, converted and simulated on the test split (simulator =
 torch model is checked spike for spike: ``agreement_with_model``), then costed
-(``spikeformer report``: Loihi 2 and int8-ANN energies). ``parameters`` = trainable
-entries the model can use: F per row (embedding emb_fan_out per column) of a fan-in
-matrix, all of a dense one, plus readout and temperature.
+(``spikeformer report``: Loihi 2 and int8-ANN energies). ``parameters`` =
+``parameter_count``: trainable entries the model can use (F per row of a fan-in matrix, emb_fan_out per
+column of the embedding, all of a dense one, plus readout and temperature).
 
 Layout of ``out_dir``: ``{kind}-d{D}-s{seed}/`` run dirs (train resumes from its
 checkpoint), ``width-sweep.csv`` (one row per finished model, rewritten atomically
 after each), ``width-sweep.png`` (``sim.plots.width_sweep_plot``). A rerun skips every
-finished row of the same fingerprint (base config, train config, k, F, samples).
+finished row of the same fingerprint (``rows.fingerprint`` of ``shared_config``: base config, train config,
+k, F, samples, wta_rule).
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from sim.system.files import atomic_write
 from spikeformer.config.train import TrainConfig
-from spikeformer.experiments.sweep import read_csv
-from spikeformer.store.files import CheckpointError, read_json
+from spikeformer.experiments.sweep import max_over_min, parameter_count
+from spikeformer.experiments.sweep.rows import RowSchema, SweepRows, check_run_dir, fingerprint, model_fields
+from spikeformer.store.files import read_json
 
 CSV_FILE = "width-sweep.csv"
 
@@ -65,46 +65,29 @@ PNG_FILE = "width-sweep.png"
 MATCH_RATIO = 1.5                    # a dense baseline matches when its synops are within this factor
 
 
-COLUMNS = ("kind", "matched", "dim", "hidden", "k", "fan_in", "seed", "accuracy", "model_accuracy",
-           "agreement_with_model", "synaptic_ops_per_inference", "spikes_per_inference", "parameters",
-           "synapses", "energy_loihi2_joules", "energy_ann_int8_joules", "samples", "epochs", "train_seconds",
-           "config")
-
-
-INT_COLUMNS = ("dim", "hidden", "seed", "parameters", "synapses", "samples", "epochs")
-
-
-FLOAT_COLUMNS = ("accuracy", "model_accuracy", "agreement_with_model", "synaptic_ops_per_inference",
-                 "spikes_per_inference", "energy_loihi2_joules", "energy_ann_int8_joules", "train_seconds")
+ROWS = RowSchema(
+    name="width-sweep",
+    columns=("kind", "matched", "dim", "hidden", "k", "fan_in", "seed", "accuracy", "model_accuracy",
+             "agreement_with_model", "synaptic_ops_per_inference", "spikes_per_inference", "parameters",
+             "synapses", "energy_loihi2_joules", "energy_ann_int8_joules", "samples", "epochs", "train_seconds",
+             "config"),
+    ints=("dim", "hidden", "seed", "parameters", "synapses", "samples", "epochs"),
+    floats=("accuracy", "model_accuracy", "agreement_with_model", "synaptic_ops_per_inference",
+            "spikes_per_inference", "energy_loihi2_joules", "energy_ann_int8_joules", "train_seconds"),
+    key=("kind", "dim", "seed"),
+    optional_ints=("k", "fan_in"))
 
 
 def sparse_config(base: Any, dim: int, k: int, fan_in: int, wta_rule: str = "group") -> Any:
-    return replace(base, dim=dim, stream_k=k, hidden_k=k, fan_in=fan_in, weight_sparsity=None, wta_rule=wta_rule)
+    return base.replace(dim=dim, stream_k=k, hidden_k=k, fan_in=fan_in, weight_sparsity=None, wta_rule=wta_rule)
 
 
 def dense_config(base: Any, dim: int) -> Any:
-    return replace(base, dim=dim, stream_k=None, hidden_k=None, fan_in=None, emb_fan_out=None, weight_sparsity=None)
+    return base.replace(dim=dim, stream_k=None, hidden_k=None, fan_in=None, emb_fan_out=None, weight_sparsity=None)
 
 
-def parameter_count(cfg: Any) -> int:
-    """Trainable entries the model can use (see module docstring), from the spec's shapes."""
-    from spikeformer.arch.build import build_spec
-    spec = build_spec(cfg)
-    total = 0
-    for pr in spec.projections:
-        if pr.op != "linear":
-            continue
-        n_in, n_out = spec.shape(pr.pre)[-1], spec.shape(pr.post)[-1]
-        if cfg.fan_in is None:
-            total += n_in * n_out
-        else:
-            fe = cfg.emb_fan_out or cfg.fan_in
-            total += min(fe, n_out) * n_in if pr.param == "emb" else min(cfg.fan_in, n_in) * n_out
-    return total + cfg.classes * spec.shape(spec.readout_pre)[-1] + 1
-
-
-def check_width_sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims: Sequence[int],
-                      heads: int, mlp_ratio: int) -> None:
+def check_inputs(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims: Sequence[int],
+                 heads: int) -> None:
     """Validate before anything is trained; errors name the option."""
     for name, values in (("--dims", dims), ("--dense-dims", dense_dims)):
         if not values:
@@ -129,29 +112,13 @@ def check_width_sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dens
                          f"D={min(dims)} has only {min(dims)} neurons to connect from")
 
 
-def fingerprint(base: Any, train_cfg: TrainConfig, k: int, fan_in: int, samples: int | None,
-                wta_rule: str = "group") -> str:
-    """sha-256 (12 hex) of what every point shares: base model (less dim), train config (less seed), k, F, samples,
+def shared_config(base: Any, train_cfg: TrainConfig, k: int, fan_in: int, samples: int | None,
+                  wta_rule: str = "group") -> dict:
+    """What every point shares: base model (less dim), train config (less seed, threads), k, F, samples,
     the sparse models' wta_rule."""
-    model = {key: v for key, v in base.to_dict().items() if key != "dim"}
+    model = {key: v for key, v in model_fields(base).items() if key != "dim"}
     train = {key: v for key, v in asdict(train_cfg).items() if key not in ("seed", "threads")}
-    blob = json.dumps({"model": model, "train": train, "k": k, "fan_in": fan_in, "samples": samples,
-                       "wta_rule": wta_rule}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def read_rows(path: Path) -> list[dict]:
-    """Rows of an existing width-sweep CSV (typed); CheckpointError naming the file if it is not one."""
-    return read_csv(path, COLUMNS, INT_COLUMNS, FLOAT_COLUMNS, "width-sweep", optional_ints=("k", "fan_in"))
-
-
-def write_rows(path: Path, rows: Sequence[dict]) -> Path:
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS)
-            w.writeheader()
-            w.writerows(sorted(rows, key=lambda r: (r["kind"], r["dim"], r["seed"])))
-    return atomic_write(path, write)
+    return {"model": model, "train": train, "k": k, "fan_in": fan_in, "samples": samples, "wta_rule": wta_rule}
 
 
 def run_point(run_dir: Path, model_cfg: Any, train_cfg: TrainConfig, samples: int | None, device: str,
@@ -164,9 +131,9 @@ def run_point(run_dir: Path, model_cfg: Any, train_cfg: TrainConfig, samples: in
     cv = convert_run(run_dir)
     sm = simulate_run(run_dir, samples, progress=progress)
     rp, *_ = report_run(run_dir)
-    return {"dim": model_cfg.dim, "hidden": model_cfg.dim * model_cfg.mlp_ratio,
-            "k": "" if model_cfg.stream_k is None else model_cfg.stream_k,
-            "fan_in": "" if model_cfg.fan_in is None else model_cfg.fan_in, "seed": train_cfg.seed,
+    arch, fan_in = model_cfg.arch, model_cfg.weights.fan_in
+    return {"dim": arch.dim, "hidden": arch.dim * arch.mlp_ratio, "k": "" if arch.stream_k is None else arch.stream_k,
+            "fan_in": "" if fan_in is None else fan_in, "seed": train_cfg.seed,
             "accuracy": sm["accuracy"], "model_accuracy": sm["model_accuracy"],
             "agreement_with_model": sm["agreement_with_model"],
             "synaptic_ops_per_inference": sm["synaptic_ops_per_inference"],
@@ -205,79 +172,75 @@ def match_width(target: float, widths: Sequence[int], synops_of: Callable[[int],
 
 def parameter_matched_width(target: int, base: Any, most: int = 4096) -> int:
     """The dense width (multiple of heads, ≤ ``most``) whose parameter count is nearest ``target``."""
-    widths = range(base.heads, most + 1, base.heads)
+    widths = range(base.arch.heads, most + 1, base.arch.heads)
     return min(widths, key=lambda w: abs(parameter_count(dense_config(base, w)) - target))
 
 
-def width_sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims: Sequence[int],
-                out_dir: str | Path, base: Any, train_cfg: TrainConfig, samples: int | None = None,
-                device: str = "auto", progress: bool = True, wta_rule: str = "group") -> list[dict]:
+class _Points:
+    """The sweep's points in ``out``: each trained, converted, simulated and costed once, its row kept in ``rows``."""
+
+    def __init__(self, out: Path, rows: SweepRows, train_cfg: TrainConfig, samples: int | None, device: str,
+                 progress: bool, bar: Any) -> None:
+        self.out, self.rows, self.train_cfg, self.samples = out, rows, train_cfg, samples
+        self.device, self.progress, self.bar = device, progress, bar
+
+    def point(self, kind: str, cfg: Any, seed: int, matched: str) -> dict:
+        """The row of ``kind`` at ``cfg``.dim and ``seed`` (run if missing); ``matched`` added to its roles."""
+        key, done = (kind, cfg.arch.dim, seed), self.rows.done
+        if key not in done:
+            run_dir = self.out / f"{kind}-d{cfg.arch.dim}-s{seed}"
+            tcfg = replace(self.train_cfg, seed=seed)
+            check_run_dir(run_dir, cfg, tcfg)
+            self.bar.set_postfix(model=run_dir.name)
+            return self.rows.add({**run_point(run_dir, cfg, tcfg, self.samples, self.device, self.progress),
+                                  "kind": kind, "config": self.rows.config, "matched": matched})
+        changed = {"parameters": parameter_count(cfg)}        # computed from the config, not measured
+        if matched and matched not in done[key]["matched"].split("+"):
+            changed["matched"] = "+".join(filter(None, [done[key]["matched"], matched]))
+        if any(done[key][c] != v for c, v in changed.items()):
+            done[key].update(changed)
+            self.rows.save()
+        return done[key]
+
+
+def sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims: Sequence[int], out_dir: str | Path,
+          base: Any, train_cfg: TrainConfig, samples: int | None = None, device: str = "auto",
+          progress: bool = True, wta_rule: str = "group") -> list[dict]:
     """Run the sweep of the module docstring into ``out_dir``; returns every finished row."""
     dims, dense_dims = list(dims), list(dense_dims)
-    check_width_sweep(dims, k, fan_in, seeds, dense_dims, base.heads, base.mlp_ratio)
+    check_inputs(dims, k, fan_in, seeds, dense_dims, base.arch.heads)
     for d in dims:
         sparse_config(base, d, k, fan_in, wta_rule)  # validates (ModelConfig) before training
     for d in dense_dims:
         dense_config(base, d)
     out = Path(out_dir)
-    csv_path = out / CSV_FILE
-    fp = fingerprint(base, train_cfg, k, fan_in, samples, wta_rule)
-    rows = read_rows(csv_path)
-    foreign = [r for r in rows if r["config"] != fp]
-    if foreign:
-        raise CheckpointError(f"{csv_path}: holds runs of a different configuration (fingerprint "
-                              f"{foreign[0]['config']}, requested {fp}); use a new --out directory")
-    done = {(r["kind"], r["dim"], r["seed"]): r for r in rows}
+    rows = SweepRows(out / CSV_FILE, ROWS, fingerprint(shared_config(base, train_cfg, k, fan_in, samples, wta_rule)))
     bar = tqdm(total=len(dims) * seeds, desc="width sweep", unit="model", disable=not progress)
-
-    def point(kind: str, cfg: Any, seed: int, matched: str) -> dict:
-        key = (kind, cfg.dim, seed)
-        if key not in done:
-            run_dir = out / f"{kind}-d{cfg.dim}-s{seed}"
-            tcfg = replace(train_cfg, seed=seed)
-            if (run_dir / "train_state.pt").exists():
-                want = json.loads(json.dumps({"model": cfg.to_dict(), "train": asdict(tcfg)}))
-                if read_json(run_dir / "config.json") != want:
-                    raise CheckpointError(f"{run_dir / 'config.json'}: differs from the requested config; "
-                                          f"use a new --out directory")
-            bar.set_postfix(model=run_dir.name)
-            done[key] = {**run_point(run_dir, cfg, tcfg, samples, device, progress), "kind": kind, "config": fp,
-                         "matched": matched}
-            write_rows(csv_path, list(done.values()))
-        else:
-            changed = {"parameters": parameter_count(cfg)}        # computed from the config, not measured
-            if matched and matched not in done[key]["matched"].split("+"):
-                changed["matched"] = "+".join(filter(None, [done[key]["matched"], matched]))
-            if any(done[key][c] != v for c, v in changed.items()):
-                done[key].update(changed)
-                write_rows(csv_path, list(done.values()))
-        return done[key]
-
+    points = _Points(out, rows, train_cfg, samples, device, progress, bar)
     for d in dims:
         for s in range(seeds):
-            point("sparse", sparse_config(base, d, k, fan_in, wta_rule), s, "")
+            points.point("sparse", sparse_config(base, d, k, fan_in, wta_rule), s, "")
             bar.update()
     bar.close()
     matched: dict[int, str] = {}
     for d in dims:                                    # synops-matched dense widths (seed-0 probes)
-        w = match_width(mean_synops(done.values(), "sparse", d), dense_dims,
-                        lambda w: point("dense", dense_config(base, w), 0, "probe")["synaptic_ops_per_inference"],
+        w = match_width(mean_synops(rows.done.values(), "sparse", d), dense_dims,
+                        lambda w: points.point("dense", dense_config(base, w), 0, "probe")["synaptic_ops_per_inference"],
                         f"sparse D={d}")
         matched[w] = "synops"
-    widest = max(dims)
-    wp = parameter_matched_width(parameter_count(sparse_config(base, widest, k, fan_in, wta_rule)), base)
+    wp = parameter_matched_width(parameter_count(sparse_config(base, max(dims), k, fan_in, wta_rule)), base)
     matched[wp] = "+".join(filter(None, [matched.get(wp), "parameters"]))
     for w, how in sorted(matched.items()):
         for s in range(seeds):
             for m in how.split("+"):
-                point("dense", dense_config(base, w), s, m)
-    for r in done.values():                           # a probe that became a matched width is no longer a probe
+                points.point("dense", dense_config(base, w), s, m)
+    for r in rows.done.values():                      # a probe that became a matched width is no longer a probe
         if "probe" in r["matched"].split("+") and r["kind"] == "dense" and r["dim"] in matched:
             r["matched"] = matched[r["dim"]]
-    write_rows(csv_path, list(done.values()))
+    rows.save()
     from sim.plots import width_sweep_plot
-    width_sweep_plot(csv_path, path=out / PNG_FILE)
-    return sorted(done.values(), key=lambda r: (r["kind"], r["dim"], r["seed"]))
+    width_sweep_plot(rows.path, path=out / PNG_FILE)
+    return sorted(rows.done.values(), key=ROWS.key_of)
 
 
 def summary(rows: Sequence[dict]) -> list[dict]:
@@ -298,8 +261,8 @@ def summary(rows: Sequence[dict]) -> list[dict]:
 
 def sparse_synops_ratio(rows: Sequence[dict]) -> float:
     """max / min over sparse widths of the mean synaptic ops per inference."""
-    ops = [mean_synops(rows, "sparse", d) for d in sorted({r["dim"] for r in rows if r["kind"] == "sparse"})]
-    return max(ops) / min(ops) if ops and min(ops) > 0 else float("inf")
+    return max_over_min([mean_synops(rows, "sparse", d)
+                         for d in sorted({r["dim"] for r in rows if r["kind"] == "sparse"})])
 
 
 def synops_breakdown(run_dir: str | Path) -> dict[str, dict[str, float]]:
@@ -311,11 +274,12 @@ def synops_breakdown(run_dir: str | Path) -> dict[str, dict[str, float]]:
     from sim.engine.results import load_result
     from spikeformer.arch.build import build_spec
     from spikeformer.config.model import ModelConfig
-    from spikeformer.runs.steps import RESULT_FILE, load_run_graph
+    from spikeformer.runs.steps import load_run_graph
+    from spikeformer.store.layout import CONFIG_FILE, RESULT_FILE
 
     graph = load_run_graph(run_dir)
     res = load_result(Path(run_dir) / RESULT_FILE, graph)
-    ops = {pr.name: pr.op for pr in build_spec(ModelConfig(**read_json(Path(run_dir) / "config.json")["model"])
+    ops = {pr.name: pr.op for pr in build_spec(ModelConfig.from_dict(read_json(Path(run_dir) / CONFIG_FILE)["model"])
                                                 ).projections}
     role = {p.name: p.role for p in graph.populations}
     wta = {p.name: p.role.replace("_kwta", "_wta") for p in graph.populations if p.role.endswith("_kwta")}
