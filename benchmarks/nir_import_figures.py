@@ -1,4 +1,4 @@
-"""Figures of NIR import: snnTorch nets (tests/test_nir_import.py) → NIR → `spikeformer import nir
+"""Figures of NIR import: snnTorch nets (tests/commands/test_nir_import.py) → NIR → `spikeformer import nir
 --numerics loihi` → `spikeformer export lava`; prints each command's JSON (agreement with float,
 Lava = simulator). Run: PYTHONPATH=. python benchmarks/nir_import_figures.py [OUT_DIR]."""
 from __future__ import annotations

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 GROUP_TESTS = {
-    "numerics": ["tests/test_numerics.py"],
-    "cost": ["tests/test_report.py", "-k", "not cli"],
-    "cli": ["tests/test_faults.py", "tests/test_cli.py", "-k",
+    "numerics": ["tests/engine_ir/test_numerics.py"],
+    "cost": ["tests/engine_ir/test_report.py", "-k", "not cli"],
+    "cli": ["tests/loihi/test_faults.py", "tests/commands/test_cli.py", "-k",
             "numeric or in_range or config_defect or train_out or help"],
 }
 

@@ -25,7 +25,7 @@ from sim.ir.graph import AerGraph, Population, Projection
 from sim.neurons.cuba import CubaLIF, CubaLIFFloat
 from sim.neurons.input import Input
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _mapped() -> set[str]:

@@ -153,7 +153,7 @@ def test_model_fingerprint_is_unchanged(preset, k, fan_in, samples, rule, want):
 def test_committed_width_sweeps_count_as_done():
     """Each docs/width-sweep*.csv: one fingerprint, the one its config gives (preset or its --config file)."""
     from pathlib import Path
-    docs = Path(__file__).parents[1] / "docs"
+    docs = Path(__file__).parents[2] / "docs"
     penalty = presets.from_file(docs / "width-sweep-penalty-5e-4.json")
     for csv_name, configs in (("width-sweep.csv", presets.preset("mnist1d-width")),
                               ("width-sweep-penalty-5e-4.csv", penalty)):

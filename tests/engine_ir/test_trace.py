@@ -70,7 +70,7 @@ def test_unwritable_trace_paths_are_refused(tmp_path):
 STREAM = """
 import sys, numpy as np
 from benchmarks.common import proc_status, reset_peak   # this process's own peak, not ru_maxrss (a parent's carries over)
-sys.path.insert(0, "tests")
+sys.path.insert(0, "tests/engine_ir")
 from test_trace import busy_graph
 from sim.engine.trace import stream_simulation, read_chunks
 g = busy_graph(n_in=2000, n_out=2000, timesteps=100)

@@ -153,7 +153,7 @@ def test_uncomputable_kwta_configs_are_refused_in_one_line(args, match):
 
 def test_cost_at_64_tokens_384_channels_8_heads():
     """The docstring's figures, from the block's populations (the synapse formula is checked on built
-    graphs in tests/test_attention.py)."""
+    graphs in tests/models/test_attention.py)."""
     N, D, H = 64, 384, 8
     pops, _ = attention_block("kwta", "b", N, D, H, 1, 2)
     sizes = {p.name: int(np.prod(p.shape)) for p in pops}

@@ -26,7 +26,7 @@ from sim.neurons.cuba import CubaLIF
 from sim.neurons.input import Input
 from spikeformer.configure.validate import model_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SHIM_CHECK = """
 import sys
