@@ -300,7 +300,7 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
           as_json: bool = JsonOpt) -> None:
     """Train, convert and simulate one model per width; write the sweep's CSV and PNG."""
     from spikeformer.configure import presets
-    from spikeformer.experiments.sweep import parse_dims
+    from spikeformer.experiments.sweep.figures import parse_dims
 
     if config is not None and preset is not None:
         raise ValueError("give at most one of --config FILE or --preset NAME")
@@ -355,7 +355,7 @@ def _model_sweep(dims: list[int], k: Optional[int], fan_in: Optional[int], seeds
                  wta_rule: str = "group") -> None:
     """``sweep --over model``: spikeformer.experiments.sweep.model, then a table of means over seeds."""
     from spikeformer.experiments.sweep import model as model_sweep
-    from spikeformer.experiments.sweep import parse_dims
+    from spikeformer.experiments.sweep.figures import parse_dims
     from spikeformer.train.trainer import resolve_device
 
     for name, v in (("--k", k), ("--fan-in", fan_in), ("--dense-dims", dense_dims)):

@@ -11,7 +11,7 @@ from test_cli import assert_user_error, run
 from spikeformer.configure import presets
 from spikeformer.experiments.sweep import hd as sweep_mod
 from spikeformer.experiments.sweep import model as model_sweep
-from spikeformer.experiments.sweep import parameter_count, parse_dims
+from spikeformer.experiments.sweep.figures import parameter_count, parse_dims
 from spikeformer.experiments.sweep.hd import ROWS, sweep, synops_ratio
 from spikeformer.experiments.sweep.rows import fingerprint
 

@@ -11,7 +11,7 @@ from test_cli import assert_user_error, run
 from spikeformer.configure import presets
 from spikeformer.configure.validate import model_config
 from spikeformer.experiments.sweep import model as ws
-from spikeformer.experiments.sweep import parameter_count
+from spikeformer.experiments.sweep.figures import parameter_count
 from spikeformer.layers.sparsity import fan_in_table, fan_out_table, gather_linear, scatter_dense
 from spikeformer.model.transformer import SpikingTransformer
 

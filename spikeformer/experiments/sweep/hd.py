@@ -24,6 +24,7 @@ A rerun skips every D whose row exists with the same ``config`` fingerprint
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from spikeformer.config.train import TrainConfig
-from spikeformer.experiments.sweep import max_over_min, parameter_count
+from spikeformer.experiments.sweep.figures import max_over_min, parameter_count
 from spikeformer.experiments.sweep.rows import RowSchema, SweepRows, check_run_dir, fingerprint, model_fields
 
 CSV_FILE = "sweep.csv"
@@ -126,7 +127,7 @@ def sweep(dims: Sequence[int], active_bits: int, out_dir: str | Path, model_cfg:
     rows = SweepRows(out / CSV_FILE, ROWS, fp)
     for d, cfg in configs.items():
         check_run_dir(out / f"d{d}", cfg, train_cfg)
-    bar = tqdm(dims, desc="sweep", unit="D", disable=not progress)
+    bar = tqdm(dims, desc="sweep", unit="D", disable=not (progress and sys.stderr.isatty()))
     for d in bar:
         bar.set_postfix(D=d)
         if (d,) not in rows.done:

@@ -43,6 +43,7 @@ k, F, samples, wta_rule).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -52,7 +53,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from spikeformer.config.train import TrainConfig
-from spikeformer.experiments.sweep import max_over_min, parameter_count
+from spikeformer.experiments.sweep.figures import max_over_min, parameter_count
 from spikeformer.experiments.sweep.rows import RowSchema, SweepRows, check_run_dir, fingerprint, model_fields
 from spikeformer.store.files import read_json
 
@@ -215,7 +216,7 @@ def sweep(dims: Sequence[int], k: int, fan_in: int, seeds: int, dense_dims: Sequ
         dense_config(base, d)
     out = Path(out_dir)
     rows = SweepRows(out / CSV_FILE, ROWS, fingerprint(shared_config(base, train_cfg, k, fan_in, samples, wta_rule)))
-    bar = tqdm(total=len(dims) * seeds, desc="width sweep", unit="model", disable=not progress)
+    bar = tqdm(total=len(dims) * seeds, desc="width sweep", unit="model", disable=not (progress and sys.stderr.isatty()))
     points = _Points(out, rows, train_cfg, samples, device, progress, bar)
     for d in dims:
         for s in range(seeds):
