@@ -80,6 +80,7 @@ import scipy.sparse as sp
 from sim.cost.hardware import Mapping, chip_grid_columns, row_core_runs
 from sim.engine.results import SimResult
 from sim.ir.graph import AerGraph
+from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 E_SYNOP = 23.6e-12
 

@@ -51,6 +51,7 @@ import numba
 import numpy as np
 
 from sim.ir.graph import AerGraph, Population, Projection
+from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 NEURONS_PER_CORE = 8192
 

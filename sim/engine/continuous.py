@@ -33,6 +33,7 @@ from sim.engine.reference import check_inputs, source_spikes
 from sim.engine.trace import EVENT_DTYPE
 from sim.ir.graph import AerGraph
 from sim.neurons.dispatch import kernel_idle, kernel_key, kernel_step
+from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 
 def check_latencies(graph: AerGraph, latencies: Mapping[str, float] | None) -> np.ndarray:

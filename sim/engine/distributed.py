@@ -10,6 +10,7 @@ down; ``scheduler="tcp://host:8786"`` points at a real cluster.
 """
 from __future__ import annotations
 
+import sys
 from typing import Mapping
 
 import numpy as np
@@ -55,7 +56,7 @@ def simulate_sharded(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, shard
                                  record=record, pure=False) for a, b in bounds]
         index = {f.key: i for i, f in enumerate(futures)}
         parts: list[SimResult | None] = [None] * len(futures)
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="shards", disable=not progress):
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="shards", disable=not (progress and sys.stderr.isatty())):
             parts[index[fut.key]] = fut.result()
         return merge_results(parts)
     finally:

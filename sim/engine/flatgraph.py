@@ -17,6 +17,7 @@ import numpy as np
 
 from sim.ir.bounds import PAYLOAD_MAX, abs_fan_in, input_bounds
 from sim.ir.graph import AerGraph
+from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from numba.extending import intrinsic, overload
 
 from sim.engine.flatgraph import BUSY, FULL, KIND_GRADED, KIND_INPUT, REST
 from sim.neurons.dispatch import kernel_idle, kernel_step
+from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 _ONE = np.uint64(1)
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from sim import numerics as nm
 from sim.errors import IRError
+from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 PAYLOAD_MAX = (1 << 23) - 1                  # graded payload: 24-bit signed
 ACC_MAX = (1 << 31) - 1                      # Lava accumulates W·payload in int32

@@ -42,6 +42,7 @@ from sim.errors import IRError
 from sim.ir.bounds import check_bounds
 from sim.neurons.base import NeuronModel
 from sim.neurons.catalog import MODELS
+from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 
 @numba.njit(cache=True)
@@ -263,6 +264,14 @@ class AerGraph:
                               f"population '{self.readout.pre}' has {pops[self.readout.pre].size} neurons")
             if self.readout.stop > self.ticks:
                 raise IRError("readout", "stop", f"{self.readout.stop} is past the last tick {self.ticks}")
+
+    def check_has_neurons(self, where: str) -> None:
+        """IRError naming ``where`` when no population is a neuron (only sources: Input, Bias): such a graph
+        has nothing to simulate, map or cost."""
+        if not any(not p.is_source for p in self.populations):
+            raise IRError(where, "populations", f"no neuron population, only sources "
+                                                f"({', '.join(p.name for p in self.populations) or 'none'}): "
+                                                f"nothing to simulate")
 
     # -- views -----------------------------------------------------------------
     @property

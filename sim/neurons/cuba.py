@@ -15,8 +15,8 @@ Parameters: integers du, dv ∈ [0, 4095], vth ∈ [0, 2¹⁷−1].
     u[t] = u'·(1 − du) + a[t];   v[t] = v'·(1 − dv) + u[t];   s[t] = v[t] > vth;   v[t] ← 0 where s[t]
 
 each operation rounded to float32, with (1 − du) computed as float32(1) − float32(du) (kernel
-parameters ``cu, cv``). Parameters du, dv ∈ [0, 1] (the fraction lost per tick, dt/τ), vth ≥ 0
-(``inf``: never fires).
+parameters ``cu, cv``). Parameters du, dv ∈ [0, 1] (the fraction lost per tick, dt/τ), vth finite ≥ 0
+(NaN and ``inf``, a neuron that can never fire, are refused naming the field).
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from sim.numerics import (
     VTH_MAX,
     VTH_SHIFT,
 )
+from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 
 def lif_step_loihi_np(u: np.ndarray, v: np.ndarray, a: np.ndarray,
@@ -190,8 +191,8 @@ def check_fraction(name: str, x: float) -> float:
 
 
 def check_threshold(x: float) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)) or np.isnan(x) or x < 0:
-        raise ModelError("vth", f"must be ≥ 0, got {x}")
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)) or not 0 <= x < np.inf:
+        raise ModelError("vth", f"must be finite and ≥ 0 (an infinite threshold never fires), got {x}")
     return float(x)
 
 
@@ -207,7 +208,6 @@ class CubaLIFFloat(NeuronModel):
     numerics: ClassVar[tuple[str, ...]] = ("float",)
     kernel_name: ClassVar[str] = "float_cuba"
     cuba: ClassVar[bool] = True
-    infinite: ClassVar[tuple[str, ...]] = ("vth",)
 
     def validate(self) -> None:
         object.__setattr__(self, "du", check_fraction("du", self.du))

@@ -22,7 +22,6 @@ class IF(NeuronModel):
     kind: ClassVar[str] = "if"
     numerics: ClassVar[tuple[str, ...]] = ("float",)
     kernel_name: ClassVar[str] = "float_cuba"
-    infinite: ClassVar[tuple[str, ...]] = ("vth",)
 
     def validate(self) -> None:
         object.__setattr__(self, "vth", check_threshold(self.vth))

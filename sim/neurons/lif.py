@@ -24,7 +24,6 @@ class LIF(NeuronModel):
     kind: ClassVar[str] = "lif"
     numerics: ClassVar[tuple[str, ...]] = ("float",)
     kernel_name: ClassVar[str] = "float_cuba"
-    infinite: ClassVar[tuple[str, ...]] = ("vth",)
 
     def validate(self) -> None:
         object.__setattr__(self, "dv", check_fraction("dv", self.dv))

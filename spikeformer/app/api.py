@@ -20,8 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from sim.system.files import atomic_write
 from spikeformer.configure import presets
+from spikeformer.data.files import MAX_CLASSES
 from spikeformer.store.files import CheckpointError
+from spikeformer.store.guard import check_out_dir
 from spikeformer.store.layout import DATA_FILE
 
 SHAPE_KEYS = ("dataset", "data_path", "tokens", "features", "classes", "timesteps", "levels", "encoder")
@@ -56,9 +59,15 @@ def _arrays(data: Any, labels: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         if not np.isin(x, (0, 1)).all():
             raise ValueError(f"{name}: spikes must be 0 or 1")
         x = x.astype(bool)
-    if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0:
-        raise ValueError(f"{name}: labels must be integers ≥ 0, one per sample")
+    if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0 or y.max() >= MAX_CLASSES:
+        raise ValueError(f"{name}: labels must be class indices, integers in [0, {MAX_CLASSES:,}), one per sample; "
+                         f"got dtype {y.dtype}" + (f", {y.min()} … {y.max()}" if y.dtype.kind in "iu" else ""))
     return x, y.astype(np.int64)
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with open(path, "wb") as f:             # closed (flushed) before atomic_write renames it
+        np.savez_compressed(f, **arrays)
 
 
 def train(data: Any, labels: Any = None, *, out: str | os.PathLike, test: Any = None, test_labels: Any = None,
@@ -82,16 +91,18 @@ def train(data: Any, labels: Any = None, *, out: str | os.PathLike, test: Any = 
             if xt.shape[1:] != x.shape[1:]:
                 raise ValueError(f"test: spikes of shape {xt.shape[1:]} per sample, data has {x.shape[1:]}")
             x, y, is_test = np.concatenate([x, xt]), np.concatenate([y, yt]), np.arange(len(x) + len(xt)) >= len(x)
-        out.mkdir(parents=True, exist_ok=True)
         extra = {} if is_test is None else {"is_test": is_test}
         path = out / DATA_FILE
+        if not path.exists():               # the output-directory rule before any byte is written: only a new
+            check_out_dir(out, {"model": {}, "train": {}})      # or empty directory can take a first data.npz
+        out.mkdir(parents=True, exist_ok=True)
         if path.exists():                   # resuming this run is fine; another run's data is never overwritten
             with np.load(path, allow_pickle=False) as old:
                 mine = {"spikes": x, "labels": y, **extra}
                 if set(old.files) != set(mine) or any(not np.array_equal(old[k], v) for k, v in mine.items()):
                     raise ValueError(f"{path}: holds other data than this run's; give a new or empty directory")
         else:
-            np.savez_compressed(path, spikes=x, labels=y, **extra)
+            atomic_write(path, lambda tmp: _save_npz(tmp, spikes=x, labels=y, **extra))
         m.update(dataset="spikes", data_path=str(path.resolve()))
     m.update(model or {})
     model_cfg, train_cfg = presets.configs_from_dict({"model": m, "train": {**base.get("train", {}), **(train or {})}},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import warnings
 from functools import wraps
 from pathlib import Path
 from typing import Callable, Optional
@@ -54,15 +55,30 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from spikeformer.interchange.base import ImportError_
     from spikeformer.store.files import CheckpointError
     return (ImportError_, CheckpointError, IRError, LavaRunError, MappingError, TraceError, ValueError, FileNotFoundError,
-            MemoryError)
+            MemoryError, NotADirectoryError, IsADirectoryError, FileExistsError, PermissionError, NumericWarning)
+
+
+class NumericWarning(RuntimeWarning):
+    """A numpy/torch RuntimeWarning raised by ``friendly``: a value went NaN, infinite or out of range."""
+
+
+def _numeric_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` inside a command: a RuntimeWarning (numpy's "invalid value encountered", …)
+    becomes the command's one error line instead of text before it; other warnings are not output."""
+    if issubclass(category, RuntimeWarning):
+        raise NumericWarning(f"{Path(filename).name}:{lineno}: {message} (an input or parameter is out of range)")
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn user-facing errors into one line on stderr and exit code 2, a signal into one line and 128 + its number."""
+    """Turn user-facing errors into one line on stderr and exit code 2, a signal into one line and 128 + its number;
+    warnings are not output (a RuntimeWarning is the error line: ``_numeric_warning``)."""
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.showwarning = _numeric_warning
+                return fn(*args, **kwargs)
         except _user_errors() as e:
             msg = " ".join(str(e).split())
             print(f"error: {msg}", file=sys.stderr)
@@ -79,10 +95,16 @@ def emit(figures: dict, as_json: bool, title: str) -> None:
         print(json.dumps(figures))
         return
     table = Table(title=title, show_header=False)
+    fmt = (lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
     for k, v in figures.items():
         if isinstance(v, list):
             v = " ".join(f"{x:.3g}" for x in v)
-        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+        if isinstance(v, dict):                     # one row per entry (per-population figures)
+            for sub, w in v.items():
+                table.add_row(f"{k}.{sub}", " ".join(f"{a}={fmt(b)}" for a, b in w.items()) if isinstance(w, dict)
+                              else fmt(w))
+            continue
+        table.add_row(k, fmt(v))
     Console().print(table)
 
 
@@ -202,12 +224,17 @@ def _import_command(fmt: str, description: str) -> None:
                 timesteps: Optional[int] = typer.Option(None, "--timesteps", help="Model ticks (default: the inputs' T)."),
                 dt: Optional[float] = typer.Option(None, "--dt", help="Seconds per tick (default: the file's, else 1e-4 "
                                                                      "as snnTorch)."),
+                calibrate: Optional[Path] = typer.Option(None, "--calibrate",
+                                                         help="loihi: inputs .npz (as --inputs) to tune the quantisation "
+                                                              "on (rates, threshold resolution; docs/import.md)."),
+                synapse_words: int = typer.Option(2, "--synapse-words",
+                                                  help="loihi: synapses per weight, 1 (8-bit) or 2 (hi + lo word)."),
                 as_json: bool = JsonOpt) -> None:
         from spikeformer.runs.imported import import_run
         check_count("--timesteps", timesteps)
         check_seconds("--dt", dt)
         emit(import_run(fmt, source, out, numerics=numerics, inputs=inputs, dataset=dataset, timesteps=timesteps,
-                        dt=dt), as_json, f"import {fmt}")
+                        dt=dt, calibrate=calibrate, synapse_words=synapse_words), as_json, f"import {fmt}")
     command.__doc__ = f"Import a {description.split(':')[0]} into a run directory (simulate, export, report read it)."
     import_app.command(fmt)(command)
 

@@ -72,16 +72,25 @@ def register(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def stratified(x: np.ndarray, y: np.ndarray, test: float | int, seed: int) -> Split:
-    """sklearn ``train_test_split(test_size=test, stratify=y, random_state=seed)``; errors name the config fields."""
+def stratified(x: np.ndarray, y: np.ndarray, test: float | int, seed: int, where: str = "") -> Split:
+    """sklearn ``train_test_split(test_size=test, stratify=y, random_state=seed)``; errors start with ``where``
+    (the file, and only the config fields the user set: ``split_source``)."""
     from sklearn.model_selection import train_test_split
 
     try:
         x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
     except ValueError as e:
-        raise ValueError(f"config.test_fraction ({test!r}) / config.split_seed ({seed!r}): cannot split "
-                         f"{len(y)} samples stratified by class ({e})") from None
+        raise ValueError(f"{where + ': ' if where else ''}cannot split {len(y)} samples stratified by class "
+                         f"at test fraction {test!r}, seed {seed!r} ({e})") from None
     return Split(x_tr, y_tr, x_te, y_te)
+
+
+def split_source(cfg: "ModelConfig", file: object = None) -> str:
+    """What a split error cites: the data file and the split settings the user set (never their defaults)."""
+    d = cfg.data
+    given = [f"config.{k} ({v!r})" for k, v in (("test_fraction", d.test_fraction), ("split_seed", d.split_seed))
+             if v is not None]
+    return " with ".join([str(file or f"dataset {d.dataset}")] + ([" / ".join(given)] if given else []))
 
 
 def resplit(own: Split, cfg: "ModelConfig") -> Split:
@@ -98,7 +107,7 @@ def resplit(own: Split, cfg: "ModelConfig") -> Split:
         pool = np.concatenate([own.x_train, own.x_test])
     return stratified(pool, np.concatenate([own.y_train, own.y_test]),
                       fraction if fraction is not None else DEFAULT_TEST_FRACTION,
-                      seed if seed is not None else 0)
+                      seed if seed is not None else 0, split_source(cfg, cfg.data.data_path))
 
 
 def fingerprint(split: Split) -> str:

@@ -33,12 +33,19 @@ def int_array(file: Any, field: str, a: Any, ndim: int = 1) -> np.ndarray:
     return a.astype(np.int64)
 
 
+# labels are class indices: a label L makes an output layer of L + 1 classes (config.classes defaults to it)
+MAX_CLASSES = 65_536
+
+
 def labels_array(file: Any, labels: Any, n: int, field: str = "labels") -> np.ndarray:
+    """The file's labels as int64 (n,): integers in [0, MAX_CLASSES), checked before any model is built."""
     y = int_array(file, field, labels)
     if len(y) != n:
         raise DataFileError(file, field, f"{len(y)} labels for {n} samples")
-    if len(y) and y.min() < 0:
-        raise DataFileError(file, field, f"labels must be ≥ 0, got {y.min()}")
+    bad = np.flatnonzero((y < 0) | (y >= MAX_CLASSES))
+    if len(bad):
+        raise DataFileError(file, field, f"label {y[bad[0]]} (sample {bad[0]}) is not a class index in "
+                                         f"[0, {MAX_CLASSES:,}): a label L makes L + 1 output classes")
     return y
 
 
@@ -54,6 +61,17 @@ def test_mask(file: Any, mask: Any, n: int, field: str = "is_test") -> np.ndarra
     if not m.any() or m.all():
         raise DataFileError(file, field, "the file's own split needs at least one train and one test sample")
     return m
+
+
+def check_split(where: Any, y_train: np.ndarray, y_test: np.ndarray) -> None:
+    """A split a classifier can be trained and scored on: samples on both sides, two classes to train on."""
+    if len(y_train) == 0 or len(y_test) == 0:
+        raise ValueError(f"{where}: the split has {len(y_train)} training and {len(y_test)} test samples; "
+                         f"both must be non-empty")
+    present = np.unique(y_train)
+    if len(present) < 2:
+        raise ValueError(f"{where}: the training samples hold a single class (label {present[0]}); "
+                         f"a classifier needs at least two")
 
 
 def check_classes(file: Any, y: np.ndarray, classes: int) -> None:

@@ -14,11 +14,15 @@ import torch
 from spikeformer.config.model import ModelConfig
 from spikeformer.data import sets
 from spikeformer.data.base import REGISTRY, Dataset, Split, fingerprint
+from spikeformer.data.files import check_split
 
 
 def load_dataset(model_cfg: ModelConfig) -> Split:
-    """The train/test split of the model's dataset (``get(cfg.data.dataset).split``) under its split settings."""
-    return get(model_cfg.data.dataset).split(model_cfg)
+    """The train/test split of the model's dataset (``get(cfg.data.dataset).split``) under its split settings;
+    ValueError naming the file when a side is empty or the training samples hold one class (``check_split``)."""
+    split = get(model_cfg.data.dataset).split(model_cfg)
+    check_split(model_cfg.data.data_path or f"dataset {model_cfg.data.dataset}", split.y_train, split.y_test)
+    return split
 
 
 def encode(model_cfg: ModelConfig, samples: np.ndarray) -> torch.Tensor:

@@ -39,6 +39,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sps
 
+from sim.errors import IRError
 from sim.ir.graph import AerGraph, Population, Projection, Readout
 from sim.neurons.cuba import CubaLIFFloat
 from sim.neurons.if_ import IF
@@ -60,9 +61,34 @@ BIAS = "bias"
 def _one(name: str, node, field: str, x) -> F32:
     """A parameter shared by the population (float32), else an error naming it."""
     a = np.asarray(x, F32).ravel()
+    if np.any(np.isnan(a)):
+        raise node_error(name, node, f"'{field}' is nan (from the node's parameters): undefined dynamics")
     if a.size == 0 or not np.all(a == a[0]):
         raise node_error(name, node, f"per-neuron values of '{field}' differ; a population shares its parameters")
     return a[0]
+
+
+# fields that make a neuron unable to fire or undefined: NaN anywhere, ±inf or 0 where marked
+_NEURON_FIELDS = {"tau": "", "tau_syn": "", "tau_mem": "", "r": "nonzero", "w_in": "nonzero",
+                  "v_threshold": "finite", "v_leak": "finite", "v_reset": "finite"}
+
+
+def _check_meaning(name: str, node) -> None:
+    """A node error naming the field and value when a neuron parameter is NaN, infinite where that makes the
+    neuron unable to fire (v_threshold, r, w_in) or zero where it cuts the neuron off its input (r, w_in)."""
+    for field, rule in _NEURON_FIELDS.items():
+        x = getattr(node, field, None)
+        if x is None:
+            continue
+        try:
+            a = np.asarray(x, np.float64).ravel()
+        except (TypeError, ValueError):
+            raise node_error(name, node, f"'{field}' is not numeric ({np.asarray(x).dtype})") from None
+        bad = (np.isnan(a) | (np.isinf(a) if "finite" in rule else False) | ((a == 0) if "nonzero" in rule else False))
+        if np.any(bad):
+            why = {"r": "the neuron would never receive input", "w_in": "the neuron would never receive input",
+                   "v_threshold": "the neuron could never fire"}.get(field, "undefined dynamics")
+            raise node_error(name, node, f"'{field}' is {a[np.argmax(bad)]:g}: {why}")
 
 
 def _zero(name: str, node, field: str, x) -> None:
@@ -228,7 +254,12 @@ def _neuron_inputs(flow: _Flow, pops_n: list[str], dt: float) -> tuple[dict, dic
     models, incoming = {}, {}
     for name in pops_n:
         node = flow.nodes[name]
-        model, scale = neurons[type(node)](name, node, dt)
+        _check_meaning(name, node)
+        try:
+            with np.errstate(all="ignore"):           # a parameter out of range is refused by name just below
+                model, scale = neurons[type(node)](name, node, dt)
+        except IRError as e:                          # the neuron model's own check (sim.neurons)
+            raise node_error(name, node, f"{e.field} {e.problem} (dt = {dt:g} s)") from None
         models[name] = model
         terms, bias = flow.sum_inputs(name)
         size = flow.size(name)
@@ -292,6 +323,8 @@ def _readout(flow: _Flow, order: list[str], models: dict, depth: dict[str, int],
 def lower(g, timesteps: int, dt: float | None = None, source: str = "NIR graph") -> AerGraph:
     """The float AER graph of NIR graph ``g`` (see module docstring)."""
     dt = float(dt if dt is not None else (g.metadata or {}).get("dt", SNNTORCH_DT))
+    if not 0 < dt < np.inf:
+        raise ImportError_(f"{source}: metadata 'dt' is {dt:g}; seconds per tick must be finite and > 0")
     nodes, edges, inner_io = flatten_graph(g)
     kind = _node_kinds(nodes, inner_io)
     flow = _Flow(nodes, kind, _predecessors(nodes, edges, kind, source))
@@ -308,6 +341,7 @@ def lower(g, timesteps: int, dt: float | None = None, source: str = "NIR graph")
                      _readout(flow, order, models, depth, timesteps), timesteps,
                      {"imported": {"format": "nir", "dt": dt, "source": source}})
     graph.check_delays()
+    graph.check_has_neurons(source)
     return graph
 
 
@@ -327,3 +361,6 @@ def import_nir(path: Path, timesteps: int, dt: float | None = None) -> AerGraph:
         return lower(g, timesteps, dt, str(path))
     except ImportError_ as e:
         raise ImportError_(f"{path}: {e}") from None
+    except IRError as e:                              # the graph's own checks; they name the object and field
+        msg = str(e)
+        raise ImportError_(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None

@@ -20,6 +20,7 @@ import torch
 
 from sim import numerics as nm
 from sim.neurons.cuba import lif_step_loihi_pre
+from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 
 def run(kernel, *args) -> None:

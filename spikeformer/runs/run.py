@@ -5,7 +5,7 @@
     TrainedRun   config.json + model.pt + the run's own test split (``run_split``), encoded;
                  reference: the torch model's spikes, compared spike for spike (``compare_to_model``)
     ImportedRun  import.json + inputs.npz (+ graph.float.aer.npz for loihi imports);
-                 reference: the float graph's spikes (``sim.ir.quantize.agreement``)
+                 reference: the float graph's spikes (``spikeformer.runs.fidelity``)
 
 The steps (``spikeformer.runs.steps``) read every run through this interface only.
 """
@@ -25,6 +25,7 @@ from sim.ir.io import load_graph
 from spikeformer.data.registry import encode
 from spikeformer.lower.convert import compare_to_model
 from spikeformer.model.transformer import SpikingTransformer
+from spikeformer.runs.fidelity import FloatComparison
 from spikeformer.runs.imported import match_inputs, read_inputs
 from spikeformer.runs.rundir import load_model, run_split
 from spikeformer.store.layout import FLOAT_GRAPH_FILE, GRAPH_FILE, IMPORT_FILE, INPUTS_FILE
@@ -109,39 +110,28 @@ class ModelReference(Reference):
 
 
 class FloatReference(Reference):
-    """The float graph a loihi import was quantised from, on the same inputs (none for float imports).
+    """The float graph a loihi import was quantised from, on the same inputs (none for float imports):
+    per-population spike Jaccard and rates, the output population's, and — with labels — accuracy
+    float vs loihi and prediction agreement (``spikeformer.runs.fidelity``)."""
 
-    ``agreement_with_float`` = equal (sample, tick, neuron) entries / all entries,
-    ``spike_jaccard_with_float`` = |A ∩ B| / |A ∪ B| (1 when both are silent), over the
-    non-source populations and all chunks (``sim.ir.quantize.agreement``)."""
-
-    def __init__(self, graph: AerGraph, float_graph: AerGraph | None, inputs: Inputs):
-        self.graph, self.float_graph, self.inputs = graph, float_graph, inputs
-        self.equal = self.total = self.both = self.either = 0
+    def __init__(self, graph: AerGraph, float_graph: AerGraph | None, inputs: Inputs,
+                 labels: np.ndarray | None = None):
+        self.graph, self.float_graph, self.inputs, self.labels = graph, float_graph, inputs, labels
+        self.comparison = None if float_graph is None else FloatComparison(float_graph, graph)
 
     def add(self, start: int, spikes: dict[str, np.ndarray]) -> None:
         from sim.engine.simulate import simulate
-        if self.float_graph is None:
+        if self.comparison is None:
             return
         n = len(next(iter(spikes.values())))
         ref = simulate(self.float_graph, {k: v[start:start + n] for k, v in self.inputs.items()}).spikes
-        for p in self.graph.populations:
-            if p.is_source:
-                continue
-            a, b = np.asarray(ref[p.name], bool), np.asarray(spikes[p.name], bool)
-            self.equal += int((a == b).sum())
-            self.total += a.size
-            self.both += int((a & b).sum())
-            self.either += int((a | b).sum())
+        self.comparison.add(ref, spikes)
 
     def figures(self) -> dict:
         return {"numerics": self.graph.numerics, **self.agreement()}
 
     def agreement(self) -> dict:
-        if self.float_graph is None:
-            return {}
-        return {"agreement_with_float": self.equal / self.total if self.total else 1.0,
-                "spike_jaccard_with_float": self.both / self.either if self.either else 1.0}
+        return {} if self.comparison is None else self.comparison.figures(self.labels)
 
 
 class Run(ABC):
@@ -219,7 +209,7 @@ class ImportedRun(Run):
         return {k: v[:n] for k, v in x.items()}, (None if labels is None else labels[:n])
 
     def reference(self, samples: int | None) -> FloatReference:
-        return FloatReference(self.graph, self.float_graph, self.inputs(samples)[0])
+        return FloatReference(self.graph, self.float_graph, *self.inputs(samples))
 
 
 def is_imported(run_dir: str | os.PathLike) -> bool:

@@ -6,6 +6,7 @@ Simulate, report and Lava read trained and imported runs alike, through ``spikef
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -30,13 +31,16 @@ KEEP_RECORDED = 16           # samples whose spikes are saved for report, trace 
 # the figures of ``simulate`` and ``export lava``, in the order printed (a run gives those of its reference)
 SIMULATE_FIGURES = ("samples", "numerics", "accuracy", "model_accuracy", "agreement_with_model", "mismatched_spikes",
                     "predictions_equal_model", "synaptic_ops_per_inference", "spikes_per_inference", "neurons",
-                    "synapses", "ticks", "seconds", "agreement_with_float", "spike_jaccard_with_float", "trace",
-                    "trace_events")
+                    "synapses", "ticks", "seconds", "output_population", "output_spike_jaccard", "output_rate_float",
+                    "output_rate_loihi", "accuracy_float", "accuracy_loihi", "prediction_agreement",
+                    "spike_jaccard_with_float", "agreement_with_float", "per_population", "trace", "trace_events")
 
 
 LAVA_FIGURES = ("samples", "identical_to_simulator", "mismatched_spikes", "agreement_with_model", "accuracy",
                 "lava_spikes", "seconds", "seconds_per_sample", "samples_side_by_side", "samples_in_sequence",
-                "lava_workers", "peak_memory_gib", "agreement_with_float", "spike_jaccard_with_float")
+                "lava_workers", "peak_memory_gib", "output_population", "output_spike_jaccard", "output_rate_float",
+                "output_rate_loihi", "accuracy_float", "accuracy_loihi", "prediction_agreement",
+                "spike_jaccard_with_float", "agreement_with_float", "per_population")
 
 
 def graph_path(run_dir: str | Path) -> Path:
@@ -108,7 +112,7 @@ def simulate_chunks(graph: AerGraph, x: Inputs, reference: Reference, progress: 
     keep = min(KEEP_RECORDED, chunk)                # kept spikes fit RECORD_BYTES too (large-kwta: 1 sample)
     n = len(next(iter(x.values())))
     preds, parts, kept, seconds = [], [], {}, 0.0
-    for i in tqdm(range(0, n, chunk), desc="simulate", unit="chunk", disable=not progress):
+    for i in tqdm(range(0, n, chunk), desc="simulate", unit="chunk", disable=not (progress and sys.stderr.isatty())):
         xb = {k: v[i:i + chunk] for k, v in x.items()}
         t0 = time.perf_counter()
         if shards or scheduler:
@@ -178,6 +182,7 @@ def report_run(run_dir: str | Path, chips: int | None = None,
 
     run = open_run(run_dir)
     graph = run.graph
+    graph.check_has_neurons(str(run.path / GRAPH_FILE))        # nothing to map or cost: refused, no report.json
     path = run.path / RESULT_FILE
     if not path.exists():
         raise IRError(str(path), "file", f"does not exist; run `spikeformer simulate {run_dir}` first")
@@ -218,10 +223,10 @@ def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600
 
     run = open_run(run_dir)
     graph = run.graph
-    x, labels = run.inputs(samples)
-    if not graph.arith.fixed_point:
+    if not graph.arith.fixed_point:                 # before the samples range: the reason it cannot run at all
         raise CheckpointError(f"{run.path / GRAPH_FILE}: Lava export needs numerics='loihi', graph has "
                               f"'{graph.numerics}'{run.LAVA_HINT}")
+    x, labels = run.inputs(samples)
     reference = run.reference(samples)
     t0 = time.perf_counter()
     stats: dict = {}

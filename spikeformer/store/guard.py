@@ -1,8 +1,13 @@
-"""``check_out_dir``: a run directory is written only when it is new, empty or this run's own state."""
+"""One output-directory rule for every command that writes a run (train, import, ``spikeformer.app.api``):
+a new or empty directory, or one holding this same command's own resumable state
+(``check_out_dir``: train; ``check_empty_out_dir``: import, which has none); anything else is refused
+before any byte is written, naming what is there."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from spikeformer.store.files import CheckpointError, read_json, torch_load
@@ -18,11 +23,9 @@ def check_out_dir(out: Path, config: dict, canonical: Callable[[object], object]
     exists; the later steps' OUTPUT_FILES only beside a finished checkpoint (resuming
     an unfinished one would change the weights under them). Leftover temporary files
     of an interrupted write of a state file are removed."""
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"--out {out}: is an existing file, not a run directory; give a new or empty directory")
-    if not out.is_dir():
+    names = _entries(out)
+    if names is None:
         return
-    names = sorted(p.name for p in out.iterdir())
     temps = [n for n in names if n.endswith(".tmp") and n.startswith(STATE_FILES)]
     names = [n for n in names if n not in temps]
     if not names:
@@ -49,3 +52,49 @@ def check_out_dir(out: Path, config: dict, canonical: Callable[[object], object]
                               f"refusing to overwrite them: give a new or empty directory")
     for n in temps:
         (out / n).unlink(missing_ok=True)
+
+
+def _entries(out: Path) -> list[str] | None:
+    """The names in ``out`` (sorted), None when it does not exist yet and can be created; CheckpointError when
+    ``out`` is a file, lies under a file, or cannot be read."""
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"--out {out}: is an existing file, not a run directory; give a new or empty directory")
+    if not out.is_dir():
+        parent = next((p for p in out.absolute().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise CheckpointError(f"--out {out}: {parent} is a file, not a directory; give a new or empty directory")
+        return None
+    try:
+        return sorted(p.name for p in out.iterdir())
+    except OSError as e:
+        raise CheckpointError(f"--out {out}: cannot be read ({e.strerror})") from None
+
+
+def check_empty_out_dir(out: Path) -> None:
+    """Refuse ``out`` unless it is new or empty (a command without resumable state: ``import``); nothing is
+    written here."""
+    names = _entries(Path(out))
+    if names:
+        raise CheckpointError(f"--out {out}: holds {len(names)} file(s) ({', '.join(names[:5])}"
+                              f"{', …' if len(names) > 5 else ''}); refusing to overwrite them: give a new or "
+                              f"empty directory")
+
+
+@contextmanager
+def fresh_out_dir(out: Path) -> Iterator[Path]:
+    """Around the writes into ``out`` (new or empty: ``check_empty_out_dir``): on any failure or interrupt,
+    remove what was written there (and ``out`` itself when it was created here), so a refused or failed
+    command leaves nothing behind."""
+    out = Path(out)
+    before = set(_entries(out) or [])
+    created = not out.exists()
+    try:
+        yield out
+    except BaseException:
+        if out.is_dir():
+            for p in out.iterdir():
+                if p.name not in before:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+            if created and not any(out.iterdir()):
+                out.rmdir()
+        raise

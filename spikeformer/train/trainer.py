@@ -23,6 +23,7 @@ run's own resumable state (``check_out_dir``): never over another run's files.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ def _train_epoch(model: SpikingTransformer, opt: torch.optim.Optimizer,
     model.train()
     total, correct, loss_sum = 0, 0, 0.0
     bar = tqdm(range(0, per_epoch * train_cfg.batch_size, train_cfg.batch_size), desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
-               disable=not progress, leave=False, unit="batch")
+               disable=not (progress and sys.stderr.isatty()), leave=False, unit="batch")
     for i in bar:
         idx = order[i:i + train_cfg.batch_size]
         xb = (encode(model_cfg, dataset.augment(model_cfg, data.x_train[idx.numpy()], train_cfg.shift, rng))

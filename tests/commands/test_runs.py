@@ -50,7 +50,9 @@ def test_trained_and_imported_runs_are_simulated_and_reported_by_the_same_code(t
     assert set(tr) - COMMON == {"model_accuracy", "agreement_with_model", "mismatched_spikes",
                                 "predictions_equal_model"}
     assert set(im) - COMMON == {"numerics", "agreement_with_float", "spike_jaccard_with_float", "trace",
-                                "trace_events"}
+                                "trace_events", "output_population", "output_spike_jaccard", "output_rate_float",
+                                "output_rate_loihi", "accuracy_float", "accuracy_loihi", "prediction_agreement",
+                                "per_population"}
     for figures in (tr, im):
         assert list(figures) == [k for k in steps.SIMULATE_FIGURES if k in figures]
     assert tr["samples"] == 6 and tr["agreement_with_model"] == 1.0 and tr["mismatched_spikes"] == 0
@@ -74,6 +76,8 @@ def test_float_agreement_summed_over_chunks_equals_the_whole_batchs(tmp_path, mo
     whole = agreement(simulate(flt, x).spikes, simulate(graph, x).spikes, graph)
     assert figures["agreement_with_float"] == whole["entries"] == imported["agreement_with_float"]
     assert figures["spike_jaccard_with_float"] == whole["spikes"] == imported["spike_jaccard_with_float"]
+    assert figures["per_population"] == imported["per_population"] and figures["output_population"] == "3"
+    assert figures["accuracy_loihi"] == figures["accuracy"] and 0 <= figures["prediction_agreement"] <= 1
     assert labels.tolist() == (np.arange(10) % 4).tolist()
     with pytest.raises(ValueError, match=r"--samples must be in \[1, 10\], got 11"):
         open_run(run).inputs(11)

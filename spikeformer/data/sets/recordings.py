@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from spikeformer.data.base import DEFAULT_TEST_FRACTION, Dataset, Split, register, resplit, stratified
+from spikeformer.data.base import DEFAULT_TEST_FRACTION, Dataset, Split, register, resplit, split_source, stratified
 from spikeformer.data.files import DataFileError, check_classes, int_array, labels_array, stamp, test_mask
 from spikeformer.encode.recordings import encode_recordings, grid, patch_side, token_features
 
@@ -312,7 +312,7 @@ class RecordingsDataset(Dataset):
         if rec.is_test is None:
             return stratified(rec.streams, rec.labels,
                               DEFAULT_TEST_FRACTION if d.test_fraction is None else d.test_fraction,
-                              0 if d.split_seed is None else d.split_seed)
+                              0 if d.split_seed is None else d.split_seed, split_source(cfg, d.data_path))
         m = rec.is_test
         return resplit(Split(rec.streams[~m], rec.labels[~m], rec.streams[m], rec.labels[m]), cfg)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spikeformer.data.base import DEFAULT_TEST_FRACTION, Dataset, Split, register, resplit, stratified
+from spikeformer.data.base import DEFAULT_TEST_FRACTION, Dataset, Split, register, resplit, split_source, stratified
 from spikeformer.data.files import DataFileError, check_classes, labels_array, stamp, test_mask
 
 if TYPE_CHECKING:
@@ -81,7 +81,8 @@ class Spikes(Dataset):
         if m is None:
             return _indexed(stratified(np.arange(len(y)), y,
                                        DEFAULT_TEST_FRACTION if d.test_fraction is None else d.test_fraction,
-                                       0 if d.split_seed is None else d.split_seed), x)
+                                       0 if d.split_seed is None else d.split_seed,
+                                       split_source(cfg, d.data_path)), x)
         return _indexed(resplit(Split(np.flatnonzero(~m), y[~m], np.flatnonzero(m), y[m]), cfg), x)
 
     def encode(self, cfg: "ModelConfig", x: np.ndarray) -> np.ndarray:
