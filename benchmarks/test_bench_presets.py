@@ -88,7 +88,7 @@ def test_engine_vs_torch_on_presets(capsys):
         ratios[name] = t_t64 / t_batch
         t_bound = events * t_sc / max(sc_events, 1)        # the engine at the scatter bound, per inference
         rows.append((name, graph.n_neurons, events, dense_macs(graph), t_eng, t_batch, t_t1, t_t64, t_bound))
-        del graph, flat, model
+        graph = flat = model = None                       # free before the next preset (not del: the lambdas close over them)
     update_results(vs_torch_dense_b64=ratios,
                    vs_torch_dense_b1={r[0]: r[6] / r[4] for r in rows},
                    presets_engine_events_per_s={r[0]: r[2] / r[5] for r in rows},

@@ -56,15 +56,53 @@ def _shift_impl(x, s):
 
 
 @numba.njit(cache=True, inline="always")
-def _mark(blk, j):
-    """Set the bit of neuron j's block in a slot's block bitmap."""
+def _mark(blk, top, j):
+    """Set the bit of neuron j's block in a slot's block bitmap, and the bit of that bitmap word in
+    the slot's summary ``top`` (one bit per 64 blocks)."""
     b = np.uint64(j) >> np.uint64(4)                      # unsigned: no negative-index wraparound code
-    blk[b >> np.uint64(6)] |= _ONE << (b & np.uint64(63))
+    w = b >> np.uint64(6)
+    blk[w] |= _ONE << (b & np.uint64(63))
+    top[w >> np.uint64(6)] |= _ONE << (w & np.uint64(63))
 
 
 @numba.njit(cache=True, inline="always")
-def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, payload):
-    """Deliver an event of neuron i: per segment, acc[(slot + delay) mod R, target + delta] += w·payload; mark blocks."""
+def _any_marked(b0, b1, blk, top):
+    """Whether a block of [b0, b1] is marked: O(1 + (b1 − b0)/4096) summary words and the marked words."""
+    k0, k1 = b0 >> 6, b1 >> 6
+    for kt in range(k0 >> 6, (k1 >> 6) + 1):
+        y = top[kt]
+        while y != 0:
+            k = (kt << 6) + trailing_zeros(y)
+            y &= y - _ONE
+            if k < k0:
+                continue
+            if k > k1:
+                return False
+            x = blk[k]
+            if k == k0:
+                x &= ~((_ONE << np.uint64(b0 & 63)) - _ONE)
+            if k == k1 and (b1 & 63) < 63:
+                x &= (_ONE << np.uint64((b1 & 63) + 1)) - _ONE
+            if x != 0:
+                return True
+    return False
+
+
+@numba.njit(cache=True, inline="always")
+def _clear_marks(blk, top):
+    """Zero a slot's marked bitmap words and its summary: O(marked words + len(top))."""
+    for kt in range(len(top)):
+        y = top[kt]
+        while y != 0:
+            blk[(kt << 6) + trailing_zeros(y)] = 0
+            y &= y - _ONE
+        top[kt] = 0
+
+
+@numba.njit(cache=True, inline="always")
+def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, top, payload):
+    """Deliver an event of neuron i: per segment, acc[(slot + delay) mod R, target + delta] += w·payload;
+    mark blocks (and their summary)."""
     s = indptr[i]
     for g in range(seg_ptr[i], seg_ptr[i + 1]):
         sl = slot + seg_delay[g]
@@ -73,11 +111,12 @@ def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, we
         d = seg_delta[g]
         acc_row = acc[sl]
         b_row = blk[sl]
+        t_row = top[sl]
         e = seg_end[g]
         while s < e:
             j = target[s]
             acc_row[np.uint64(j + d)] += weight[s] * payload
-            _mark(b_row, j)
+            _mark(b_row, t_row, j)
             s += 1
 
 
@@ -136,33 +175,43 @@ def _block_mask(s, e, lo, carry, acc, neg_base, neg_shift):
 
 
 @numba.njit(cache=True)
-def _pending(lo, hi, blk, carry, acc, neg_base, neg_shift, out):
+def _pending(lo, hi, blk, top, carry, acc, neg_base, neg_shift, out):
     """Pending neurons of [lo, hi) (``_block_mask``) into ``out`` in index order; returns how many.
 
-    Only the blocks marked in ``blk`` are scanned: O(16·marked blocks + (hi − lo)/1024)."""
+    Only the blocks marked in ``blk`` (found through its summary ``top``) are scanned:
+    O(16·marked blocks + marked words + (hi − lo)/65536)."""
     n_out = 0
     b0 = lo >> 4
     b1 = (hi - 1) >> 4
-    for k in range(b0 >> 6, (b1 >> 6) + 1):
-        x = blk[k]
-        while x != 0:
-            b = (k << 6) + trailing_zeros(x)
-            x &= x - _ONE
-            if b < b0:
+    k0, k1 = b0 >> 6, b1 >> 6
+    for kt in range(k0 >> 6, (k1 >> 6) + 1):
+        y = top[kt]
+        while y != 0:
+            k = (kt << 6) + trailing_zeros(y)
+            y &= y - _ONE
+            if k < k0:
                 continue
-            if b > b1:
+            if k > k1:
                 break
-            s = max(b << 4, lo)
-            mask = _block_mask(s, min((b << 4) + BLOCK, hi), lo, carry, acc, neg_base, neg_shift)[0]
-            while mask != 0:
-                out[n_out] = s + trailing_zeros(mask)
-                mask &= mask - _ONE
-                n_out += 1
+            x = blk[k]
+            while x != 0:
+                b = (k << 6) + trailing_zeros(x)
+                x &= x - _ONE
+                if b < b0:
+                    continue
+                if b > b1:
+                    break
+                s = max(b << 4, lo)
+                mask = _block_mask(s, min((b << 4) + BLOCK, hi), lo, carry, acc, neg_base, neg_shift)[0]
+                while mask != 0:
+                    out[n_out] = s + trailing_zeros(mask)
+                    mask &= mask - _ONE
+                    n_out += 1
     return n_out
 
 
 @numba.njit(cache=True, inline="always")
-def _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_carry):
+def _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_top, nxt_carry):
     """One kernel step of neuron i with summed input a; returns whether it spiked.
 
     ``last`` ≤ epoch: first touch this sample, at rest (u = v = 0). Rested since ``last``:
@@ -186,13 +235,13 @@ def _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, n
         carries = kernel_step(code, un, zero, a - a, p0, p1, p2)[0] != 0
     if carries:
         nxt_carry[i >> 6] |= _ONE << np.uint64(i & 63)
-        _mark(nxt_blk, i)
+        _mark(nxt_blk, nxt_top, i)
     return spiked
 
 
 @numba.njit(cache=True, inline="always")
-def _update_neurons(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2, mode,
-                    whole, nxt_blk, nxt_carry, fired, rec_row, record):
+def _update_neurons(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2,
+                    mode, whole, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record):
     """Step the pending neurons of population [lo, hi); the spiking ones go to ``fired`` in index
     order (and ``rec_row`` if ``record``). Returns (spikes, pending neurons, marked blocks).
 
@@ -204,63 +253,74 @@ def _update_neurons(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, no
     n_blocks = 0
     b0 = lo >> 4
     b1 = (hi - 1) >> 4
-    for k in range(b0 >> 6, (b1 >> 6) + 1):
-        x = blk[k]
-        while x != 0:
-            b = (k << 6) + trailing_zeros(x)
-            x &= x - _ONE
-            if b < b0:
+    k0, k1 = b0 >> 6, b1 >> 6
+    for kt in range(k0 >> 6, (k1 >> 6) + 1):
+        y = top[kt]
+        while y != 0:
+            k = (kt << 6) + trailing_zeros(y)
+            y &= y - _ONE
+            if k < k0:
                 continue
-            if b > b1:
+            if k > k1:
                 break
-            n_blocks += 1
-            s = max(b << 4, lo)
-            e = min((b << 4) + BLOCK, hi)
-            mask = cm = np.uint64(0)
-            if mode != BUSY and whole:
-                _fold_neg(s, e, lo, acc, neg_base, neg_shift)
-                cm = _take_carry(s, e, carry)
-                c = 0
-            else:
-                mask, c = _block_mask(s, e, lo, carry, acc, neg_base, neg_shift)
-            if mode != BUSY and (whole or c >= WHOLE):
-                for i in range(s, e):
-                    a = acc[i]
-                    acc[i] = 0
-                    if whole:
-                        c += (a != 0) | ((cm >> np.uint64(i - s)) & _ONE != 0)
-                    spiked = _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_carry)
-                    fired[n_fired] = i
-                    n_fired += spiked
-                    if record:
-                        rec_row[i] = spiked
-            else:
-                while mask != 0:
-                    i = s + trailing_zeros(mask)
-                    mask &= mask - _ONE
-                    a = acc[i]
-                    acc[i] = 0
-                    spiked = _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_carry)
-                    fired[n_fired] = i
-                    n_fired += spiked
-                    if record:
-                        rec_row[i] = spiked
-            n_pending += c
+            x = blk[k]
+            while x != 0:
+                b = (k << 6) + trailing_zeros(x)
+                x &= x - _ONE
+                if b < b0:
+                    continue
+                if b > b1:
+                    break
+                n_blocks += 1
+                s = max(b << 4, lo)
+                e = min((b << 4) + BLOCK, hi)
+                mask = cm = np.uint64(0)
+                if mode != BUSY and whole:
+                    _fold_neg(s, e, lo, acc, neg_base, neg_shift)
+                    cm = _take_carry(s, e, carry)
+                    c = 0
+                else:
+                    mask, c = _block_mask(s, e, lo, carry, acc, neg_base, neg_shift)
+                if mode != BUSY and (whole or c >= WHOLE):
+                    for i in range(s, e):
+                        a = acc[i]
+                        acc[i] = 0
+                        if whole:
+                            c += (a != 0) | ((cm >> np.uint64(i - s)) & _ONE != 0)
+                        spiked = _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_top,
+                                       nxt_carry)
+                        fired[n_fired] = i
+                        n_fired += spiked
+                        if record:
+                            rec_row[i] = spiked
+                else:
+                    while mask != 0:
+                        i = s + trailing_zeros(mask)
+                        mask &= mask - _ONE
+                        a = acc[i]
+                        acc[i] = 0
+                        spiked = _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_top,
+                                       nxt_carry)
+                        fired[n_fired] = i
+                        n_fired += spiked
+                        if record:
+                            rec_row[i] = spiked
+                n_pending += c
     return n_fired, n_pending, n_blocks
 
 
 @numba.njit(cache=True)
-def _update_lif(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2, mode,
-                whole, nxt_blk, nxt_carry, fired, rec_row, record):
+def _update_lif(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2, mode,
+                whole, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record):
     """``_update_neurons`` compiled once per update mode (a constant inside)."""
     if mode == FULL:
-        return _update_neurons(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1,
-                               p2, FULL, whole, nxt_blk, nxt_carry, fired, rec_row, record)
+        return _update_neurons(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0,
+                               p1, p2, FULL, whole, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record)
     if mode == REST:
-        return _update_neurons(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1,
-                               p2, REST, whole, nxt_blk, nxt_carry, fired, rec_row, record)
-    return _update_neurons(lo, hi, blk, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2,
-                           BUSY, False, nxt_blk, nxt_carry, fired, rec_row, record)
+        return _update_neurons(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0,
+                               p1, p2, REST, whole, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record)
+    return _update_neurons(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1,
+                           p2, BUSY, False, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record)
 
 
 @numba.njit(cache=True)
@@ -304,12 +364,14 @@ def fill_input_events(x, offset, pos, ids):
 @numba.njit(cache=True)
 def run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj,
                target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, epoch,
-               acc, blk, carry, state, cur, zero, idx, fired, payload, spikes, pop_counts, ops, record):
+               acc, blk, top, carry, state, cur, zero, idx, fired, payload, spikes, pop_counts, ops, record):
     """One sample on one thread's working buffers; returns the number of neuron updates.
 
-    Per tick: 1. the source spikes of the tick emit; 2. per population, its pending neurons
-    are updated (``_update_lif`` | graded: ``_pending``, ``_update_graded``) and those that
-    spiked (``fired``, graded ``payload``) emit into later slots (delay ≥ 1). Buffers are
+    Per tick: 1. the source spikes of the tick emit; 2. per population with a marked block
+    (``_any_marked``: one with nothing pending costs a few summary-word reads and no call), its pending
+    neurons are updated (``_update_lif`` | graded: ``_pending``, ``_update_graded``) and those that
+    spiked (``fired``, graded ``payload``) emit into later slots (delay ≥ 1); 3. the slot's marks are
+    cleared through its summary (``_clear_marks``). Buffers are
     reused across samples without O(n) resets: ``last`` holds ``epoch + tick + 1`` (a neuron
     whose ``last`` ≤ epoch starts this sample at rest), and only slots left pending after
     the last tick are cleared. ``emits[p]``: population p has outgoing synapses. x_idx/x_ptr:
@@ -332,51 +394,56 @@ def run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_e
                 if record:
                     rec_row[i] = True
                 _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
-                _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, 1)
-        acc_row = acc[slot]                                      # 2. update the pending neurons, population by population
-        for p in range(n_pops):
-            if kind[p] == KIND_INPUT:
-                continue
+                _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, top, 1)
+        acc_row, blk_s, top_s, carry_s = acc[slot], blk[slot], top[slot], carry[slot]
+        blk_n, top_n, carry_n = blk[nxt], top[nxt], carry[nxt]
+        for p in range(n_pops):                                  # 2. update pending neurons, population by population
             lo = pop_start[p]
             hi = pop_start[p + 1] if p + 1 < n_pops else n
+            if kind[p] == KIND_INPUT or not _any_marked(lo >> 4, (hi - 1) >> 4, blk_s, top_s):
+                dense[p] = False
+                continue
             nb, ns = neg_base[neg_ptr[p]:neg_ptr[p + 1]], neg_shift[neg_ptr[p]:neg_ptr[p + 1]]
             graded = kind[p] == KIND_GRADED
             if graded:
-                n_pending = _pending(lo, hi, blk[slot], carry[slot], acc_row, nb, ns, idx)
+                n_pending = _pending(lo, hi, blk_s, top_s, carry_s, acc_row, nb, ns, idx)
                 n_fired = _update_graded(idx, n_pending, acc_row, fired, payload)
                 if record:
                     for q in range(n_fired):
                         rec_row[fired[q]] = True
             else:
                 n_fired, n_pending, n_blocks = _update_lif(
-                    lo, hi, blk[slot], carry[slot], acc_row, nb, ns, state, cur, now, epoch, zero, code[p], params[p, 0],
-                    params[p, 1], params[p, 2], mode[p], dense[p], blk[nxt], carry[nxt], fired, rec_row, record)
+                    lo, hi, blk_s, top_s, carry_s, acc_row, nb, ns, state, cur, now, epoch, zero, code[p],
+                    params[p, 0], params[p, 1], params[p, 2], mode[p], dense[p], blk_n, top_n, carry_n, fired, rec_row,
+                    record)
                 dense[p] = n_blocks > 0 and n_pending >= WHOLE * n_blocks
             updates += n_pending
             pop_counts[p] += n_fired
-            if emits[p]:                                         # 3. spikes of p reach later slots (delay ≥ 1)
+            if emits[p]:                                         # spikes of p reach later slots (delay ≥ 1)
                 for q in range(n_fired):
                     i = fired[q]
                     _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
-                    _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk,
+                    _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, top,
                           payload[q] if graded else 1)
-        blk[slot][:] = 0
+        _clear_marks(blk_s, top_s)                               # 3.
     for sl in range(R):                                           # clear events scheduled past the end
         for p in range(n_pops):
-            if kind[p] == KIND_INPUT:
+            lo = pop_start[p]
+            hi = pop_start[p + 1] if p + 1 < n_pops else n
+            if kind[p] == KIND_INPUT or not _any_marked(lo >> 4, (hi - 1) >> 4, blk[sl], top[sl]):
                 continue
-            n_idx = _pending(pop_start[p], pop_start[p + 1] if p + 1 < n_pops else n, blk[sl], carry[sl], acc[sl],
-                             neg_base[neg_ptr[p]:neg_ptr[p + 1]], neg_shift[neg_ptr[p]:neg_ptr[p + 1]], idx)
+            n_idx = _pending(lo, hi, blk[sl], top[sl], carry[sl], acc[sl], neg_base[neg_ptr[p]:neg_ptr[p + 1]],
+                             neg_shift[neg_ptr[p]:neg_ptr[p + 1]], idx)
             for q in range(n_idx):
                 acc[sl, idx[q]] = 0
-        blk[sl][:] = 0
+        _clear_marks(blk[sl], top[sl])
     return updates
 
 
 @numba.njit(cache=True, parallel=True)
 def run_batch(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj,
               target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, x_off,
-              acc, blk, carry, state, cur, zero, idx, fired, payload, spikes, pop_counts, ops, updates, record):
+              acc, blk, top, carry, state, cur, zero, idx, fired, payload, spikes, pop_counts, ops, updates, record):
     """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread)."""
     n_buf = len(acc)
     batch = len(updates)
@@ -389,7 +456,7 @@ def run_batch(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_en
                 epoch = 0
             updates[b] = run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay,
                                     seg_delta, seg_proj, target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits,
-                                    R, ticks, x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], epoch,
-                                    acc[c], blk[c], carry[c], state[c], cur[c], zero, idx[c], fired[c], payload[c], spikes[b],
+                                    R, ticks, x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], epoch, acc[c], blk[c], top[c],
+                                    carry[c], state[c], cur[c], zero, idx[c], fired[c], payload[c], spikes[b],
                                     pop_counts[b], ops[b], record)
             epoch += ticks + 1

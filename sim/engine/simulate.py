@@ -29,8 +29,9 @@ For a projection with weight_exp < 0, Lava shifts the *sum* (floor), so its
 synapses accumulate into a private slot per post neuron and the shift is applied
 at update time. Layout for the cache: one 8-byte record (v, last) per neuron and u apart,
 int32 accumulators where the IR bounds allow (``sim.engine.flatgraph.acc_dtype``), bitmaps
-of a few bits per neuron. Cost: O(events + synaptic events + 16·marked blocks +
-n/1024 per tick), independent of the number of silent neurons. Synaptic ops per
+of a few bits per neuron, with a summary of one bit per bitmap word (a population with no marked
+block is skipped without a call). Cost: O(events + synaptic events + 16·marked blocks + marked words
++ populations + n/65536 per tick), independent of the number of silent neurons. Synaptic ops per
 projection are computed exactly after the run from per-neuron spike counts × CSR row lengths.
 
 Modules: ``sim.engine.flatgraph`` (the graph as one CSR), ``sim.engine.kernels`` (compiled
@@ -71,7 +72,7 @@ def estimate_bytes(graph: AerGraph, batch: int, record: bool, threads: int | Non
     return {
         "graph": S * (4 + np.dtype(arith.weight_dtype).itemsize) + n * (8 + 8 + 4)
         + sum(pr.n_pre for pr in graph.projections) * 17,
-        "working_state": threads * (R * n_acc * acc_bytes + R * (n // 8 + n // 128 + 16) + n * 32),
+        "working_state": threads * (R * n_acc * acc_bytes + R * (n // 8 + n // 128 + n // 8192 + 24) + n * 32),
         "outputs": batch * n * 16 + (batch * graph.ticks * n if record else 0),
     }
 
@@ -126,6 +127,7 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     ends = np.append(flat.pop_start[1:], n)
     emits = flat.indptr[ends] > flat.indptr[flat.pop_start]         # population has outgoing synapses
     blk = lazy_zeros((C, R, -(-n // (BLOCK * 64))), np.uint64)     # marked blocks per slot
+    top = np.zeros((C, R, -(-n // (BLOCK * 64 * 64))), np.uint64)  # its summary: one bit per word of blk
     carry = lazy_zeros((C, R, -(-n // 64)), np.uint64)            # neurons carrying a current into the slot
     state = lazy_zeros((C, n), state_dtype(arith))         # (v, last) per neuron
     cur = lazy_zeros((C, n), arith.state_dtype)            # u per neuron
@@ -138,7 +140,7 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     run_batch(flat.pop_of, flat.params, flat.code, kernel_key(), flat.mode, flat.kind, flat.indptr, flat.seg_ptr,
               flat.seg_end, flat.seg_delay, flat.seg_delta, flat.seg_proj, flat.target, flat.weight, flat.neg_ptr,
               flat.neg_base, flat.neg_shift, flat.pop_start, emits, R, graph.ticks, x_idx, x_ptr, x_off,
-              acc, blk, carry, state, cur, arith.state_dtype(0), idx, fired, payload, spikes, pop_counts, ops, updates, record)
+              acc, blk, top, carry, state, cur, arith.state_dtype(0), idx, fired, payload, spikes, pop_counts, ops, updates, record)
     offsets = graph.offsets()
     out_spikes = ({p.name: spikes[:, :, offsets[p.name]:offsets[p.name] + p.size] for p in graph.populations}
                   if record else {})
