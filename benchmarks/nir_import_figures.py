@@ -11,7 +11,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "commands"))
 from test_nir_import import Recurrent, export, feed_forward_net, inputs  # noqa: E402
 
 BIN = Path(sys.executable).parent / "spikeformer"
