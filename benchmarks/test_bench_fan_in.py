@@ -1,5 +1,5 @@
 """Training step time of a fixed fan-in model at D = 1024: the gather over fixed index tables against the same
-model as dense matrices, side by side, each in a fresh process (benchmarks.train_step, 1 thread).
+model as dense matrices, side by side, each in a fresh process (benchmarks.scripts.train_step, 1 thread).
 
 Shape: the width sweep's base (preset ``mnist1d-width``: 10 tokens, 42 input features, 1 block, 4 heads, MLP ratio
 2, T 4) at D = 1024 with k = 4 (group rule) and fan-in F = 4, batch 64. ``dense`` is the same width without fan-in
@@ -26,7 +26,7 @@ CASES = {"gather (fan_in 4)": {**BASE, "fan_in": 4, "emb_fan_out": 1}, "dense": 
 
 
 def step_seconds(model: dict, batch: int = 64, steps: int = 4) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.train_step", json.dumps({"model": model}), str(batch),
+    out = subprocess.run([sys.executable, "-m", "benchmarks.scripts.train_step", json.dumps({"model": model}), str(batch),
                           str(steps), "--threads", "1"], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -11,9 +11,10 @@ pytestmark = pytest.mark.bench
 SCRIPT = """
 import time, numpy as np
 from benchmarks.common import proc_status
-from sim.neurons import CubaLIF, Input
-from sim.ir import AerGraph, Population, Projection
-from sim.engine import simulate
+from sim.neurons.cuba import CubaLIF
+from sim.neurons.input import Input
+from sim.ir.graph import AerGraph, Population, Projection
+from sim.engine.simulate import simulate
 rng = np.random.default_rng(0)
 n_in, n_out, fan = 100_000, 900_000, 1000                   # 1 M neurons, 100 M synapses
 indptr = np.arange(0, n_in * fan + 1, fan, dtype=np.int64)

@@ -30,7 +30,7 @@ CASES = [  # name, model, batch, goal GiB
 
 
 def measure(model: dict, batch: int, steps: int = 3, *extra: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.train_step", json.dumps({"model": model}), str(batch),
+    out = subprocess.run([sys.executable, "-m", "benchmarks.scripts.train_step", json.dumps({"model": model}), str(batch),
                           str(steps), *extra], capture_output=True, text=True, timeout=3600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -167,6 +167,11 @@ def netx_chain(graph: AerGraph) -> list[NetxLayer]:
     layers = [NetxLayer(pops[inputs[0]])]
     cur = inputs[0]
     while outs[cur]:
+        if len({pr.post for pr in outs[cur]}) < len(outs[cur]):
+            raise NetxError(f"netx export: population '{cur}' feeds population '{outs[cur][0].post}' through "
+                            f"{len(outs[cur])} parallel projections {[pr.name for pr in outs[cur]]} (a sign-split "
+                            f"or two-word quantisation); a netx layer holds one matrix: import with --numerics "
+                            f"loihi --synapse-words 1 --signs mixed")
         if len(outs[cur]) > 1:
             raise NetxError(f"netx export: population '{cur}' feeds {len(outs[cur])} populations "
                             f"{[pr.post for pr in outs[cur]]}; netx layers are sequential, each feeding only the "

@@ -1,7 +1,10 @@
 """The AER graph flattened for the event-driven engine (``sim.engine``): one CSR over global neuron ids.
 
 Each source neuron's synapses are grouped in segments, one per projection it feeds, so that
-delay and accumulator offset are per segment, not per synapse. Per population: its engine
+delay and accumulator offset are per segment, not per synapse. A spike reads one record of its
+neuron (``OUT_DTYPE``: where its synapses and its segments start, 16 bytes) and one record per
+segment (``SEG_DTYPE``: end, accumulator offset, projection, delay, 24 bytes) rather than one
+array per field, a cache line each at large widths (issue 23). Per population: its engine
 role (``KIND_*``), its kernel's code and parameters (``sim.neurons``) and its update mode:
 
     BUSY   once touched, updated every tick (a kernel without ``rests``);
@@ -31,12 +34,9 @@ class FlatGraph:
     code: np.ndarray          # (pops,) int8 kernel code (``sim.neurons``) of a neuron population
     kind: np.ndarray          # (pops,) int8: KIND_INPUT (any source) | KIND_LIF (a neuron) | KIND_GRADED
     mode: np.ndarray          # (pops,) int8 update mode of a neuron population: BUSY | REST | FULL
-    indptr: np.ndarray        # (n+1,) int64: outgoing synapses of neuron i
-    seg_ptr: np.ndarray       # (n+1,) int64: neuron i's segments (one per projection it feeds)
-    seg_end: np.ndarray       # (G,) int64 end of a segment's synapses (start = previous end / indptr[i])
-    seg_delay: np.ndarray     # (G,) int8 delay of the segment's projection
-    seg_delta: np.ndarray     # (G,) int64 accumulator index − target (≠ 0 only for weight_exp < 0)
-    seg_proj: np.ndarray      # (G,) int32 projection of the segment (for synaptic-op counts)
+    out: np.ndarray           # (n+1,) OUT_DTYPE: syn = first outgoing synapse, seg = first segment of neuron i
+    seg: np.ndarray           # (G,) SEG_DTYPE: end of the segment's synapses (start = previous end / out[i].syn),
+                              # delta = accumulator index − target (≠ 0 only for weight_exp < 0), proj, delay
     target: np.ndarray        # (S,) int32 neuron receiving the event
     weight: np.ndarray        # (S,) int16 (loihi, already << exp ≥ 0) | float32
     neg_ptr: np.ndarray       # (pops+1,) negative-exponent projections into each population
@@ -45,6 +45,15 @@ class FlatGraph:
     pop_start: np.ndarray     # (pops,) first global index
     max_delay: int
     acc_dtype: np.dtype       # accumulators: int32 where the IR bounds allow, else int64 (loihi) | float64
+
+    @property
+    def indptr(self) -> np.ndarray:
+        """(n+1,) int64 CSR row pointers of the outgoing synapses (a view of ``out``)."""
+        return self.out["syn"]
+
+
+OUT_DTYPE = np.dtype([("syn", np.int64), ("seg", np.int64)])
+SEG_DTYPE = np.dtype([("end", np.int64), ("delta", np.int64), ("proj", np.int32), ("delay", np.int8)], align=True)
 
 
 KIND_INPUT, KIND_LIF, KIND_GRADED = 0, 1, 2
@@ -112,18 +121,14 @@ def flatten(graph: AerGraph) -> FlatGraph:
         d = np.diff(pr.indptr)
         row_len[offsets[pr.pre]:offsets[pr.pre] + pr.n_pre] += d
         seg_len[offsets[pr.pre]:offsets[pr.pre] + pr.n_pre] += d > 0
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(row_len, out=indptr[1:])
-    seg_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(seg_len, out=seg_ptr[1:])
-    total, n_seg = int(indptr[-1]), int(seg_ptr[-1])
+    out = np.zeros(n + 1, OUT_DTYPE)
+    np.cumsum(row_len, out=out["syn"][1:])
+    np.cumsum(seg_len, out=out["seg"][1:])
+    total, n_seg = int(out["syn"][-1]), int(out["seg"][-1])
     target = np.empty(total, np.int32)
     weight = np.empty(total, arith.weight_dtype)
-    seg_end = np.empty(n_seg, np.int64)
-    seg_delay = np.empty(n_seg, np.int8)
-    seg_delta = np.empty(n_seg, np.int64)
-    seg_proj = np.empty(n_seg, np.int32)
-    cursor, seg_cursor = indptr[:-1].copy(), seg_ptr[:-1].copy()
+    seg = np.zeros(n_seg, SEG_DTYPE)
+    cursor, seg_cursor = out["syn"][:-1].copy(), out["seg"][:-1].copy()
     neg: dict[int, list[tuple[int, int]]] = {}
     n_acc = n
     for k_proj, pr in enumerate(graph.projections):
@@ -135,7 +140,7 @@ def flatten(graph: AerGraph) -> FlatGraph:
             n_acc += graph.population(pr.post).size
         _fill_rows(cursor, seg_cursor, pr.indptr, pr.indices, w.astype(weight.dtype, copy=False), offsets[pr.pre],
                    offsets[pr.post], pr.delay, weight.dtype.type(1), delta, k_proj, target, weight,
-                   seg_end, seg_delay, seg_delta, seg_proj)
+                   seg["end"], seg["delay"], seg["delta"], seg["proj"])
     neg_ptr = np.zeros(len(pops) + 1, np.int64)
     neg_base, neg_shift = [], []
     for k in range(len(pops)):
@@ -146,8 +151,7 @@ def flatten(graph: AerGraph) -> FlatGraph:
     return FlatGraph(
         n=n, n_acc=n_acc, pop_of=pop_of, params=params, code=code,
         kind=np.array([kind_code(p.model) for p in pops], np.int8), mode=mode,
-        indptr=indptr, seg_ptr=seg_ptr, seg_end=seg_end, seg_delay=seg_delay, seg_delta=seg_delta, seg_proj=seg_proj,
-        target=target, weight=weight,
+        out=out, seg=seg, target=target, weight=weight,
         neg_ptr=neg_ptr, neg_base=np.array(neg_base, np.int64), neg_shift=np.array(neg_shift, np.int64),
         pop_start=np.array([offsets[p.name] for p in pops], np.int64),
         max_delay=int(max((pr.delay for pr in graph.projections), default=1)), acc_dtype=acc_dtype(graph))

@@ -100,32 +100,27 @@ def _clear_marks(blk, top):
 
 
 @numba.njit(cache=True, inline="always")
-def _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, top, payload):
-    """Deliver an event of neuron i: per segment, acc[(slot + delay) mod R, target + delta] += w·payload;
-    mark blocks (and their summary)."""
-    s = indptr[i]
-    for g in range(seg_ptr[i], seg_ptr[i + 1]):
-        sl = slot + seg_delay[g]
+def _emit(i, slot, R, out, seg, target, weight, acc, blk, top, payload, ops):
+    """Deliver an event of neuron i: per segment g (``sim.engine.flatgraph``: one record each),
+    acc[(slot + delay) mod R, target + delta] += w·payload, blocks (and their summary) marked,
+    ops[proj] += the segment's synapses."""
+    s = out[i].syn
+    for g in range(out[i].seg, out[i + 1].seg):
+        sg = seg[g]
+        e = sg.end
+        ops[sg.proj] += e - s
+        sl = slot + sg.delay
         if sl >= R:
             sl -= R
-        d = seg_delta[g]
+        d = sg.delta
         acc_row = acc[sl]
         b_row = blk[sl]
         t_row = top[sl]
-        e = seg_end[g]
         while s < e:
             j = target[s]
             acc_row[np.uint64(j + d)] += weight[s] * payload
             _mark(b_row, t_row, j)
             s += 1
-
-
-@numba.njit(cache=True, inline="always")
-def _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops):
-    start = indptr[i]
-    for g in range(seg_ptr[i], seg_ptr[i + 1]):
-        ops[seg_proj[g]] += seg_end[g] - start
-        start = seg_end[g]
 
 
 @intrinsic
@@ -160,11 +155,12 @@ def _take_carry(s, e, carry):
 
 
 @numba.njit(cache=True, inline="always")
-def _block_mask(s, e, lo, carry, acc, neg_base, neg_shift):
+def _block_mask(s, e, lo, carry, acc, neg_base, neg_shift, carries=True):
     """Pending neurons of block [s, e) of the population starting at lo, as bits (i − s): summed
-    input ≠ 0 (after ``_fold_neg``) or a carried current; returns (mask, popcount). Clears the carry bits."""
+    input ≠ 0 (after ``_fold_neg``) or a carried current; returns (mask, popcount). Clears the carry bits.
+    ``carries`` False (a FULL population, whose neurons never carry): the carry bitmap is not read."""
     _fold_neg(s, e, lo, acc, neg_base, neg_shift)
-    mask = _take_carry(s, e, carry)
+    mask = _take_carry(s, e, carry) if carries else np.uint64(0)
     if e - s == BLOCK:                           # a full block: constant trip count, vectorised
         for q in range(BLOCK):
             mask |= np.uint64(acc[s + q] != 0) << np.uint64(q)
@@ -277,10 +273,11 @@ def _update_neurons(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cu
                 mask = cm = np.uint64(0)
                 if mode != BUSY and whole:
                     _fold_neg(s, e, lo, acc, neg_base, neg_shift)
-                    cm = _take_carry(s, e, carry)
+                    if mode != FULL:                     # a FULL neuron never carries: its bits stay 0
+                        cm = _take_carry(s, e, carry)
                     c = 0
                 else:
-                    mask, c = _block_mask(s, e, lo, carry, acc, neg_base, neg_shift)
+                    mask, c = _block_mask(s, e, lo, carry, acc, neg_base, neg_shift, mode != FULL)
                 if mode != BUSY and (whole or c >= WHOLE):
                     for i in range(s, e):
                         a = acc[i]
@@ -362,9 +359,9 @@ def fill_input_events(x, offset, pos, ids):
 
 
 @numba.njit(cache=True)
-def run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj,
-               target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, epoch,
-               acc, blk, top, carry, state, cur, zero, idx, fired, payload, spikes, pop_counts, ops, record):
+def run_sample(pop_of, params, code, kernels, mode, kind, out, seg, target, weight, neg_ptr, neg_base, neg_shift,
+               pop_start, emits, R, ticks, x_idx, x_ptr, epoch, acc, blk, top, carry, state, cur, zero, idx, fired,
+               payload, spikes, pop_counts, ops, record):
     """One sample on one thread's working buffers; returns the number of neuron updates.
 
     Per tick: 1. the source spikes of the tick emit; 2. per population with a marked block
@@ -393,8 +390,7 @@ def run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_e
                 pop_counts[pop_of[i]] += 1
                 if record:
                     rec_row[i] = True
-                _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
-                _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, top, 1)
+                _emit(i, slot, R, out, seg, target, weight, acc, blk, top, 1, ops)
         acc_row, blk_s, top_s, carry_s = acc[slot], blk[slot], top[slot], carry[slot]
         blk_n, top_n, carry_n = blk[nxt], top[nxt], carry[nxt]
         for p in range(n_pops):                                  # 2. update pending neurons, population by population
@@ -422,9 +418,7 @@ def run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_e
             if emits[p]:                                         # spikes of p reach later slots (delay ≥ 1)
                 for q in range(n_fired):
                     i = fired[q]
-                    _count_ops(i, indptr, seg_ptr, seg_end, seg_proj, ops)
-                    _emit(i, slot, R, indptr, seg_ptr, seg_end, seg_delay, seg_delta, target, weight, acc, blk, top,
-                          payload[q] if graded else 1)
+                    _emit(i, slot, R, out, seg, target, weight, acc, blk, top, payload[q] if graded else 1, ops)
         _clear_marks(blk_s, top_s)                               # 3.
     for sl in range(R):                                           # clear events scheduled past the end
         for p in range(n_pops):
@@ -441,22 +435,25 @@ def run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_e
 
 
 @numba.njit(cache=True, parallel=True)
-def run_batch(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay, seg_delta, seg_proj,
-              target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits, R, ticks, x_idx, x_ptr, x_off,
-              acc, blk, top, carry, state, cur, zero, idx, fired, payload, spikes, pop_counts, ops, updates, record):
-    """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread)."""
+def run_batch(pop_of, params, code, kernels, mode, kind, out, seg, target, weight, neg_ptr, neg_base, neg_shift,
+              pop_start, emits, R, ticks, x_idx, x_ptr, x_off, acc, blk, top, carry, state, cur, epochs, zero, idx, fired,
+              payload, spikes, pop_counts, ops, updates, record):
+    """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread).
+
+    ``epochs[c]``: the first free epoch of buffer c, read at the start and written back at the end, so
+    that buffers left clean by one call (``run_sample``) serve the next one without a reset."""
     n_buf = len(acc)
     batch = len(updates)
     for c in numba.prange(n_buf):
-        epoch = 0
+        epoch = epochs[c]
         for b in range(c, batch, n_buf):
             if epoch > EPOCH_MAX - ticks - 1:                    # int32 ``last`` would wrap: start afresh
                 for i in range(len(state[c])):
                     state[c][i].last = 0
                 epoch = 0
-            updates[b] = run_sample(pop_of, params, code, kernels, mode, kind, indptr, seg_ptr, seg_end, seg_delay,
-                                    seg_delta, seg_proj, target, weight, neg_ptr, neg_base, neg_shift, pop_start, emits,
-                                    R, ticks, x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], epoch, acc[c], blk[c], top[c],
+            updates[b] = run_sample(pop_of, params, code, kernels, mode, kind, out, seg, target, weight, neg_ptr,
+                                    neg_base, neg_shift, pop_start, emits, R, ticks, x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], epoch, acc[c], blk[c], top[c],
                                     carry[c], state[c], cur[c], zero, idx[c], fired[c], payload[c], spikes[b],
                                     pop_counts[b], ops[b], record)
             epoch += ticks + 1
+        epochs[c] = epoch

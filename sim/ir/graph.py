@@ -23,7 +23,8 @@ Semantics (tick ``t``, integer):
   ``pre[i]`` at tick ``t`` adds ``weights[k] << weight_exp`` to the input of
   ``post[indices[k]]`` at tick ``t + delay`` (``delay ≥ 1``). A projection from a
   population to itself (recurrence) carries the previous model tick: delay 1.
-* ``Readout`` — ``logits[c] = Σ_{t ∈ window} Σ_i weights[c, i] · s_pre[t, i]``;
+* ``Readout`` — ``logits[c] = Σ_{t ∈ window} Σ_i weights[c, i] · s_pre[t, i]`` (``per_token``:
+  ``logits[n, c] = Σ_{t ∈ window} Σ_i weights[c, i] · s_pre[t, n, i]``, one row of logits per token);
   the prediction is ``argmax_c logits`` (first index on ties). Computed off-chip.
 * ``depth`` of a population — ticks by which it lags the zero-delay model:
   its spikes at tick ``t + depth`` equal the model's at ``t``.
@@ -195,12 +196,15 @@ class Projection:
 
 @dataclass(frozen=True, eq=False)
 class Readout:
-    """Off-chip linear readout: logits = Σ_{t∈[start, stop)} W · s_pre[t]."""
+    """Off-chip linear readout: logits = Σ_{t∈[start, stop)} W · s_pre[t] (W: (classes, neurons));
+    ``per_token``: the pre population is (tokens, C) and each token has its logits,
+    logits_n = Σ_{t∈[start, stop)} W · s_pre[t, n, :] (W: (classes, C), shared by the tokens)."""
 
     pre: str
     weights: np.ndarray
     start: int
     stop: int
+    per_token: bool = False
 
     def __post_init__(self) -> None:
         w = np.asarray(self.weights)
@@ -212,8 +216,10 @@ class Readout:
         object.__setattr__(self, "weights", w)
 
     def logits(self, spikes: np.ndarray) -> np.ndarray:
-        """spikes: (batch, ticks, n_pre) → logits (batch, classes)."""
+        """spikes: (batch, ticks, n_pre) → logits (batch, classes); per_token: (batch, tokens, classes)."""
         counts = spikes[:, self.start:self.stop].sum(axis=1).astype(np.int64 if np.issubdtype(self.weights.dtype, np.integer) else np.float64)
+        if self.per_token:
+            counts = counts.reshape(len(counts), -1, self.weights.shape[1])
         return counts @ self.weights.T.astype(counts.dtype)
 
 
@@ -259,9 +265,13 @@ class AerGraph:
         if self.readout is not None:
             if self.readout.pre not in pops:
                 raise IRError("readout", "pre", f"names unknown population '{self.readout.pre}'")
-            if self.readout.weights.shape[1] != pops[self.readout.pre].size:
-                raise IRError("readout", "weights", f"has {self.readout.weights.shape[1]} columns, "
-                              f"population '{self.readout.pre}' has {pops[self.readout.pre].size} neurons")
+            pre, cols = pops[self.readout.pre], self.readout.weights.shape[1]
+            if self.readout.per_token and (len(pre.shape) < 2 or pre.shape[-1] != cols):
+                raise IRError("readout", "weights", f"has {cols} columns, a per-token readout needs the channels "
+                              f"per token of population '{pre.name}' (shape {pre.shape})")
+            if not self.readout.per_token and cols != pre.size:
+                raise IRError("readout", "weights", f"has {cols} columns, "
+                              f"population '{self.readout.pre}' has {pre.size} neurons")
             if self.readout.stop > self.ticks:
                 raise IRError("readout", "stop", f"{self.readout.stop} is past the last tick {self.ticks}")
 

@@ -5,7 +5,8 @@ Layout::
     header            uint8 bytes of UTF-8 JSON: {"schema": "spikeformer.aer", "version": 2,
                       "numerics", "timesteps", "metadata", "populations": [{name, size,
                       model: {kind, <its parameters>}, shape, depth, role}],
-                      "projections": [{name, pre, post, delay, weight_exp}], "readout": {...}|null}
+                      "projections": [{name, pre, post, delay, weight_exp}], "readout": {pre, start,
+                      stop, per_token (version 3 only)}|null}
     p{k}.indptr       int64    CSR row pointers of projection k
     p{k}.indices      int32    post-synaptic indices
     p{k}.weights      int16 (loihi) | float32 (float)
@@ -14,7 +15,8 @@ Layout::
 Loading never unpickles (``allow_pickle=False``) and validates every field; a
 problem raises :class:`~sim.ir.IRError` naming the file and field. Version 1 files
 (``kind`` "input" | "lif" | "graded" with loose ``du, dv, vth``) are read and mapped
-onto the neuron models: "lif" → the CUBA LIF of the file's numerics.
+onto the neuron models: "lif" → the CUBA LIF of the file's numerics. A graph with a per-token readout is
+written as version 3 (its readout has ``"per_token": true``); every other graph as version 2, as before.
 """
 from __future__ import annotations
 
@@ -35,10 +37,10 @@ from sim.system.files import atomic_write
 SCHEMA = "spikeformer.aer"
 
 
-VERSION = 2
+VERSION = 3                  # 3: the readout's "per_token" (a per-token readout); files without one are written as 2
 
 
-READS = (1, 2)
+READS = (1, 2, 3)
 
 
 _POP_FIELDS = ("name", "size", "shape", "depth", "role")
@@ -62,7 +64,8 @@ def save_graph(graph: AerGraph, path: str | os.PathLike) -> Path:
     path = Path(path)
     weight_dtype = graph.arith.weight_dtype
     header = {
-        "schema": SCHEMA, "version": VERSION, "numerics": graph.numerics,
+        "schema": SCHEMA, "version": VERSION if graph.readout is not None and graph.readout.per_token else 2,
+        "numerics": graph.numerics,
         "timesteps": int(graph.timesteps), "metadata": dict(graph.metadata),
         "populations": [{"name": p.name, "size": int(p.size), "model": p.model.to_dict(),
                          "shape": [int(x) for x in p.shape], "depth": int(p.depth), "role": p.role}
@@ -70,7 +73,8 @@ def save_graph(graph: AerGraph, path: str | os.PathLike) -> Path:
         "projections": [{"name": pr.name, "pre": pr.pre, "post": pr.post,
                          "delay": int(pr.delay), "weight_exp": int(pr.weight_exp)} for pr in graph.projections],
         "readout": None if graph.readout is None else
-        {"pre": graph.readout.pre, "start": int(graph.readout.start), "stop": int(graph.readout.stop)},
+        {"pre": graph.readout.pre, "start": int(graph.readout.start), "stop": int(graph.readout.stop),
+         **({"per_token": True} if graph.readout.per_token else {})},
     }
     arrays: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for k, pr in enumerate(graph.projections):
@@ -133,7 +137,12 @@ def load_graph(path: str | os.PathLike) -> AerGraph:
                                         arr(f"p{k}.indices", "indices"), arr(f"p{k}.weights", "weights"),
                                         delay=d["delay"], weight_exp=d.get("weight_exp", 0)))
             ro = header.get("readout")
-            readout = None if ro is None else Readout(ro["pre"], arr("readout.weights", "weights"), ro["start"], ro["stop"])
+            per_token = False if ro is None else ro.get("per_token", False)
+            if not isinstance(per_token, bool) or (per_token and version < 3):
+                raise IRError(where, "header.readout.per_token", f"must be a bool in a version 3 file, got "
+                                                                 f"{per_token!r} (version {version})")
+            readout = None if ro is None else Readout(ro["pre"], arr("readout.weights", "weights"), ro["start"],
+                                                      ro["stop"], per_token)
             return AerGraph(header["numerics"], tuple(pops), tuple(projs), readout,
                             header["timesteps"], header.get("metadata", {}))
         except IRError as e:

@@ -22,7 +22,10 @@ pair carries the remainder::
 
     hi = ⌊x / 2^e⌋  (weight_exp e),   lo = round((x − hi·2^e) / 2^e')  (weight_exp e' = max(e − 7, 0))
 
-so each weight is exact to half an a-unit (one word: to 2^(e−1)). Exponents are ≥ 0: no sum is
+so each weight is exact to half an a-unit (one word: to 2^(e−1)). ``signs = "mixed"`` (one word only)
+keeps one 8-bit projection per float projection with weight_exp 0, as netx's one 8-bit matrix per
+layer needs: λ_P is further capped at 254 / max|w| and q = 2·round(x / 2) where the projection
+mixes signs (Lava drops a mixed matrix's LSB), magnitudes balanced as below. Exponents are ≥ 0: no sum is
 floored. Rounding is *balanced* per target neuron j: after rounding to nearest, the weights whose
 rounding was closest to a tie are moved to their other neighbour until |Σ_i r_i·(q_ij − x_ij)| ≤
 r_max/2 — the rate-weighted rounding error of j's input sums to (about) zero, so rounding leaves
@@ -48,6 +51,7 @@ MAX_EXP = 7                                    # Lava's largest weight_exp
 A_MAX = W_MAX << MAX_EXP                       # largest weight in a-units
 WORD_BITS = 7                                  # the low word's exponent sits this far below the high word's
 SYNAPSE_WORDS = (1, 2)
+SIGNS = ("split", "mixed")
 
 
 @numba.njit(cache=True)
@@ -84,14 +88,15 @@ def _fan_in(p: Population, ins: list[Projection]) -> float:
     return float(acc.max(initial=0.0))
 
 
-def scale(p: Population, ins: list[Projection], threshold_units: float = THRESHOLD_UNITS) -> float:
+def scale(p: Population, ins: list[Projection], threshold_units: float = THRESHOLD_UNITS, a_max: float = A_MAX
+          ) -> float:
     """λ_P (module docstring): the threshold at ``threshold_units`` a-units, lowered where the
     largest weight or a carried current's input bound would not fit."""
     w_max = max((float(np.abs(_float_weights(pr)).max()) for pr in ins if pr.n_synapses), default=0.0)
     vth = float(getattr(p.model, "vth", 0.0))
     lam = threshold_units / vth if np.isfinite(vth) and vth > 0 else threshold_units / max(w_max, 1e-30)
     if w_max > 0:
-        lam = min(lam, A_MAX / w_max)
+        lam = min(lam, a_max / w_max)
     if _carries(p):
         fan = _fan_in(p, ins)
         if fan > 0:
@@ -115,13 +120,30 @@ def _csr(rows: np.ndarray, n_pre: int) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_pre))]).astype(np.int64)
 
 
+def _exponent(x: np.ndarray) -> int:
+    """e = clip(⌈log₂(max x / 254)⌉, 0, 7): the largest weight fills the 8-bit mantissa."""
+    return int(np.clip(np.ceil(np.log2(max(float(x.max(initial=0.0)), 1e-300) / W_MAX)), 0, MAX_EXP))
+
+
+def mixed_words(pr: Projection, lam: float, n_post: int, rate: np.ndarray) -> Projection:
+    """One loihi projection for float ``pr`` (``signs = "mixed"``, module docstring)."""
+    w = _float_weights(pr)
+    x = lam * np.abs(w)
+    grid = 2 if (w > 0).any() and (w < 0).any() else 1
+    q = grid * balanced_round(pr.indptr, pr.indices, x / grid, rate, n_post, float(W_MAX // grid))
+    return Projection(pr.name, pr.pre, pr.post, pr.indptr, pr.indices, (np.sign(w) * q).astype(np.int16),
+                      pr.delay, 0)
+
+
 def synapse_words(pr: Projection, lam: float, n_post: int, rate: np.ndarray | None = None,
-                  words: int = 2) -> list[Projection]:
+                  words: int = 2, signs: str = "split") -> list[Projection]:
     """The loihi projections of float ``pr`` into a population of scale ``lam``: one per sign, and
-    with ``words = 2`` one more per sign for the remainder (module docstring)."""
+    with ``words = 2`` one more per sign for the remainder; ``signs = "mixed"``: one (module docstring)."""
     w = _float_weights(pr)
     rows = np.repeat(np.arange(pr.n_pre), np.diff(pr.indptr))
     rate = np.ones(pr.n_pre) if rate is None else np.asarray(rate, np.float64)
+    if signs == "mixed":
+        return [mixed_words(pr, lam, n_post, rate)]
     out = []
     for sign, tag in ((1, "pos"), (-1, "neg")):
         m = sign * w > 0
@@ -130,7 +152,7 @@ def synapse_words(pr: Projection, lam: float, n_post: int, rate: np.ndarray | No
         r, idx = rows[m], pr.indices[m]
         indptr = _csr(r, pr.n_pre)
         x = lam * np.abs(w[m])
-        e = int(np.clip(np.ceil(np.log2(max(x.max(), 1e-300) / W_MAX)), 0, MAX_EXP))
+        e = _exponent(x)
         name = f"{pr.name}:{tag}"
         if words == 1 or e == 0:
             q = balanced_round(indptr, idx, x / 2.0 ** e, rate, n_post, float(W_MAX))
@@ -148,12 +170,17 @@ def synapse_words(pr: Projection, lam: float, n_post: int, rate: np.ndarray | No
 
 
 def quantize(graph: AerGraph, words: int = 2, rates: dict[str, np.ndarray] | None = None,
-             threshold_units: dict[str, float] | None = None) -> tuple[AerGraph, dict[str, float]]:
+             threshold_units: dict[str, float] | None = None, signs: str = "split"
+             ) -> tuple[AerGraph, dict[str, float]]:
     """(the loihi graph of float ``graph``, λ per neuron population); ValueError where a population
     has no Loihi form. ``rates``: firing rate per neuron of each population on calibration inputs
-    (balanced rounding); ``threshold_units``: U_P per population (default ``THRESHOLD_UNITS``)."""
+    (balanced rounding); ``threshold_units``: U_P per population (default ``THRESHOLD_UNITS``);
+    ``signs``: "split" (a projection per sign) or "mixed" (one per float projection, one word)."""
     if words not in SYNAPSE_WORDS:
         raise ValueError(f"synapse words must be one of {SYNAPSE_WORDS}, got {words!r}")
+    if signs not in SIGNS or (signs == "mixed" and words != 1):
+        raise ValueError(f"signs must be one of {SIGNS} ('mixed' with one synapse word), got {signs!r} with "
+                         f"{words} words")
     ins: dict[str, list[Projection]] = {}
     for pr in graph.projections:
         ins.setdefault(pr.post, []).append(pr)
@@ -164,10 +191,11 @@ def quantize(graph: AerGraph, words: int = 2, rates: dict[str, np.ndarray] | Non
             continue
         if not hasattr(p.model, "fixed_point"):
             raise ValueError(f"population '{p.name}': neuron model {type(p.model).__name__} has no Loihi fixed-point form")
-        lam = scale(p, ins.get(p.name, []), (threshold_units or {}).get(p.name, THRESHOLD_UNITS))
+        lam = scale(p, ins.get(p.name, []), (threshold_units or {}).get(p.name, THRESHOLD_UNITS),
+                    W_MAX if signs == "mixed" else A_MAX)
         while True:                               # rounding may push a carried current's bound past 2¹⁸
             mine = [q for pr in ins.get(p.name, []) for q in
-                    synapse_words(pr, lam, p.size, None if rates is None else rates.get(pr.pre), words)]
+                    synapse_words(pr, lam, p.size, None if rates is None else rates.get(pr.pre), words, signs)]
             fan = _int_fan_in(mine, p.size)
             if not _carries(p) or fan <= LIF_CARRY_INPUT_MAX:
                 break
@@ -181,7 +209,7 @@ def quantize(graph: AerGraph, words: int = 2, rates: dict[str, np.ndarray] | Non
         peak = float(np.abs(ro.weights).max()) or 1.0
         ro = Readout(ro.pre, np.round(ro.weights / peak * 127).astype(np.int32), ro.start, ro.stop)
     meta = dict(graph.metadata)
-    meta["quantized"] = {"from": "float", "scales": scales, "synapse_words": words}
+    meta["quantized"] = {"from": "float", "scales": scales, "synapse_words": words, "signs": signs}
     return AerGraph("loihi", tuple(pops), tuple(projs), ro, graph.timesteps, meta), scales
 
 

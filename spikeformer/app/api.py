@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from sim.system.files import atomic_write
+from spikeformer.config.model import ArchConfig
 from spikeformer.configure import presets
-from spikeformer.data.files import MAX_CLASSES
+from spikeformer.data.files import check_class_memory
 from spikeformer.store.files import CheckpointError
 from spikeformer.store.guard import check_out_dir
 from spikeformer.store.layout import DATA_FILE
@@ -59,8 +60,8 @@ def _arrays(data: Any, labels: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         if not np.isin(x, (0, 1)).all():
             raise ValueError(f"{name}: spikes must be 0 or 1")
         x = x.astype(bool)
-    if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0 or y.max() >= MAX_CLASSES:
-        raise ValueError(f"{name}: labels must be class indices, integers in [0, {MAX_CLASSES:,}), one per sample; "
+    if y.dtype.kind not in "iu" or y.ndim != 1 or y.min() < 0:
+        raise ValueError(f"{name}: labels must be class indices, integers ≥ 0, one per sample; "
                          f"got dtype {y.dtype}" + (f", {y.min()} … {y.max()}" if y.dtype.kind in "iu" else ""))
     return x, y.astype(np.int64)
 
@@ -91,6 +92,8 @@ def train(data: Any, labels: Any = None, *, out: str | os.PathLike, test: Any = 
             if xt.shape[1:] != x.shape[1:]:
                 raise ValueError(f"test: spikes of shape {xt.shape[1:]} per sample, data has {x.shape[1:]}")
             x, y, is_test = np.concatenate([x, xt]), np.concatenate([y, yt]), np.arange(len(x) + len(xt)) >= len(x)
+        dim = int({**m, **(model or {})}.get("dim", ArchConfig.dim))
+        check_class_memory("data", y, int((model or {}).get("classes", y.max() + 1)), dim)     # before any write
         extra = {} if is_test is None else {"is_test": is_test}
         path = out / DATA_FILE
         if not path.exists():               # the output-directory rule before any byte is written: only a new
@@ -124,7 +127,8 @@ def simulate(run: Run | str | os.PathLike, samples: int | None = None) -> dict:
     return simulate_run(Path(run), samples)
 
 
-def run_lava(run: Run | str | os.PathLike, samples: int = 20, timeout: float = 600.0) -> dict:
-    """The run's first ``samples`` samples in Lava (Loihi2SimCfg fixed point), compared with the simulator."""
+def run_lava(run: Run | str | os.PathLike, samples: int | None = None, timeout: float = 600.0) -> dict:
+    """The run's first ``samples`` samples (None: 20, or all when fewer) in Lava (Loihi2SimCfg fixed point),
+    compared with the simulator."""
     from spikeformer.runs.steps import lava_run
     return lava_run(Path(run), samples, timeout)

@@ -139,6 +139,7 @@ def train(out: Path = typer.Option(..., "--out", help="Run directory (created; r
     train_cfg.__post_init__()
     res = run_train(model_cfg, train_cfg, out, progress=not as_json, device=device, checkpoint=checkpoint)
     emit({"test_accuracy": res.test_accuracy, "train_accuracy": res.train_accuracy,
+          **({} if res.test_bits_per_byte is None else {"test_bits_per_byte": res.test_bits_per_byte}),
           "epochs": res.epochs, "seconds": res.seconds, "out": str(out)}, as_json, "train")
 
 
@@ -167,10 +168,25 @@ def simulate(run_dir: Path = typer.Argument(..., help="Converted run directory."
          as_json, "simulate")
 
 
+@app.command()
+@friendly
+def generate(run_dir: Path = typer.Argument(..., help="Run directory of a language model (e.g. --preset code-lm)."),
+             prompt: str = typer.Option(..., "--prompt", help="The context: text whose UTF-8 bytes the model reads."),
+             n_bytes: int = typer.Option(..., "--bytes", help="Bytes to generate (≥ 1)."),
+             seed: Optional[int] = typer.Option(None, "--seed", help="Sample with this seed (default: greedy)."),
+             backend: str = typer.Option("torch", "--backend", help="torch | sim | lava (sim, lava: convert first)."),
+             as_json: bool = JsonOpt) -> None:
+    """Generate bytes after a prompt, window by window (spikeformer.runs.generate); sim and lava print the
+    synaptic ops and Loihi 2 energy per byte."""
+    from spikeformer.runs.generate import generate as run_generate
+    emit(run_generate(run_dir, prompt, n_bytes, seed, backend), as_json, "generate")
+
+
 @export_app.command("lava")
 @friendly
 def export_lava(run_dir: Path = typer.Argument(..., help="Converted run directory (loihi numerics)."),
-                samples: int = typer.Option(20, "--samples", help="First N test samples."),
+                samples: Optional[int] = typer.Option(None, "--samples",
+                                                      help="First N test samples (default: 20, or all when fewer)."),
                 timeout: float = typer.Option(600.0, "--timeout", help="Seconds before the Lava run is killed."),
                 as_json: bool = JsonOpt) -> None:
     """Build Lava processes from the graph, run them on Loihi2SimCfg (fixed point), compare spikes."""

@@ -46,6 +46,13 @@ ge 4, win 5, wv 6, attn 7; delay balancing gives V 6). d = 1 (score ∈ {0, 1}, 
 win = [score ≥ 1] for every k): no lev1/lev/ge, win fed by the relay alone —
 neurons 2N²D + 2N²H + ND, synapses 6N²D + N²H, 5 ticks.
 
+**Causal** (``config.causal``; sdsa, kwta), query i sees keys j ≤ i by static wiring alone:
+SDSA's mask becomes one neuron per (token, channel), mask_ic = [Σ_{j≤i} kv_jc ≥ m]
+(``causal_token_sum``: (j, c) → (i, c) ∀ i ≥ j, N(N+1)/2·D synapses), attn_ic = Q_ic ∧ mask_ic
+(``identity``); k-WTA wires Q, K → qk and V → wv for j ≤ i only (``pair_first_causal``,
+``pair_second_causal``), so qk_ijc, score, lev, win and wv stay silent for j > i: score 0,
+which never wins and leaves θ = max(s_ih, 1) as the definition's.
+
 At N = 64, D = 384, H = 8 (d = 48): 4,832,768 neurons (32,768 graded) and
 17,203,200 synapses; the former pairwise rank circuit (rank_ijj'h = [score_ij'h >
 score_ijh], N³H neurons, 2(N−1)N²D synapses into them) needed 5,332,992 neurons
@@ -72,6 +79,9 @@ from spikeformer.arch.nodes import AND, GE1, PopSpec, ProjSpec, count_neuron
 ATTENTIONS = ("sdsa", "kwta", "ssa")
 
 
+CAUSAL = ("sdsa", "kwta")          # kinds with a causal form (config.causal)
+
+
 SSA_MAX_NEURONS = 1 << 18          # triple-coincidence neurons per block (tokens²·dim·dim/heads)
 
 
@@ -81,10 +91,12 @@ CIRCUIT_MAX_COUNT = 2047           # largest input count a memoryless neuron may
 KWTA_MAX_HEAD_DIM = 1 - W_MANT_MIN  # k-WTA levels θ ≤ d: lev1 → lev weight mantissa −(θ−1) ≥ −127
 
 
-def check_attention(attention: str, tokens: int, dim: int, heads: int, kwta_k: int) -> None:
+def check_attention(attention: str, tokens: int, dim: int, heads: int, kwta_k: int, causal: bool = False) -> None:
     """Raise ValueError naming the config field when the attention cannot be built or lowered."""
     if attention not in ATTENTIONS:
         raise ValueError(f"config.attention must be one of {ATTENTIONS}, got {attention!r}")
+    if causal and attention not in CAUSAL:
+        raise ValueError(f"config.causal is defined for attention {CAUSAL}, got attention={attention!r}")
     d = dim // heads
     if tokens > CIRCUIT_MAX_COUNT:
         raise ValueError(f"config.tokens ({tokens}) exceeds the exact circuits' input range ({CIRCUIT_MAX_COUNT}): "
@@ -108,23 +120,25 @@ def check_attention(attention: str, tokens: int, dim: int, heads: int, kwta_k: i
                              f"input range ({CIRCUIT_MAX_COUNT}); raise config.heads")
 
 
-def attention_block(kind: str, b: str, tokens: int, dim: int, heads: int, count: int, kwta_k: int
-                    ) -> tuple[list[PopSpec], list[ProjSpec]]:
-    """Populations and projections from ``{b}.q/k/v`` (N, D) to ``{b}.attn`` (N, D); see module doc."""
+def attention_block(kind: str, b: str, tokens: int, dim: int, heads: int, count: int, kwta_k: int,
+                    causal: bool = False) -> tuple[list[PopSpec], list[ProjSpec]]:
+    """Populations and projections from ``{b}.q/k/v`` (N, D) to ``{b}.attn`` (N, D); see module doc
+    (``causal``: the causal wiring of its section)."""
     N, D, H = tokens, dim, heads
+    c = "_causal" if causal else ""
     out = PopSpec(f"{b}.attn", (N, D), "lif", AND if kind == "sdsa" else count_neuron(count), "attn")
     if kind == "sdsa":
         pops = [PopSpec(f"{b}.kv", (N, D), "lif", AND, "and"),
-                PopSpec(f"{b}.mask", (D,), "lif", count_neuron(count), "mask"), out]
+                PopSpec(f"{b}.mask", (N, D) if causal else (D,), "lif", count_neuron(count), "mask"), out]
         projs = [ProjSpec(f"{b}.k->kv", f"{b}.k", f"{b}.kv", "identity"),
                  ProjSpec(f"{b}.v->kv", f"{b}.v", f"{b}.kv", "identity"),
-                 ProjSpec(f"{b}.kv->mask", f"{b}.kv", f"{b}.mask", "token_sum"),
+                 ProjSpec(f"{b}.kv->mask", f"{b}.kv", f"{b}.mask", "causal_token_sum" if causal else "token_sum"),
                  ProjSpec(f"{b}.q->attn", f"{b}.q", f"{b}.attn", "identity"),
-                 ProjSpec(f"{b}.mask->attn", f"{b}.mask", f"{b}.attn", "broadcast")]
+                 ProjSpec(f"{b}.mask->attn", f"{b}.mask", f"{b}.attn", "identity" if causal else "broadcast")]
         return pops, projs
     qk = [PopSpec(f"{b}.qk", (N, N, D), "lif", AND, "and")]
-    qk_projs = [ProjSpec(f"{b}.q->qk", f"{b}.q", f"{b}.qk", "pair_first"),
-                ProjSpec(f"{b}.k->qk", f"{b}.k", f"{b}.qk", "pair_second")]
+    qk_projs = [ProjSpec(f"{b}.q->qk", f"{b}.q", f"{b}.qk", "pair_first" + c),
+                ProjSpec(f"{b}.k->qk", f"{b}.k", f"{b}.qk", "pair_second" + c)]
     if kind == "kwta":
         d, L = D // H, D // H - 1
         pops = qk + [PopSpec(f"{b}.score", (N, N, H), "graded", None, "score")]
@@ -142,7 +156,7 @@ def attention_block(kind: str, b: str, tokens: int, dim: int, heads: int, count:
                  PopSpec(f"{b}.wv", (N, N, D), "lif", AND, "and"), out]
         projs += [ProjSpec(f"{b}.score->win", f"{b}.score", f"{b}.win", "identity"),
                   ProjSpec(f"{b}.win->wv", f"{b}.win", f"{b}.wv", "head_broadcast"),
-                  ProjSpec(f"{b}.v->wv", f"{b}.v", f"{b}.wv", "pair_second"),
+                  ProjSpec(f"{b}.v->wv", f"{b}.v", f"{b}.wv", "pair_second" + c),
                   ProjSpec(f"{b}.wv->attn", f"{b}.wv", f"{b}.attn", "key_sum")]
         return pops, projs
     if kind == "ssa":

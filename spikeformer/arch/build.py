@@ -59,7 +59,7 @@ def build_spec(cfg: "ModelConfig") -> Spec:
             pops.append(PopSpec(f"{b}.{z}", (N, D), "lif", lif, z))
             projs.append(ProjSpec(f"{b}.w{z}", x, f"{b}.{z}", "linear", f"{b}.w{z}"))
         from spikeformer.arch.attention import attention_block
-        att_pops, att_projs = attention_block(a.attention, b, N, D, a.heads, a.mask_count, a.kwta_k)
+        att_pops, att_projs = attention_block(a.attention, b, N, D, a.heads, a.mask_count, a.kwta_k, a.causal)
         pops += att_pops
         projs += att_projs
         relay(f"{b}.attn", f"{b}.wo")

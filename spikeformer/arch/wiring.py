@@ -20,6 +20,9 @@ token_sum           (N, D)           (D,)              (n, c) → c (2)
 broadcast           (D,)             (N, D)            c → (n, c) ∀n (2)
 pair_first          (N, D)           (N, N, D)         (i, c) → (i, j, c) ∀j (2)
 pair_second         (N, D)           (N, N, D)         (j, c) → (i, j, c) ∀i (2)
+pair_first_causal   (N, D)           (N, N, D)         (i, c) → (i, j, c) ∀j ≤ i (2)
+pair_second_causal  (N, D)           (N, N, D)         (j, c) → (i, j, c) ∀i ≥ j (2)
+causal_token_sum    (N, D)           (N, D)            (j, c) → (i, c) ∀i ≥ j (2)
 head_sum            (N, N, D)        (N, N, H)         (i, j, c) → (i, j, h(c)) (2)
 level_fanout        (N, N, H)        (N, N, H, L)      (i, j, h) → (i, j, h, t) ∀t (2)
 level_offset        (N, N, H)        (N, N, H, L)      (i, j, h) → (i, j, h, t) ∀t (−2(t+1)): level θ = t + 2
@@ -104,11 +107,17 @@ def synapses(op: str, pre: tuple[int, ...], post: tuple[int, ...], weight: int =
     if op == "broadcast":
         c, n = _grid(pre[0], post[0])
         return _table(c, _idx(post, n, c), w)
-    if op in ("pair_first", "pair_second"):
+    if op in ("pair_first", "pair_second", "pair_first_causal", "pair_second_causal"):
         N, D = pre
         i, j, c = _grid(N, N, D)
-        src = _idx(pre, i, c) if op == "pair_first" else _idx(pre, j, c)
-        return _table(src, _idx(post, i, j, c), w)
+        keep = (j <= i).ravel() if op.endswith("_causal") else np.ones(N * N * D, bool)
+        src = _idx(pre, i, c) if op.startswith("pair_first") else _idx(pre, j, c)
+        return _table(src[keep], _idx(post, i, j, c)[keep], w)
+    if op == "causal_token_sum":
+        N, D = pre
+        i, j, c = _grid(N, N, D)
+        keep = (j <= i).ravel()
+        return _table(_idx(pre, j, c)[keep], _idx(post, i, c)[keep], w)
     if op == "head_sum":
         N, _, D = pre
         d = D // post[2]

@@ -48,6 +48,9 @@ class ArchConfig:
     hidden_k: int | None = None   # k-WTA on the MLP hidden layer: ≤ k spikes per token per tick; None = off
     stream_k: int | None = None   # k-WTA on each residual-stream population (x, y, out): ≤ k spikes per token per tick
     wta_rule: str = "index"   # which spikes hidden_k / stream_k keep: "index" | "group" (spikeformer.arch.wta)
+    causal: bool = False      # attention: token i sees tokens j ≤ i only (sdsa, kwta; spikeformer.arch.attention)
+    per_token: bool = False   # readout: logits per token (B, N, classes), Σ_t W_out·Z_n (a language model's
+                              # next-token logits), instead of pooled over tokens (B, classes)
 
     def __post_init__(self) -> None:
         check_fields(self, "config")                       # exact types: a bool is not an int
@@ -214,10 +217,15 @@ def nested_model(flat: dict) -> dict:
 
 
 def canonical_config(config: object) -> object:
-    """A config object ``{"model": …, "train": …}`` with its model section nested (flat files too); else as is."""
+    """A config object ``{"model": …, "train": …}`` with its model section nested and complete (flat files and
+files written before a field existed too); else as is."""
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         return config
-    try:
-        return {**config, "model": nested_model(flat_model(config["model"]))}
-    except ValueError:
-        return config
+    try:                                  # fields added since the file was written take their defaults
+        model = ModelConfig.from_dict(config["model"]).to_dict()
+    except (TypeError, ValueError):
+        try:
+            model = nested_model(flat_model(config["model"]))
+        except ValueError:
+            return config
+    return {**config, "model": model}

@@ -16,6 +16,11 @@ MNIST-1D as 10 tokens of 4 samples (stride 4, no overlap), 8 levels (F = 42), so
 ``emb_fan_out`` = 1 the 42 input features reach 42 distinct stream channels at every D ≥ 64;
 1 block, 4 heads, MLP ratio 2, T = 4, k = 4 (group rule), fan-in 4; 10 epochs (the sweep's CPU budget:
 ~15 min per model at D = 1,024 on one thread).
+``code-lm``: a next-byte language model of the standard library's Python code (``pycode``: windows of 64
+bytes, ASCII vocabulary, causal SDSA, per-token readout), 2 blocks, D = 128, 4 heads, MLP ratio 2, T = 2,
+loihi numerics; 2 epochs of 6,000 steps of batch 32 (12,000 steps, 384,000 windows): a step cost 0.175 s
+on one thread of the shared 2-core machine (1,500 steps in 262 s), so ~35 min plus ~3 min for the held-out
+bits per byte on all 21,678 windows: within 60 min (docs/code-lm.md).
 ``tiny`` is a seconds-long run for tests (accuracy is not its point).
 ``large`` / ``large-kwta``: the Spikformer-4-384 shape (4 blocks, D = 384, 8 heads, MLP ratio 4,
 ~7.1 M parameters), T = 4, loihi numerics, SDSA / k-WTA attention (k = 2, mask_count 2), on the
@@ -51,6 +56,14 @@ LARGE = {"dataset": "events", "tokens": 64, "classes": 12, "dim": 384, "depth": 
 EVENTS64_TRAIN = {"epochs": 2, "batch_size": 32, "lr": 0.5}
 
 
+# a next-byte language model of Python code (spikeformer.data.sets.pycode): causal SDSA, per-token readout
+CODE_LM = {"dataset": "pycode", "tokens": 64, "classes": 128, "dim": 128, "depth": 2, "heads": 4, "mlp_ratio": 2,
+           "timesteps": 2, "numerics": "loihi", "init_gain": 2.0}
+
+
+CODE_LM_TRAIN = {"epochs": 2, "batch_size": 32, "lr": 0.5, "steps_per_epoch": 6000, "threads": 2}
+
+
 PRESETS: dict[str, dict] = {
     "demo": {"model": {"dim": 64, "depth": 1, "timesteps": 8, "init_gain": 2.0},
              "train": {"epochs": 30, "lr": 0.5}},
@@ -78,6 +91,7 @@ PRESETS: dict[str, dict] = {
                                 "emb_fan_out": 1},
                       "train": {"epochs": 10, "batch_size": 64, "lr": 0.5, "shift": 2, "threads": 1,
                                 "discard_penalty": 0.0002}},
+    "code-lm": {"model": CODE_LM, "train": CODE_LM_TRAIN},
 }
 
 

@@ -20,7 +20,7 @@ from spikeformer.layers.sparsity import WEIGHT_KINDS, check_fan_in, check_sparsi
 def check_model_config(cfg: ModelConfig) -> ModelConfig:
     """``cfg`` if it is a valid model of its dataset; ValueError naming the field otherwise."""
     a, w, d = cfg.arch, cfg.weights, cfg.data
-    check_attention(a.attention, a.tokens, a.dim, a.heads, a.kwta_k)
+    check_attention(a.attention, a.tokens, a.dim, a.heads, a.kwta_k, a.causal)
     most = a.tokens * (a.dim // a.heads if a.attention == "ssa" else 1)
     if not isinstance(a.mask_count, int) or not 1 <= a.mask_count <= most:
         raise ValueError(f"config.mask_count must be in [1, {most}] for {a.attention} attention, "

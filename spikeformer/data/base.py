@@ -16,7 +16,7 @@ helpers): subclass ``Dataset`` and call ``register(YourDataset())``.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,12 +30,14 @@ DEFAULT_TEST_FRACTION = 0.2
 
 @dataclass(frozen=True)
 class Split:
-    """Samples (digit images, signals, event streams as an object array, …) and labels (n,) int64."""
+    """Samples (digit images, signals, event streams as an object array, …) and labels (n,) int64
+    ((n, N) for a language model's windows: the next byte at each position)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    record: dict = field(default_factory=dict)      # what else split.json records (pycode: its files' digests)
 
 
 class Dataset:
@@ -43,6 +45,7 @@ class Dataset:
 
     name: str = ""
     needs_path: bool = False          # config.data_path names the user's file or directory
+    encode_per_batch: bool = False    # training encodes each batch (samples too many to hold encoded)
 
     def defaults(self, model: dict) -> dict:
         """``model`` (a config's "model" dict) with the dataset's token shape filled in where absent."""

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.system.memory import available_bytes
+
 
 class DataFileError(ValueError):
     """A user data file is missing, unreadable or malformed: ``{file}: field '{field}': {problem}``."""
@@ -33,20 +35,37 @@ def int_array(file: Any, field: str, a: Any, ndim: int = 1) -> np.ndarray:
     return a.astype(np.int64)
 
 
-# labels are class indices: a label L makes an output layer of L + 1 classes (config.classes defaults to it)
-MAX_CLASSES = 65_536
+# labels are class indices: a label L makes an output layer of L + 1 classes (config.classes defaults to it).
+# Training keeps each class's readout row (dim float32 weights) with its gradient and two Adam moments: 16·dim
+# bytes per class, a part of ``spikeformer.train.memory``'s estimate that needs no model to compute.
+READOUT_BYTES = 16
 
 
 def labels_array(file: Any, labels: Any, n: int, field: str = "labels") -> np.ndarray:
-    """The file's labels as int64 (n,): integers in [0, MAX_CLASSES), checked before any model is built."""
+    """The file's labels as int64 (n,): integers ≥ 0 (their count bounded by ``check_class_memory``)."""
     y = int_array(file, field, labels)
     if len(y) != n:
         raise DataFileError(file, field, f"{len(y)} labels for {n} samples")
-    bad = np.flatnonzero((y < 0) | (y >= MAX_CLASSES))
+    bad = np.flatnonzero(y < 0)
     if len(bad):
-        raise DataFileError(file, field, f"label {y[bad[0]]} (sample {bad[0]}) is not a class index in "
-                                         f"[0, {MAX_CLASSES:,}): a label L makes L + 1 output classes")
+        raise DataFileError(file, field, f"label {y[bad[0]]} (sample {bad[0]}) is negative; labels are class "
+                                         f"indices ≥ 0")
     return y
+
+
+def check_class_memory(file: Any, y: np.ndarray, classes: int, dim: int) -> None:
+    """DataFileError naming the largest label (and its sample) — or config.classes when the labels are not
+    where the count came from — when the readout of ``classes`` classes alone, READOUT_BYTES · dim per class,
+    exceeds the memory available: refused before any tensor is allocated (the training-memory estimate
+    measures a built model, and a readout that does not fit cannot be built)."""
+    need, have = READOUT_BYTES * dim * classes, available_bytes()
+    if need <= have:
+        return
+    i = int(np.argmax(y)) if len(y) else -1
+    source = (f"label {y[i]} (sample {i}) makes {classes:,} output classes" if i >= 0 and int(y[i]) + 1 == classes
+              else f"config.classes ({classes:,})")
+    raise DataFileError(file, "labels", f"{source}: training their readout (dim {dim}) needs ~{need / 2**30:.1f} GiB "
+                                        f"({READOUT_BYTES} bytes × dim per class), {have / 2**30:.1f} GiB available")
 
 
 def test_mask(file: Any, mask: Any, n: int, field: str = "is_test") -> np.ndarray | None:
@@ -74,6 +93,8 @@ def check_split(where: Any, y_train: np.ndarray, y_test: np.ndarray) -> None:
                          f"a classifier needs at least two")
 
 
-def check_classes(file: Any, y: np.ndarray, classes: int) -> None:
+def check_classes(file: Any, y: np.ndarray, classes: int, dim: int) -> None:
+    """Every label a class of the model's ``classes``, whose readout fits in memory (``check_class_memory``)."""
     if len(y) and y.max() >= classes:
         raise ValueError(f"config.classes ({classes}) must be > every label; {file} has label {y.max()}")
+    check_class_memory(file, y, classes, dim)

@@ -31,11 +31,12 @@ def encode(model_cfg: ModelConfig, samples: np.ndarray) -> torch.Tensor:
 
 
 def split_record(model_cfg: ModelConfig, data: Split) -> dict:
-    """What split.json records of a run's data: its settings, sizes and the test set's fingerprint."""
+    """What split.json records of a run's data: its settings, sizes, the test set's fingerprint and the
+    dataset's own record (``Split.record``: pycode's interpreter version and file digests)."""
     d = model_cfg.data
     return {"dataset": d.dataset, "data_path": d.data_path, "split_seed": d.split_seed,
             "test_fraction": d.test_fraction, "train": int(len(data.y_train)), "test": int(len(data.y_test)),
-            "test_fingerprint": fingerprint(data)}
+            "test_fingerprint": fingerprint(data), **data.record}
 
 
 def _load_all() -> None:

@@ -95,6 +95,8 @@ def to_graph(model: SpikingTransformer) -> AerGraph:
         ro_w = model.readout_weight().cpu().numpy()
         z = spec.readout_pre
         n_tok = spec.shape(z)[0]
+        if cfg.arch.per_token:                                   # next-token logits at every token
+            return Readout(z, ro_w.astype(arith.readout_dtype), depth[z], depth[z] + cfg.arch.timesteps, True)
         return Readout(z, np.tile(ro_w, (1, n_tok)).astype(arith.readout_dtype),
                        depth[z], depth[z] + cfg.arch.timesteps)
 

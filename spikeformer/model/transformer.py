@@ -11,7 +11,7 @@ X ∈ {0,1}^{B×T×N×D}, N tokens, D channels::
               R = R + W_o·A;   Y = LIF(R)
               H = LIF(W_1 Y)                          (hidden_k: H ← wta(H, hidden_k))
               R = R + W_2·H
-    Z = LIF(R);   logits = Σ_t Σ_n W_out·Z
+    Z = LIF(R);   logits = Σ_t Σ_n W_out·Z      (per_token: logits_n = Σ_t W_out·Z_n, a language model's)
 
     wta(S, k): ≤ k spikes per token, rule ``wta_rule`` (``spikeformer.arch.wta``):
       index  [k·S_nm − Σ_{m'<m} S_nm' ≥ 1]             (the first k spikes, index order)
@@ -180,7 +180,7 @@ class SpikingTransformer(nn.Module):
         inner: dict[str, torch.Tensor] | None = {} if rec is not None else None
         flat = lambda t: t.reshape(B * T, N, D)  # noqa: E731
         attn = ATTENTION[cfg.attention](flat(q), flat(k), flat(v), cfg.heads, cfg.mask_count, cfg.kwta_k,
-                                        inner).reshape(B, T, N, D)
+                                        inner, causal=cfg.causal).reshape(B, T, N, D)
         r = r + self.linear(f"{b}.wo", attn, w[f"{b}.wo"])
         y, yk = self._stream(r)
         h = self._lif(self.linear(f"{b}.w1", y if yk is None else yk, w[f"{b}.w1"]))
@@ -197,7 +197,8 @@ class SpikingTransformer(nn.Module):
         return r, discarded
 
     def forward(self, x: torch.Tensor, record: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """x: spikes (B, T, N, F) → (logits (B, classes) of the integer readout, recorded spikes).
+        """x: spikes (B, T, N, F) → (logits (B, classes) of the integer readout — (B, N, classes) with
+        ``per_token`` — and recorded spikes).
 
         Sets ``discarded_spikes`` (B,): Σ over the k-WTA populations of (raw − kept) spikes, differentiable
         through the surrogates (0 without k-WTA); training may penalise it (``train.discard_penalty``).
@@ -221,7 +222,7 @@ class SpikingTransformer(nn.Module):
         self.discarded_spikes = discarded + discarded_spikes(z, zk)
         if zk is not None:
             z, zk = zk, z                            # read out the k-WTA spikes; record both
-        counts = z.sum(dim=(1, 2)).to(torch.float64 if self.loihi else torch.float32)
+        counts = z.sum(dim=1 if self.cfg.arch.per_token else (1, 2)).to(torch.float64 if self.loihi else torch.float32)
         logits = counts @ self.readout_weight().T
         if rec is not None:
             rec.update({"out": z} if zk is None else {"out": zk, "outk": z})

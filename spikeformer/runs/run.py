@@ -59,10 +59,10 @@ def first_samples(available: int, samples: int | None) -> int:
 
 
 def predictions(graph: AerGraph, spikes: dict[str, np.ndarray]) -> np.ndarray | None:
-    """argmax of the readout's logits per sample; None for a graph without readout."""
+    """argmax of the readout's logits per sample (per token with a per-token readout); None without readout."""
     if graph.readout is None:
         return None
-    return graph.readout.logits(spikes[graph.readout.pre]).argmax(axis=1)
+    return graph.readout.logits(spikes[graph.readout.pre]).argmax(axis=-1)
 
 
 class Reference(ABC):
@@ -89,20 +89,31 @@ class ModelReference(Reference):
         self.equal: list[np.ndarray] = []
         self.preds: list[np.ndarray] = []
         self.model_preds: list[np.ndarray] = []
+        self.bits: list[tuple[float, float, int]] = []     # per-token readout: (graph, model) bits × labels
         self.mismatched = 0
 
     def add(self, start: int, spikes: dict[str, np.ndarray]) -> None:
+        from spikeformer.train.trainer import bits_per_label
+
         n = len(next(iter(spikes.values())))
         logits, rec = model_spikes(self.model, self.x[start:start + n])
         equal, mismatched = compare_to_model(self.graph, rec, spikes)
         self.equal.append(equal)
         self.mismatched += mismatched
         self.preds.append(predictions(self.graph, spikes))
-        self.model_preds.append(logits.argmax(axis=1))
+        self.model_preds.append(logits.argmax(axis=-1))
+        ro = self.graph.readout
+        if ro is not None and ro.per_token:
+            y, tau = self.labels[start:start + n], self.model.log_temperature.item()
+            self.bits.append((bits_per_label(ro.logits(spikes[ro.pre]), y, tau) * y.size,
+                              bits_per_label(logits, y, tau) * y.size, y.size))
 
     def figures(self) -> dict:
         pred, model_pred = np.concatenate(self.preds), np.concatenate(self.model_preds)
+        bits = np.sum(self.bits, axis=0) if self.bits else None
         return {"model_accuracy": float((model_pred == self.labels).mean()), **self.agreement(),
+                **({} if bits is None else {"bits_per_byte": float(bits[0] / bits[2]),
+                                            "model_bits_per_byte": float(bits[1] / bits[2])}),
                 "mismatched_spikes": self.mismatched, "predictions_equal_model": bool((pred == model_pred).all())}
 
     def agreement(self) -> dict:
@@ -157,6 +168,10 @@ class Run(ABC):
     def reference(self, samples: int | None) -> Reference:
         """The reference for the same samples as ``inputs(samples)``."""
 
+    @abstractmethod
+    def available(self) -> int:
+        """How many samples ``inputs(None)`` gives (without encoding them)."""
+
 
 class TrainedRun(Run):
     """``spikeformer train``'s run directory: the model and the run's own test split."""
@@ -181,6 +196,9 @@ class TrainedRun(Run):
     def inputs(self, samples: int | None) -> tuple[Inputs, np.ndarray]:
         x, y = self.encoded(samples)
         return graph_inputs(self.graph, x), y
+
+    def available(self) -> int:
+        return len(run_split(self.path, self.model.cfg).y_test)
 
     def reference(self, samples: int | None) -> ModelReference:
         x, y = self.encoded(samples)
@@ -207,6 +225,9 @@ class ImportedRun(Run):
         x, labels = self._all_inputs
         n = first_samples(len(next(iter(x.values()))), samples)
         return {k: v[:n] for k, v in x.items()}, (None if labels is None else labels[:n])
+
+    def available(self) -> int:
+        return len(next(iter(self._all_inputs[0].values())))
 
     def reference(self, samples: int | None) -> FloatReference:
         return FloatReference(self.graph, self.float_graph, *self.inputs(samples))

@@ -44,7 +44,13 @@ def run_split(run_dir: str | os.PathLike, model_cfg: ModelConfig) -> Split:
     if path.exists():                                   # runs from before split.json: the config alone
         want, got = read_json(path), split_record(model_cfg, data)
         if want != got:
-            diff = next(k for k in got if want.get(k) != got[k])
+            diffs = [k for k in got if want.get(k) != got[k]]
+            diff = next((k for k in diffs if isinstance(got[k], dict)), diffs[0])     # a file before the totals
+            if isinstance(got[diff], dict) and isinstance(want.get(diff), dict):     # pycode: which file
+                first = next(f for f in sorted({*got[diff], *want[diff]}) if want[diff].get(f) != got[diff].get(f))
+                raise CheckpointError(f"{path}: {diff} {first!r} was {want[diff].get(first) or 'absent'}, the data "
+                                      f"now gives {got[diff].get(first) or 'absent'}: the data changed since "
+                                      f"training (recorded with {want.get('python', 'another source')})")
             raise CheckpointError(f"{path}: the run's test set was {want.get('test')} samples with fingerprint "
                                   f"{want.get('test_fingerprint')}, its data now gives {got['test']} with "
                                   f"{got['test_fingerprint']} ({diff} differs): the data changed since training")

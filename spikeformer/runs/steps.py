@@ -25,11 +25,13 @@ from spikeformer.store.layout import GRAPH_FILE, LAVA_FILE, REPORT_FILE, RESULT_
 RECORD_BYTES = 1 << 30       # recorded spikes (bool, samples × ticks × neurons) held per chunk
 
 
+LAVA_SAMPLES = 20            # export lava's default sample count (at most; all when a run has fewer)
 KEEP_RECORDED = 16           # samples whose spikes are saved for report, trace and notebooks
 
 
 # the figures of ``simulate`` and ``export lava``, in the order printed (a run gives those of its reference)
-SIMULATE_FIGURES = ("samples", "numerics", "accuracy", "model_accuracy", "agreement_with_model", "mismatched_spikes",
+SIMULATE_FIGURES = ("samples", "numerics", "accuracy", "model_accuracy", "bits_per_byte", "model_bits_per_byte",
+                    "agreement_with_model", "mismatched_spikes",
                     "predictions_equal_model", "synaptic_ops_per_inference", "spikes_per_inference", "neurons",
                     "synapses", "ticks", "seconds", "output_population", "output_spike_jaccard", "output_rate_float",
                     "output_rate_loihi", "accuracy_float", "accuracy_loihi", "prediction_agreement",
@@ -211,8 +213,10 @@ def compare_chunks(graph: AerGraph, x: Inputs, spikes: dict[str, np.ndarray], re
     return mismatched
 
 
-def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600.0) -> dict:
-    """Run a run's samples through Lava (Loihi2SimCfg fixed point); compare with the simulator and the reference.
+def lava_run(run_dir: str | Path, samples: int | None = None, timeout: float = 600.0) -> dict:
+    """Run a run's first ``samples`` through Lava (Loihi2SimCfg fixed point); compare with the simulator and the
+    reference. ``samples`` None: the first LAVA_SAMPLES, or all when the run has fewer (a default the user did
+    not set is never refused as out of range).
 
     Large graphs run one sample at a time, in sequence in one Lava network (``run_lava``'s
     default layout); ``timeout`` is per Lava worker process. The simulator then runs in chunks
@@ -226,6 +230,8 @@ def lava_run(run_dir: str | Path, samples: int | None = 20, timeout: float = 600
     if not graph.arith.fixed_point:                 # before the samples range: the reason it cannot run at all
         raise CheckpointError(f"{run.path / GRAPH_FILE}: Lava export needs numerics='loihi', graph has "
                               f"'{graph.numerics}'{run.LAVA_HINT}")
+    if samples is None:
+        samples = min(LAVA_SAMPLES, run.available())
     x, labels = run.inputs(samples)
     reference = run.reference(samples)
     t0 = time.perf_counter()

@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -63,10 +64,38 @@ def resolve_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def evaluate(model: SpikingTransformer, x: torch.Tensor, y: np.ndarray, batch_size: int = 128) -> float:
+    """Fraction of correct argmax predictions (per token with a per-token readout)."""
+    return evaluate_lm(model, x, y, batch_size)[0]
+
+
+@torch.no_grad()
+def evaluate_lm(model: SpikingTransformer, x: torch.Tensor | np.ndarray, y: np.ndarray, batch_size: int = 128,
+                encoder: Callable[[np.ndarray], torch.Tensor] | None = None) -> tuple[float, float]:
+    """(accuracy, bits per label): argmax = label, and Σ −log₂ softmax(loss_logits)[label] / labels
+    (``bits_per_label``); ``encoder`` encodes raw samples ``x`` batch by batch."""
     model.eval()
     dev = next(model.parameters()).device
-    pred = torch.cat([model(x[i:i + batch_size].to(dev))[0].argmax(dim=1).cpu() for i in range(0, len(x), batch_size)])
-    return float((pred.numpy() == y).mean())
+    logits = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size] if encoder is None else encoder(x[i:i + batch_size])
+        logits.append(model(xb.to(dev))[0].cpu().numpy())
+    lg = np.concatenate(logits)
+    return float((lg.argmax(axis=-1) == y).mean()), bits_per_label(lg, y, float(model.log_temperature))
+
+
+def bits_per_label(logits: np.ndarray, labels: np.ndarray, log_temperature: float) -> float:
+    """Mean −log₂ softmax(e^τ·logits)[label] over every label (a language model: bits per byte), in float64."""
+    z = np.asarray(logits, np.float64) * np.exp(log_temperature)
+    z = z - z.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    picked = np.take_along_axis(logp, np.asarray(labels, np.int64)[..., None], axis=-1)
+    return float(-picked.mean() / np.log(2))
+
+
+def batch_loss(model: SpikingTransformer, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the temperature-scaled logits: mean over samples, or over every position (per-token)."""
+    scaled = model.loss_logits(logits)
+    return torch.nn.functional.cross_entropy(scaled.reshape(-1, scaled.shape[-1]), y.reshape(-1))
 
 
 @dataclass
@@ -75,6 +104,7 @@ class TrainResult:
     train_accuracy: float
     epochs: int
     seconds: float
+    test_bits_per_byte: float | None = None     # a language model's (per-token readout) held-out bits per byte
 
 
 def _optimiser(model: SpikingTransformer, train_cfg: TrainConfig,
@@ -112,17 +142,21 @@ def _train_epoch(model: SpikingTransformer, opt: torch.optim.Optimizer,
                  dataset, data, x_tr: torch.Tensor, y_tr: torch.Tensor, dev: torch.device,
                  order: torch.Tensor, rng: np.random.Generator, per_epoch: int, epoch: int,
                  progress: bool) -> tuple[float, int, int]:
-    """One epoch over ``per_epoch`` batches of ``order``: (Σ loss·batch size, correct, samples)."""
+    """One epoch over ``per_epoch`` batches of ``order``: (Σ loss·labels, correct, labels) (labels: one per sample,
+    or one per token with a per-token readout)."""
     model.train()
     total, correct, loss_sum = 0, 0, 0.0
     bar = tqdm(range(0, per_epoch * train_cfg.batch_size, train_cfg.batch_size), desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
                disable=not (progress and sys.stderr.isatty()), leave=False, unit="batch")
     for i in bar:
         idx = order[i:i + train_cfg.batch_size]
-        xb = (encode(model_cfg, dataset.augment(model_cfg, data.x_train[idx.numpy()], train_cfg.shift, rng))
-              if train_cfg.shift else x_tr[idx])
+        if train_cfg.shift:
+            xb = encode(model_cfg, dataset.augment(model_cfg, data.x_train[idx.numpy()], train_cfg.shift, rng))
+        else:
+            xb = encode(model_cfg, data.x_train[idx.numpy()]) if x_tr is None else x_tr[idx]
         logits, _ = model(xb.to(dev))
-        loss = torch.nn.functional.cross_entropy(model.loss_logits(logits), y_tr[idx.to(dev)])
+        yb = y_tr[idx.to(dev)]
+        loss = batch_loss(model, logits, yb)
         if train_cfg.discard_penalty:
             loss = loss + train_cfg.discard_penalty * model.discarded_spikes.float().mean()
         opt.zero_grad(set_to_none=True)
@@ -130,9 +164,9 @@ def _train_epoch(model: SpikingTransformer, opt: torch.optim.Optimizer,
         opt.step()
         project_(model.weights, model_cfg.weights.sparsity)   # keep the fixed non-zero count
         sched.step()
-        loss_sum += loss.item() * len(idx)
-        correct += int((logits.argmax(1) == y_tr[idx.to(dev)]).sum())
-        total += len(idx)
+        loss_sum += loss.item() * yb.numel()         # the loss is the mean over the batch's labels
+        correct += int((logits.argmax(-1) == yb).sum())
+        total += yb.numel()
         bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
     return loss_sum, correct, total
 
@@ -174,16 +208,17 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
         torch.backends.cuda.matmul.allow_tf32 = False       # TF32 would round the integer currents
     torch.set_num_threads(train_cfg.threads)
     torch.manual_seed(train_cfg.seed)
-    x_tr, x_te = encode(model_cfg, data.x_train), encode(model_cfg, data.x_test)     # bool spikes
+    lazy = dataset.encode_per_batch                      # else all at once: bool spikes
+    x_tr, x_te = (None, None) if lazy else (encode(model_cfg, data.x_train), encode(model_cfg, data.x_test))
     y_tr = torch.from_numpy(data.y_train).to(dev)
     model = SpikingTransformer(model_cfg).to(dev)
-    check_training_memory(model, x_tr[:1].to(dev), train_cfg.batch_size, checkpoint)
+    check_training_memory(model, encode(model_cfg, data.x_train[:1]).to(dev), train_cfg.batch_size, checkpoint)
     model.checkpoint_blocks = checkpoint
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CheckpointError(f"--out {out}: cannot create the directory ({e.strerror})") from None
-    per_epoch = (len(x_tr) + train_cfg.batch_size - 1) // train_cfg.batch_size
+    per_epoch = (len(data.y_train) + train_cfg.batch_size - 1) // train_cfg.batch_size
     per_epoch = min(per_epoch, train_cfg.steps_per_epoch or per_epoch)
     steps = train_cfg.epochs * per_epoch
     opt, sched = _optimiser(model, train_cfg, steps)
@@ -194,7 +229,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
     for epoch in range(start_epoch, train_cfg.epochs):
         t0 = time.perf_counter()
         gen.manual_seed(train_cfg.seed * 1000 + epoch)
-        order = torch.randperm(len(x_tr), generator=gen)
+        order = torch.randperm(len(data.y_train), generator=gen)
         rng = np.random.default_rng([train_cfg.seed, epoch])
         loss_sum, correct, total = _train_epoch(model, opt, sched, model_cfg, train_cfg, dataset, data, x_tr,
                                                 y_tr, dev, order, rng, per_epoch, epoch, progress)
@@ -204,8 +239,11 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.Path
             tqdm.write(f"epoch {epoch + 1}/{train_cfg.epochs}  loss {loss_sum / total:.4f}  "
                        f"train acc {correct / total:.4f}  ({seconds:.0f} s)")
         _save_epoch(out, model, opt, sched, epoch, seconds, history)
-    test_acc = evaluate(model, x_te, data.y_test)
+    test_acc, bits = evaluate_lm(model, data.x_test if lazy else x_te, data.y_test,
+                                 encoder=(lambda xb: encode(model_cfg, xb)) if lazy else None)
+    bits = bits if model_cfg.arch.per_token else None
     train_acc = history[-1]["train_accuracy"] if history else float("nan")
     write_json(out / METRICS_FILE, {"history": history, "test_accuracy": test_acc,
-                                      "epochs": train_cfg.epochs, "seconds": seconds})
-    return TrainResult(test_acc, train_acc, train_cfg.epochs, seconds)
+                                    **({} if bits is None else {"test_bits_per_byte": bits}),
+                                    "epochs": train_cfg.epochs, "seconds": seconds})
+    return TrainResult(test_acc, train_acc, train_cfg.epochs, seconds, bits)

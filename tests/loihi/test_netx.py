@@ -299,7 +299,7 @@ def test_imported_snntorch_net_quantised_exported_to_netx_runs_in_lava_dl_like_t
         torch.nn.Linear(10, 4, bias=False),
         snn.Synaptic(alpha=torch.full((4,), 0.6), beta=torch.full((4,), 0.9), threshold=torch.full((4,), 0.2),
                      init_hidden=True, reset_mechanism="zero", reset_delay=False)))
-    q, _ = quantize(lower(export(net), T))
+    q, _ = quantize(lower(export(net), T), words=1, signs="mixed")    # netx: one matrix per layer
     x = inputs(12, seed=7, samples=4)
     before = _snapshot()
     lava = run_netx(write_netx(q, tmp_path / "ff.net.h5"), x, timeout=300)
@@ -309,3 +309,25 @@ def test_imported_snntorch_net_quantised_exported_to_netx_runs_in_lava_dl_like_t
     for name, spikes in lava.items():
         assert spikes.sum() >= 20, name                          # both layers spike
         np.testing.assert_array_equal(spikes, ours[name], err_msg=name)
+
+
+def test_split_sign_quantisation_is_refused_by_netx_with_the_layout_it_needs(tmp_path):
+    """The default import layout (a projection per sign) has no netx form; the error names the option that has."""
+    import snntorch as snn
+    import torch
+    from test_nir_import import T, dyadic, export
+
+    from sim.ir.quantize import quantize
+    from spikeformer.interchange.nir_import import lower
+    torch.manual_seed(0)
+    net = dyadic(torch.nn.Sequential(
+        torch.nn.Linear(12, 10, bias=False),
+        snn.Leaky(beta=torch.full((10,), 0.8), threshold=torch.full((10,), 0.5), init_hidden=True,
+                  reset_mechanism="zero", reset_delay=False)))
+    split, _ = quantize(lower(export(net), T))
+    assert len(split.projections) >= 2                                   # one per sign
+    with pytest.raises(NetxError, match=r"parallel projections .* --synapse-words 1 --signs mixed"):
+        write_netx(split, tmp_path / "split.net.h5")
+    mixed, _ = quantize(lower(export(net), T), words=1, signs="mixed")
+    assert len(mixed.projections) == 1 and mixed.projections[0].weight_exp == 0
+    assert write_netx(mixed, tmp_path / "mixed.net.h5").exists()

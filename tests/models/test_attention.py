@@ -135,3 +135,63 @@ def test_kwta_circuit_cost_matches_docstring(N, D, H):
 def test_bad_attention_configs_name_the_parameter(field, kwargs, match):
     with pytest.raises(ValueError, match=match):
         model_config(**{"features": 40, **kwargs})
+
+
+@settings(max_examples=30, deadline=None)
+@given(kind=st.sampled_from(["sdsa", "kwta"]), numerics=st.sampled_from(["loihi", "float"]),
+       n=st.integers(2, 7), later=st.data(), seed=st.integers(0, 2**16))
+def test_causal_model_spikes_before_a_changed_token_never_change(kind, numerics, n, later, seed):
+    """causal: changing token p's input (a later byte) leaves every population's spikes at tokens < p as they were,
+    in torch (the definition) and in the lowered circuit (the simulator)."""
+    import torch
+
+    from spikeformer.lower.convert import to_graph
+    from spikeformer.model.transformer import SpikingTransformer
+    torch.manual_seed(seed)
+    cfg = model_config(tokens=n, features=12, dim=8, heads=2, timesteps=2, classes=5, attention=kind, kwta_k=2,
+                       causal=True, per_token=True, numerics=numerics, init_gain=3.0)
+    model = SpikingTransformer(cfg).eval()
+    p = later.draw(st.integers(1, n - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.random((1, 2, n, 12)) < 0.4
+    y = x.copy()
+    y[:, :, p:] = rng.random((1, 2, n - p, 12)) < 0.4              # tokens p … n−1 changed
+    with torch.no_grad():
+        (lx, rx), (ly, ry) = model(torch.from_numpy(x), record=True), model(torch.from_numpy(y), record=True)
+    for name, s in rx.items():
+        if s.dim() >= 4 and s.shape[2] == n:                          # (B, T, N, …): per-token populations
+            assert torch.equal(s[:, :, :p], ry[name][:, :, :p]), name
+    assert torch.equal(lx[:, :p], ly[:, :p])
+    graph = to_graph(model)
+    sx, sy = (simulate(graph, {"input": z.reshape(1, 2, -1)}).spikes for z in (x, y))
+    for pop in graph.populations:
+        if pop.shape and pop.shape[0] == n and pop.role != "input":
+            a, b = (s[pop.name].reshape(1, graph.ticks, *pop.shape)[:, :, :p] for s in (sx, sy))
+            np.testing.assert_array_equal(a, b, err_msg=pop.name)
+
+
+@pytest.mark.parametrize("kind", ["sdsa", "kwta"])
+def test_non_causal_attention_does_see_later_tokens(kind):
+    """The counter-test: without ``causal`` the same change reaches earlier tokens (so the test above can fail)."""
+    import torch
+
+    from spikeformer.model.transformer import SpikingTransformer
+    changed = 0
+    for seed in range(5):
+        torch.manual_seed(seed)
+        cfg = model_config(tokens=6, features=12, dim=8, heads=2, timesteps=2, classes=5, attention=kind, kwta_k=2,
+                           init_gain=3.0)
+        model = SpikingTransformer(cfg).eval()
+        rng = np.random.default_rng(seed)
+        x = rng.random((1, 2, 6, 12)) < 0.4
+        y = x.copy()
+        y[:, :, 5:] = ~y[:, :, 5:]
+        with torch.no_grad():
+            a, b = model(torch.from_numpy(x), record=True)[1]["b0.attn"], model(torch.from_numpy(y), record=True)[1]["b0.attn"]
+        changed += int(not torch.equal(a[:, :, :5], b[:, :, :5]))
+    assert changed > 0
+
+
+def test_causal_is_refused_for_ssa():
+    with pytest.raises(ValueError, match=r"config\.causal"):
+        model_config(attention="ssa", dim=16, heads=2, causal=True)

@@ -303,7 +303,7 @@ class RecordingsDataset(Dataset):
         if a.features != want:
             raise ValueError(f"config.features ({a.features}) must equal 2·P² + tokens = {want} for "
                              f"{path} (P = {patch_side(a.tokens, rec.width, rec.height)})")
-        check_classes(path, rec.labels, a.classes)
+        check_classes(path, rec.labels, a.classes, a.dim)
         return rec
 
     def split(self, cfg: "ModelConfig") -> Split:

@@ -77,7 +77,7 @@ class Spikes(Dataset):
             if want != got:
                 raise ValueError(f"config.{name} ({got}) must equal {want}, the spikes of {d.data_path} "
                                  f"(n, T, tokens, features) = {x.shape}")
-        check_classes(d.data_path, y, a.classes)
+        check_classes(d.data_path, y, a.classes, a.dim)
         if m is None:
             return _indexed(stratified(np.arange(len(y)), y,
                                        DEFAULT_TEST_FRACTION if d.test_fraction is None else d.test_fraction,

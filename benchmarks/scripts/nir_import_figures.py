@@ -1,6 +1,6 @@
 """Figures of NIR import: snnTorch nets (tests/commands/test_nir_import.py) → NIR → `spikeformer import nir
 --numerics loihi` → `spikeformer export lava`; prints each command's JSON (agreement with float,
-Lava = simulator). Run: PYTHONPATH=. python benchmarks/nir_import_figures.py [OUT_DIR]."""
+Lava = simulator). Run: PYTHONPATH=. python benchmarks/scripts/nir_import_figures.py [OUT_DIR]."""
 from __future__ import annotations
 
 import subprocess
@@ -11,7 +11,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "commands"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "commands"))
 from test_nir_import import Recurrent, export, feed_forward_net, inputs  # noqa: E402
 
 BIN = Path(sys.executable).parent / "spikeformer"
