@@ -245,12 +245,17 @@ def _import_command(fmt: str, description: str) -> None:
                                                               "on (rates, threshold resolution; docs/import.md)."),
                 synapse_words: int = typer.Option(2, "--synapse-words",
                                                   help="loihi: synapses per weight, 1 (8-bit) or 2 (hi + lo word)."),
+                signs: str = typer.Option("split", "--signs",
+                                          help="loihi: split (a projection per sign) or mixed (one 8-bit "
+                                               "projection per layer, weight_exp 0, as netx export needs; "
+                                               "with --synapse-words 1)."),
                 as_json: bool = JsonOpt) -> None:
         from spikeformer.runs.imported import import_run
         check_count("--timesteps", timesteps)
         check_seconds("--dt", dt)
         emit(import_run(fmt, source, out, numerics=numerics, inputs=inputs, dataset=dataset, timesteps=timesteps,
-                        dt=dt, calibrate=calibrate, synapse_words=synapse_words), as_json, f"import {fmt}")
+                        dt=dt, calibrate=calibrate, synapse_words=synapse_words, signs=signs), as_json,
+                        f"import {fmt}")
     command.__doc__ = f"Import a {description.split(':')[0]} into a run directory (simulate, export, report read it)."
     import_app.command(fmt)(command)
 

@@ -19,7 +19,7 @@ from sim.ir.quantize import THRESHOLD_UNITS, quantize
 CANDIDATES = (THRESHOLD_UNITS, 1 << 14, 1 << 10, 1 << 8)    # the default first: it wins ties
 
 
-def calibrate(graph: AerGraph, x: dict[str, np.ndarray], words: int = 2) -> dict:
+def calibrate(graph: AerGraph, x: dict[str, np.ndarray], words: int = 2, signs: str = "split") -> dict:
     """{"threshold_units": U_P per population, "spike_jaccard": P's on x at its U_P}. (The float rates could
     weight the balanced rounding — ``quantize(rates=…)`` — but on small calibration sets, where most
     neurons are silent, that fits the set and loses on others: measured on the braille RNN, so not used.)"""
@@ -32,7 +32,7 @@ def calibrate(graph: AerGraph, x: dict[str, np.ndarray], words: int = 2) -> dict
         best = (-1.0, float(THRESHOLD_UNITS))
         for u in CANDIDATES:
             units[p.name] = float(u)
-            q, _ = quantize(graph, words, None, units)
+            q, _ = quantize(graph, words, None, units, signs)
             got = simulate(q, x).spikes
             a, b = np.asarray(ref[p.name], bool), np.asarray(got[p.name], bool)
             union = int((a | b).sum())

@@ -99,21 +99,21 @@ def check_labels(labels: np.ndarray | None, n: int, graph: AerGraph, where: str)
 
 
 def _quantise(graph: AerGraph, x: dict[str, np.ndarray], labels: np.ndarray | None, calibrate: str | Path | None,
-              words: int) -> tuple[AerGraph, dict]:
+              words: int, signs: str = "split") -> tuple[AerGraph, dict]:
     """(the loihi graph of float ``graph``, figures: float vs loihi on ``x`` and, with ``calibrate``, what
     calibration chose)."""
     from sim.engine.simulate import simulate
     from spikeformer.runs.calibrate import calibrate as tune
     from spikeformer.runs.fidelity import FloatComparison
 
-    figures: dict = {"synapse_words": words}
+    figures: dict = {"synapse_words": words, "signs": signs}
     units = None
     if calibrate is not None:
         arrays, _ = read_inputs(Path(calibrate))
-        tuned = tune(graph, match_inputs(graph, arrays, str(calibrate)), words)
+        tuned = tune(graph, match_inputs(graph, arrays, str(calibrate)), words, signs)
         units = tuned["threshold_units"]
         figures.update(calibrated_on=str(calibrate), threshold_units=units)
-    run_graph, scales = quantize(graph, words, None, units)
+    run_graph, scales = quantize(graph, words, None, units, signs)
     comparison = FloatComparison(graph, run_graph)
     comparison.add(simulate(graph, x).spikes, simulate(run_graph, x).spikes)
     figures.update(scales=scales, loihi_projections=len(run_graph.projections), loihi_synapses=run_graph.n_synapses,
@@ -132,10 +132,12 @@ def import_run(fmt: str, source: str | Path, out: str | Path, **options) -> dict
 
 def _import_into(fmt: str, source: str | Path, out: str | Path, *, numerics: str = "float",
                inputs: str | Path | None = None, dataset: str | None = None, timesteps: int | None = None,
-               dt: float | None = None, calibrate: str | Path | None = None, synapse_words: int = 2) -> dict:
+               dt: float | None = None, calibrate: str | Path | None = None, synapse_words: int = 2,
+               signs: str = "split") -> dict:
     """Import ``source`` into run directory ``out``; returns the figures (with loihi: how it keeps the float
     graph's spikes, ``spikeformer.runs.fidelity``). ``calibrate``: a .npz of inputs like ``inputs`` that the
-    quantisation is tuned on (``spikeformer.runs.calibrate``); ``synapse_words``: 1 or 2 per weight."""
+    quantisation is tuned on (``spikeformer.runs.calibrate``); ``synapse_words``: 1 or 2 per weight;
+    ``signs``: "split" (a projection per sign) or "mixed" (one 8-bit projection per layer, as netx needs)."""
     from sim.numerics import ARITHMETIC, NUMERICS
 
     if numerics not in NUMERICS:
@@ -168,7 +170,7 @@ def _import_into(fmt: str, source: str | Path, out: str | Path, *, numerics: str
                "projections": len(graph.projections), "neurons": graph.n_neurons, "synapses": graph.n_synapses}
     run_graph = graph
     if ARITHMETIC[numerics].fixed_point:
-        run_graph, quantised = _quantise(graph, x, labels, calibrate, synapse_words)
+        run_graph, quantised = _quantise(graph, x, labels, calibrate, synapse_words, signs)
         save_graph(graph, out / FLOAT_GRAPH_FILE)
         figures.update(quantised)
     save_graph(run_graph, out / GRAPH_FILE)

@@ -331,3 +331,32 @@ def test_split_sign_quantisation_is_refused_by_netx_with_the_layout_it_needs(tmp
     mixed, _ = quantize(lower(export(net), T), words=1, signs="mixed")
     assert len(mixed.projections) == 1 and mixed.projections[0].weight_exp == 0
     assert write_netx(mixed, tmp_path / "mixed.net.h5").exists()
+
+
+def test_import_with_mixed_signs_exports_to_netx_and_split_is_named(tmp_path):
+    """`import nir --numerics loihi --synapse-words 1 --signs mixed` → `export netx` works; the default layout
+    is refused naming the option; --signs mixed with two words is one line."""
+    import nir
+    import snntorch as snn
+    import torch
+    from test_cli import assert_user_error, run
+    from test_nir_import import dyadic, export, inputs
+
+    torch.manual_seed(0)
+    net = dyadic(torch.nn.Sequential(
+        torch.nn.Linear(12, 10, bias=False),
+        snn.Leaky(beta=torch.full((10,), 0.8), threshold=torch.full((10,), 0.5), init_hidden=True,
+                  reset_mechanism="zero", reset_delay=False)))
+    nir.write(tmp_path / "net.nir", export(net))
+    np.savez(tmp_path / "x.npz", spikes=inputs(12, seed=3, samples=4))
+    common = ["import", "nir", str(tmp_path / "net.nir"), "--inputs", str(tmp_path / "x.npz"), "--numerics", "loihi"]
+    p = run(*common, "--out", str(tmp_path / "mixed"), "--synapse-words", "1", "--signs", "mixed", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["signs"] == "mixed"
+    e = run("export", "netx", str(tmp_path / "mixed"), "--json")
+    assert e.returncode == 0, e.stderr
+    p = run(*common, "--out", str(tmp_path / "split"), "--json")
+    assert p.returncode == 0, p.stderr
+    assert_user_error(run("export", "netx", str(tmp_path / "split")), "--synapse-words 1 --signs mixed")
+    assert_user_error(run(*common, "--out", str(tmp_path / "bad"), "--signs", "mixed"), "signs must be one of")
+    assert not (tmp_path / "bad").exists()
