@@ -50,23 +50,39 @@ def report_child_failures() -> None:
     SystemProcess.run = run
 
 
+def _append_name(log_file: str, name: str) -> None:
+    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (name.lstrip("/") + "\n").encode())
+    finally:
+        os.close(fd)
+
+
 def log_shared_memory(log_file: str) -> None:
-    """Append the name of every shared-memory segment Lava creates to ``log_file``."""
+    """Append the name of every shared-memory segment this process (and its forks) creates to ``log_file``,
+    *before* the segment exists: ``multiprocessing.shared_memory`` draws a name (``_make_filename``) and
+    then creates it, so a kill between the two leaves nothing unlogged; Lava's ``SharedMemoryManager``
+    logs the handle it got as well."""
+    import multiprocessing.shared_memory as shared_memory
+
     from lava.magma.runtime.message_infrastructure.shared_memory_manager import (
         SharedMemoryManager,
     )
 
+    make_name = shared_memory._make_filename
     create = SharedMemoryManager.create_shared_memory
+
+    def make_name_logged() -> str:
+        name = make_name()
+        _append_name(log_file, name)
+        return name
 
     def create_logged(self, size: int):
         handle = create(self, size)
-        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, (handle.name.lstrip("/") + "\n").encode())
-        finally:
-            os.close(fd)
+        _append_name(log_file, handle.name)
         return handle
 
+    shared_memory._make_filename = make_name_logged
     SharedMemoryManager.create_shared_memory = create_logged
 
 
