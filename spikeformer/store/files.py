@@ -6,7 +6,6 @@ import pickle
 import warnings
 from pathlib import Path
 
-import torch
 
 from sim.system.files import atomic_write
 
@@ -29,7 +28,10 @@ def read_json(path: Path) -> dict:
 
 
 def torch_load(path: Path) -> dict:
-    """torch.load(weights_only=True): refuses pickled code; errors name the file."""
+    """torch.load(weights_only=True): refuses pickled code; errors name the file. (torch is imported here, not
+    at module level: commands that never read a checkpoint, such as ``import``, start without it.)"""
+    import torch
+
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     try:

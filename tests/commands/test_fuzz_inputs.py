@@ -312,8 +312,8 @@ def test_huge_timesteps_are_refused_fast_with_the_estimate_and_little_memory(wor
         print(f"--timesteps 1e8 {extra}: refused in {seconds:.2f} s, peak RSS {peak / 2**20:.0f} MiB")
         assert peak < 2**30, peak
         assert not (tmp_path / "r").exists()
-    # wall time of a cold process includes imports (torch, numba): the refusal itself must be far below 5 s
-    assert seconds < 5 + 10, seconds
+    # wall time of a whole cold process, imports included (the import door does not load torch)
+    assert seconds < 5, seconds
 
 
 def test_import_into_occupied_directories_as_real_processes(world):
