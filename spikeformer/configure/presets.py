@@ -18,9 +18,9 @@ MNIST-1D as 10 tokens of 4 samples (stride 4, no overlap), 8 levels (F = 42), so
 ~15 min per model at D = 1,024 on one thread).
 ``code-lm``: a next-byte language model of the standard library's Python code (``pycode``: windows of 64
 bytes, ASCII vocabulary, causal SDSA, per-token readout), 2 blocks, D = 128, 4 heads, MLP ratio 2, T = 2,
-loihi numerics; 2 epochs of 6,000 steps of batch 32 (12,000 steps, 384,000 windows): a step cost 0.175 s
-on one thread of the shared 2-core machine (1,500 steps in 262 s), so ~35 min plus ~3 min for the held-out
-bits per byte on all 21,678 windows: within 60 min (docs/code-lm.md).
+loihi numerics; 2 epochs of the 65,536 sampled windows in batches of 32 (2 × 2,048 = 4,096 steps;
+steps_per_epoch 6,000 caps nothing): 1,420 s of training on the shared 2-core machine plus the held-out
+bits per byte on all 21,678 windows, 26 min in all, within 60 min (docs/code-lm.md, 2026-12-04).
 ``tiny`` is a seconds-long run for tests (accuracy is not its point).
 ``large`` / ``large-kwta``: the Spikformer-4-384 shape (4 blocks, D = 384, 8 heads, MLP ratio 4,
 ~7.1 M parameters), T = 4, loihi numerics, SDSA / k-WTA attention (k = 2, mask_count 2), on the
