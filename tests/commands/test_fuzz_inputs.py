@@ -5,14 +5,11 @@ every file the user had keeps its digest, no run directory is half-written, and 
 memory-bound and numba-cache checks, as real processes."""
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import nir
@@ -20,6 +17,8 @@ import numpy as np
 import psutil
 import pytest
 from test_cli import BIN, assert_user_error, run
+from test_faults import cli as faults_cli
+from test_faults import digests
 from test_nir_import import export, feed_forward_net, inputs
 
 from spikeformer.data.event_generator import generate_events
@@ -29,21 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str) -> tuple[int, str, str]:
-    """``spikeformer ARGS`` in this process: (exit code, stdout, stderr)."""
-    from spikeformer.app.cli import main
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
-
-
-def digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    """``spikeformer ARGS`` in this process (``test_faults.cli``): (exit code, stdout, stderr)."""
+    p = faults_cli(*args)
+    return (p.returncode if isinstance(p.returncode, int) else 1), p.stdout, p.stderr
 
 
 def lif_graph(**over) -> nir.NIRGraph:
