@@ -16,7 +16,7 @@ import numpy as np
 from sim.ir.graph import AerGraph
 from sim.ir.quantize import THRESHOLD_UNITS, quantize
 
-CANDIDATES = (THRESHOLD_UNITS, 1 << 14, 1 << 10, 1 << 8)    # the default first: it wins ties
+CANDIDATES = (THRESHOLD_UNITS, 1 << 13, 1 << 14, 1 << 11, 1 << 10, 1 << 8)    # the default first: it wins ties
 
 
 def calibrate(graph: AerGraph, x: dict[str, np.ndarray], words: int = 2, signs: str = "split") -> dict:
