@@ -15,6 +15,8 @@ Mapping:
   instead (``PyLifResetModelBitAcc``: the same fixed-point update, with ``u = v = 0``
   set before the update of ticks 1, period + 1, 2·period + 1, … — i.e. every slot
   starts from a fresh neuron);
+* ``VoltageProbe`` population → ``procs.probe.VoltageProbeLIF`` (the same LIF update, spike test at
+  ``level``, reset at ``vth``; fresh every ``period`` as ``LIFReset``);
 * ``GradedRelay``      → ``GradedVec(shape=(B·n,), vth=0)`` (``PyGradedVecModelFixed``:
   v += a_in; s_out = v·(|v| > 0); v = 0 — its payload is its summed input, sent
   with the same one-tick timing as a LIF's spikes; int32 state, the IR bounds the
@@ -69,6 +71,7 @@ from sim.ir.graph import Population
 from sim.neurons.cuba import CubaLIF
 from sim.neurons.graded import GradedRelay
 from sim.neurons.input import Bias, Input
+from sim.neurons.probe import VoltageProbe
 from sim.numerics import ARITHMETIC
 
 RECORD_MODES = ("packed", "monitor")
@@ -118,7 +121,7 @@ def rest_period(graph) -> int | None:
     last = {p.name: (int(graph.timesteps) if p.is_source else 0) for p in graph.populations}
     settle = {}
     for p in graph.populations:
-        if isinstance(p.model, CubaLIF):
+        if isinstance(p.model, (CubaLIF, VoltageProbe)):
             settle[p.name] = current_settle_ticks(p.model.du, cap_gap + ticks)
             if settle[p.name] is None:
                 return None
@@ -286,8 +289,18 @@ def _lif(p: Population, batch: int, sequence: int, period: int, data):
     return LIF(shape=(batch * p.size,), du=m.du, dv=m.dv, vth=m.vth, bias_mant=0, bias_exp=0, name=p.name)
 
 
+def _probe(p: Population, batch: int, sequence: int, period: int, data):
+    """``VoltageProbe`` → ``procs.probe.VoltageProbeLIF`` (fresh every ``period`` ticks; once, at tick 1,
+    with one slot — its state starts at 0 anyway)."""
+    from loihi_export.procs.probe import VoltageProbeLIF
+    m = p.model
+    interval = period if sequence > 1 else (1 << 30)
+    return VoltageProbeLIF(shape=(batch * p.size,), dv=m.dv, vth=m.vth, level=m.level, reset_interval=interval,
+                           reset_offset=1 % interval, name=p.name)
+
+
 LAVA_PROCESSES: dict[type, Callable] = {Input: _ring_buffer, Bias: _ring_buffer, GradedRelay: _graded_vec,
-                                        CubaLIF: _lif}
+                                        CubaLIF: _lif, VoltageProbe: _probe}
 
 
 def _file(net: LavaNetwork, name: str, what: str) -> str | None:

@@ -14,8 +14,10 @@ from sim.neurons.if_ import IF
 from sim.neurons.input import Bias, Input
 from sim.neurons.li import LI
 from sim.neurons.lif import LIF
+from sim.neurons.probe import VoltageProbe, VoltageProbeFloat
 
-BUILTIN: tuple[type[NeuronModel], ...] = (Input, Bias, GradedRelay, CubaLIF, CubaLIFFloat, LIF, IF, LI)
+BUILTIN: tuple[type[NeuronModel], ...] = (Input, Bias, GradedRelay, CubaLIF, CubaLIFFloat, LIF, IF, LI, VoltageProbe,
+                                          VoltageProbeFloat)
 
 
 def model_from_dict(d: dict) -> NeuronModel:

@@ -38,8 +38,8 @@ def build_spec(cfg: "ModelConfig") -> Spec:
         ``name``; returns ``name``, or ``pre`` when k is None."""
         if k is None:
             return pre
-        shape = next(p.shape for p in pops if p.name == pre)
-        new_pops, new_projs = wta.lower(pre, name, shape, k, role)
+        spec = next(p for p in pops if p.name == pre)
+        new_pops, new_projs = wta.lower(spec, tuple(pr for pr in projs if pr.post == pre), name, k, role)
         pops.extend(new_pops)
         projs.extend(new_projs)
         return name

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from sim import numerics as nm
+from sim.neurons.base import NeuronModel
 from sim.neurons.cuba import CubaLIF
 from spikeformer.arch.wiring import FIXED_WEIGHT
 
@@ -42,16 +43,16 @@ class PopSpec:
     name: str
     shape: tuple[int, ...]
     kind: str                 # "input" | "lif" | "graded" (a relay: params None)
-    params: CubaLIF | None
+    params: NeuronModel | None   # lif: its loihi model (CubaLIF, or a VoltageProbe of the k-WTA by strength)
     role: str
 
 
 @dataclass(frozen=True)
 class ProjSpec:
     """op: 'linear' (token-shared trained W, named by ``param``) or a fixed op of
-    ``spikeformer.arch.wiring`` (``weight`` is the identity and tree ops' weight, ``groups``
-    and ``arity`` the tree ops' channel groups and fan-in); ``weight_exp`` is the projection's exponent
-    (``sim.ir.Projection``: the summed input is shifted by it)."""
+    ``spikeformer.arch.wiring`` (``weight`` is the identity, tree and rank ops' weight, ``groups``
+    and ``arity`` the tree ops' channel groups and fan-in, ``index`` the rank ops' rank or shift);
+    ``weight_exp`` is the projection's exponent (``sim.ir.Projection``: the summed input is shifted by it)."""
 
     name: str
     pre: str
@@ -62,6 +63,7 @@ class ProjSpec:
     weight_exp: int = 0
     groups: int = 1
     arity: int = 2
+    index: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ channels, H heads, d = D/H, h(c) = c // d, L = d − 1 score levels (k-WTA,
 [⌊jM/G⌋, ⌊(j+1)M/G⌋); channel c of group j has local index i(c) = c − ⌊jM/G⌋ and
 sits in block ⌊i/b⌋ (its siblings: the other local indices of that block). A tree
 level of m nodes per group is a population (N, G, m), its channel (j, i) local
-index i of group j, so the (N, M) ops below apply to it flattened (M = G·m).
+index i of group j, so the (N, M) ops below apply to it flattened (M = G·m). Rank ops
+(``spikeformer.arch.wta_strength``; R ranks, X entries per rank, i = ``index``): the post (or pre) side
+(N, R·X) is R contiguous blocks of X per token, block r = rank r.
 
 ==================  ===============  ================  ==========================================
 op                  pre              post              synapses (weight)
@@ -36,6 +38,13 @@ earlier_inhibit     (N, M)           (N, M)            (n, a) → (n, b) ∀b > 
 earlier_sibling     (N, M)           (N, M)            (n, c) → (n, c') ∀ later sibling c' of c (w)
 child_up            (N, M)           (N, G, m)         (n, c) → (n, j(c), ⌊i(c)/b⌋) (2)
 parent_down         (N, G, m)        (N, M)            (n, j, p) → (n, c) ∀c ∈ group j: ⌊i(c)/b⌋ = p (w)
+rank_step           (N, X)           (N, R·X)          (n, x) → (n, i, x) (w), (n, i+1, x) (−w) if i+1 < R
+rank_cumcount       (N, R·X)         (N, R)            (n, r, x) → (n, r') ∀r' ≥ r (w)
+rank_spread         (N, R)           (N, R·Y)          (n, r) → (n, r + i, y) ∀y, r + i < R (w)
+rank_offset         (N, R)           (N, R·Y)          (n, r) → (n, r, y) ∀y ≥ 1 (−w·y)
+rank_pick           (N, R, X)        (N, R·Y)          (n, r, i) → (n, r, y) ∀y (w)
+rank_sum            (N, R·X)         (N, R)            (n, r, x) → (n, r) (w)
+rank_collapse       (N, R·X)         (N, X)            (n, r, x) → (n, x) (w)
 ==================  ===============  ================  ==========================================
 """
 from __future__ import annotations
@@ -90,14 +99,47 @@ def _tree_table(op: str, pre: tuple[int, ...], post: tuple[int, ...], groups: in
     return _table(child, parent, FIXED_WEIGHT) if op == "child_up" else _table(parent, child, weight)
 
 
+RANK_OPS = ("rank_step", "rank_cumcount", "rank_spread", "rank_offset", "rank_pick", "rank_sum", "rank_collapse")
+
+
+def _rank_table(op: str, pre: tuple[int, ...], post: tuple[int, ...], weight: int, index: int) -> Synapses:
+    """The rank ops of the module table; the (N, R·X) sides are read flattened."""
+    N, n_pre, n_post = pre[0], int(np.prod(pre[1:])), int(np.prod(post[1:]))
+    if op == "rank_step":
+        R = n_post // n_pre
+        if not 0 <= index < R or R * n_pre != n_post:
+            raise ValueError(f"rank_step: rank {index} of {post} does not hold the entries of {pre}")
+        n, x, up = _grid(N, n_pre, 1 + (index + 1 < R))
+        return _table(n * n_pre + x, n * n_post + (index + up) * n_pre + x, (weight * (1 - 2 * up)).ravel())
+    if op in ("rank_spread", "rank_offset", "rank_pick"):
+        R = n_pre if op != "rank_pick" else pre[1]               # rank_pick: pre shaped (N, R, X)
+        Y = n_post // R
+        n, r, y = _grid(N, R, Y)
+        keep = ((r + (index if op == "rank_spread" else 0) < R) & (y >= (op == "rank_offset"))).ravel()
+        src = (n * n_pre + (r * (n_pre // R) + index if op == "rank_pick" else r)).ravel()
+        dst = (n * n_post + (r + (index if op == "rank_spread" else 0)) * Y + y).ravel()
+        w = (-weight * y).ravel()[keep] if op == "rank_offset" else weight
+        return _table(src[keep], dst[keep], w)
+    R = n_post if op in ("rank_sum", "rank_cumcount") else n_pre // n_post
+    X = n_pre // R
+    n, r, x = _grid(N, R, X)
+    if op == "rank_cumcount":
+        n, r, x, r2 = _grid(N, R, X, R)
+        keep = (r2 >= r).ravel()
+        return _table((n * n_pre + r * X + x).ravel()[keep], (n * n_post + r2).ravel()[keep], weight)
+    return _table(n * n_pre + r * X + x, n * n_post + (r if op == "rank_sum" else x), weight)
+
+
 @lru_cache(maxsize=64)
 def synapses(op: str, pre: tuple[int, ...], post: tuple[int, ...], weight: int = FIXED_WEIGHT,
-             groups: int = 1, arity: int = 2) -> Synapses:
-    """The synapse table of ``op`` (see module table); ``weight`` is used by ``identity``, earlier_sibling and
-    parent_down, ``groups`` and ``arity`` by the tree ops."""
+             groups: int = 1, arity: int = 2, index: int = 0) -> Synapses:
+    """The synapse table of ``op`` (see module table); ``weight`` is used by ``identity``, earlier_sibling,
+    parent_down and the rank ops, ``groups`` and ``arity`` by the tree ops, ``index`` by the rank ops."""
     w = FIXED_WEIGHT
     if op in ("earlier_sibling", "child_up", "parent_down"):
         return _tree_table(op, pre, post, groups, arity, weight)
+    if op in RANK_OPS:
+        return _rank_table(op, pre, post, weight, index)
     if op == "identity":
         n = int(np.prod(pre))
         return _table(np.arange(n), np.arange(n), weight)

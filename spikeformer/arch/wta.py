@@ -1,9 +1,11 @@
 """k-WTA selection rules (``hidden_k``, ``stream_k``): ≤ k spikes per token per tick, lowered exactly.
 
 Per token and tick a population sends s ∈ {0,1}^M (M channels); a rule keeps a
-subset sel ⊆ s with |sel| ≤ k. The torch model computes the definition
-(``select``), the converter the circuit (``lower``); the three-way tests prove
-them equal. ``ModelConfig.wta_rule`` names the rule (``RULES``).
+subset sel ⊆ s with |sel| ≤ k, given also the channels' pre-reset voltages (``Potential``).
+The torch model computes the definition (``select``), the converter the circuit (``lower``,
+fed the population and its incoming projections); the three-way tests prove them equal.
+``ModelConfig.wta_rule`` names the rule (``RULES``): index and group below, each further rule
+one module ``spikeformer.arch.wta_*`` that registers itself (``register``; ``wta_strength``).
 
 **index** — the first k spikes in index order::
 
@@ -61,6 +63,9 @@ ops, at 7 ticks instead of 5 for b = 8 where M/k = 256.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Callable
 
@@ -68,6 +73,8 @@ import numpy as np
 import torch
 
 from sim import numerics as nm
+from sim.neurons.cuba import CubaLIF
+from spikeformer import arch
 from spikeformer.arch.nodes import GE1, PopSpec, ProjSpec, count_neuron
 from spikeformer.arch.wiring import FIXED_WEIGHT, groups_of
 from spikeformer.layers.lif import fires_at_least
@@ -159,17 +166,81 @@ def check_group(name: str, k: int, width: int, what: str) -> None:
 
 
 @dataclass(frozen=True)
-class WtaRule:
-    """select: torch definition (spikes (…, M) → kept spikes); lower: (pre, name, shape, k, role) → the circuit's
-    populations and projections, ``name`` the output; check: raise ValueError naming config.{name}."""
+class Potential:
+    """The population a rule selects from, as the torch model sees it: ``v`` (…, M) the voltage of every
+    channel and tick before its spike test and reset (``spikeformer.layers.lif.lif_sequence_voltage``), in
+    the units where a channel of ``neuron`` spikes iff v > ``unit``·vth (loihi: integers, unit 64; float: 1)."""
 
-    select: Callable[[torch.Tensor, int], torch.Tensor]
-    lower: Callable[[str, str, tuple[int, ...], int, str], tuple[list[PopSpec], list[ProjSpec]]]
+    v: torch.Tensor
+    neuron: CubaLIF
+    unit: int
+
+
+@dataclass(frozen=True)
+class WtaRule:
+    """select: the torch definition, (spikes (…, M), k, their Potential) → kept spikes; lower: (the population
+    ``pre``, the projections into it, ``name``, k, role) → the circuit's populations and projections, ``name``
+    the output (shape of ``pre``); check: (config field, k, width, what) → raise ValueError naming config.{name}."""
+
+    select: Callable[[torch.Tensor, int, Potential], torch.Tensor]
+    lower: Callable[[PopSpec, tuple[ProjSpec, ...], str, int, str], tuple[list[PopSpec], list[ProjSpec]]]
     check: Callable[[str, int, int, str], None]
 
 
-RULES = {"index": WtaRule(first_k, lower_index, check_index),
-         "group": WtaRule(first_in_groups, lower_group, check_group)}
+class RuleTable(Mapping):
+    """name → WtaRule; the plug-in modules ``spikeformer.arch.wta_*`` are imported on first use (each
+    calls ``register``), so the table is complete wherever it is read."""
+
+    def __init__(self, rules: dict[str, WtaRule]) -> None:
+        self._rules, self._loaded = dict(rules), False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for info in pkgutil.iter_modules(arch.__path__):
+                if info.name.startswith("wta_"):
+                    importlib.import_module(f"{arch.__name__}.{info.name}")
+
+    def __getitem__(self, name: str) -> WtaRule:
+        self._load()
+        return self._rules[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self._load()
+        return iter(self._rules)
+
+    def __len__(self) -> int:
+        self._load()
+        return len(self._rules)
+
+
+def select_index(s: torch.Tensor, k: int, potential: Potential) -> torch.Tensor:
+    return first_k(s, k)
+
+
+def select_group(s: torch.Tensor, k: int, potential: Potential) -> torch.Tensor:
+    return first_in_groups(s, k)
+
+
+def lower_index_rule(pre: PopSpec, inputs: tuple[ProjSpec, ...], name: str, k: int, role: str
+                     ) -> tuple[list[PopSpec], list[ProjSpec]]:
+    return lower_index(pre.name, name, pre.shape, k, role)
+
+
+def lower_group_rule(pre: PopSpec, inputs: tuple[ProjSpec, ...], name: str, k: int, role: str
+                     ) -> tuple[list[PopSpec], list[ProjSpec]]:
+    return lower_group(pre.name, name, pre.shape, k, role)
+
+
+RULES = RuleTable({"index": WtaRule(select_index, lower_index_rule, check_index),
+                   "group": WtaRule(select_group, lower_group_rule, check_group)})
+
+
+def register(name: str, rule: WtaRule) -> None:
+    """Add the rule ``wta_rule = name`` (a plug-in module calls this when imported)."""
+    if name in RULES._rules:
+        raise ValueError(f"k-WTA rule {name!r} is registered twice")
+    RULES._rules[name] = rule
 
 
 def check_wta(rule: str, name: str, k: int | None, width: int, what: str) -> None:

@@ -47,7 +47,7 @@ class ArchConfig:
     kwta_k: int = 2           # k-WTA attention: winners per query and head (ties kept)
     hidden_k: int | None = None   # k-WTA on the MLP hidden layer: ≤ k spikes per token per tick; None = off
     stream_k: int | None = None   # k-WTA on each residual-stream population (x, y, out): ≤ k spikes per token per tick
-    wta_rule: str = "index"   # which spikes hidden_k / stream_k keep: "index" | "group" (spikeformer.arch.wta)
+    wta_rule: str = "index"   # which spikes hidden_k / stream_k keep: "index" | "group" | "strength" (arch.wta*)
     causal: bool = False      # attention: token i sees tokens j ≤ i only (sdsa, kwta; spikeformer.arch.attention)
     per_token: bool = False   # readout: logits per token (B, N, classes), Σ_t W_out·Z_n (a language model's
                               # next-token logits), instead of pooled over tokens (B, classes)

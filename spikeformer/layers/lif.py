@@ -94,7 +94,8 @@ class _LifSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, p: CubaLIF, loihi: bool, fused: bool) -> torch.Tensor:  # noqa: D401
+    def forward(ctx, a: torch.Tensor, p: CubaLIF, loihi: bool, fused: bool, voltage: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # noqa: D401
         ctx.p, ctx.loihi, ctx.fused = p, loihi, fused
         if fused:                  # fused numba loops (spikeformer.layers.lif_cpu)
             from spikeformer.layers import lif_cpu
@@ -109,7 +110,7 @@ class _LifSequence(torch.autograd.Function):
                 v_pre = np.empty(x.shape, np.float32)
                 lif_cpu.run(lif_cpu.forward_float, x, du, dv, vth, s_out, v_pre)
                 ctx.save_for_backward(torch.from_numpy(v_pre))
-            return torch.from_numpy(s_out).reshape(a.shape)
+            return _with_voltage(ctx, torch.from_numpy(s_out).reshape(a.shape), torch.from_numpy(v_pre), voltage)
         T = a.shape[1]
         s_out = torch.empty_like(a)
         if loihi:
@@ -147,10 +148,10 @@ class _LifSequence(torch.autograd.Function):
                 s_out[:, t] = s
                 v = torch.where(s, 0.0, v)
             ctx.save_for_backward(v_pre)
-        return s_out
+        return _with_voltage(ctx, s_out, v_pre, voltage)
 
     @staticmethod
-    def backward(ctx, g_s: torch.Tensor):
+    def backward(ctx, g_s: torch.Tensor, *_):
         p, loihi = ctx.p, ctx.loihi
         if loihi:
             v_pre, inside = ctx.saved_tensors
@@ -170,7 +171,7 @@ class _LifSequence(torch.autograd.Function):
             clip = inside.numpy() if inside is not None else np.zeros((0, 0, 0), np.bool_)
             lif_cpu.run(lif_cpu.backward, g, v_pre.numpy(), clip, theta, kappa, cu, cv,
                              float(1 << nm.ACT_SHIFT) if loihi else 1.0, g_a)
-            return torch.from_numpy(g_a).reshape(g_s.shape).to(g_s.dtype), None, None, None
+            return torch.from_numpy(g_a).reshape(g_s.shape).to(g_s.dtype), None, None, None, None
         g_s = g_s.to(torch.float32)
         g_a = torch.empty_like(g_s)
         g_v_next = torch.zeros_like(g_s[:, 0])      # ∂L/∂v_pre[t+1], times the clip mask at t+1
@@ -184,14 +185,32 @@ class _LifSequence(torch.autograd.Function):
             g_u = g_v + g_u_next * cu
             g_a[:, t] = g_u * (float(1 << nm.ACT_SHIFT) if loihi else 1.0)
             g_v_next, g_u_next = g_v, g_u
-        return g_a, None, None, None
+        return g_a, None, None, None, None
+
+
+def _with_voltage(ctx, s: torch.Tensor, v_pre: torch.Tensor, voltage: bool
+                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """s, or (s, the pre-reset voltage in s's shape) marked non-differentiable."""
+    if not voltage:
+        return s
+    v = v_pre.reshape(s.shape)
+    ctx.mark_non_differentiable(v)
+    return s, v
 
 
 def lif_sequence(a: torch.Tensor, p: CubaLIF, loihi: bool, fused: bool | None = None) -> torch.Tensor:
     """Spikes (B, T, …) of a LIF population driven by currents a (B, T, …), 0/1 in a's dtype (see _LifSequence).
 
     ``fused``: numba kernels (default: when ``a`` is on the CPU) or torch ops (any device)."""
-    return _LifSequence.apply(a, p, loihi, a.device.type == "cpu" if fused is None else fused)
+    return _LifSequence.apply(a, p, loihi, a.device.type == "cpu" if fused is None else fused, False)
+
+
+def lif_sequence_voltage(a: torch.Tensor, p: CubaLIF, loihi: bool, fused: bool | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spikes, v) of ``lif_sequence``: v (B, T, …) is each tick's voltage before the spike test and reset
+    (loihi: the 24-bit integer, int32; float: float32) — the value a ``sim.neurons.probe.VoltageProbe`` twin
+    compares; no gradient."""
+    return _LifSequence.apply(a, p, loihi, a.device.type == "cpu" if fused is None else fused, True)
 
 
 def fires_at_least(count: torch.Tensor, m: int) -> torch.Tensor:

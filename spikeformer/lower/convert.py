@@ -7,8 +7,9 @@ CSR synapse tables, population index = token·C + channel (C-order of the shape)
 * fixed ops (``identity``, ``token_sum``, attention circuits, …): the synapse
   tables of ``spikeformer.arch.wiring``, the same ones the torch model multiplies by.
 * populations → neuron models (``sim.neurons``): ``input`` → ``Input``, ``graded`` (the
-  residual stream's relays, ``spikeformer.arch``) → ``GradedRelay``, ``lif`` → ``CubaLIF``
-  (loihi) or its float form ``CubaLIFFloat``; a projection keeps its spec's ``weight_exp``.
+  residual stream's relays, ``spikeformer.arch``) → ``GradedRelay``, ``lif`` → its spec's model (``CubaLIF``,
+  or the k-WTA by strength's ``VoltageProbe``) in loihi numerics, its float form (``float_equivalent``) in
+  float; a projection keeps its spec's ``weight_exp``.
 
 Delays: depth(p) = longest path from the input (``sim.ir.balance_delays``);
 delay = depth(post) − depth(pre), so a population at depth d sees the
@@ -23,7 +24,6 @@ import numpy as np
 import torch
 
 from sim.ir.graph import AerGraph, Population, Projection, Readout, balance_delays
-from sim.neurons.cuba import CubaLIF
 from sim.neurons.graded import GradedRelay
 from sim.neurons.input import Input
 from sim.numerics import ARITHMETIC
@@ -32,7 +32,7 @@ from spikeformer.arch.nodes import ProjSpec, Spec
 from spikeformer.model.transformer import SpikingTransformer
 
 SPEC_MODELS = {"input": lambda params: Input(), "graded": lambda params: GradedRelay(),
-               "lif": lambda params: CubaLIF(params.du, params.dv, params.vth)}
+               "lif": lambda params: params}             # its loihi model: CubaLIF or VoltageProbe
 
 
 MODEL_ROLES = frozenset({"input", "stream", "stream_kwta", "q", "k", "v", "attn", "hidden", "hidden_kwta"})   # recorded by the model
@@ -72,8 +72,8 @@ def lower_spec(spec: Spec, numerics: str, timesteps: int, linear: Callable[[Proj
             indptr, indices, weights = linear(pr)
         else:
             pre, post = spec.shape(pr.pre), spec.shape(pr.post)
-            indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight, pr.groups, pr.arity),
-                                                        int(np.prod(pre)))
+            indptr, indices, weights = wiring.csr(wiring.synapses(pr.op, pre, post, pr.weight, pr.groups, pr.arity,
+                                                                  pr.index), int(np.prod(pre)))
         projs.append(Projection(pr.name, pr.pre, pr.post, indptr, indices, np.asarray(weights).astype(wdtype),
                                 delay=depth[pr.post] - depth[pr.pre], weight_exp=pr.weight_exp))
     graph = AerGraph(numerics, tuple(pops), tuple(projs), readout(depth), timesteps, metadata or {})

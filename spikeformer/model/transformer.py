@@ -16,6 +16,7 @@ X ∈ {0,1}^{B×T×N×D}, N tokens, D channels::
     wta(S, k): ≤ k spikes per token, rule ``wta_rule`` (``spikeformer.arch.wta``):
       index  [k·S_nm − Σ_{m'<m} S_nm' ≥ 1]             (the first k spikes, index order)
       group  [S_nm − Σ_{m'<m, m' ∈ G(m)} S_nm' ≥ 1]     (the first spike of each of k contiguous groups)
+      strength  the k of highest voltage level, ties at the cut level by the group rule (``arch.wta_strength``)
 
 With ``stream_k`` every stream population X, Y, Z is replaced by wta(·, stream_k)
 of itself before it is used. With ``fan_in`` = F every neuron fed by a trained
@@ -43,9 +44,10 @@ from sim.neurons.cuba import CubaLIF
 from spikeformer.arch.attention_torch import ATTENTION
 from spikeformer.arch.build import build_spec
 from spikeformer.arch.wta import RULES as WTA_RULES
+from spikeformer.arch.wta import Potential
 from spikeformer.config.model import ModelConfig
 from spikeformer.configure.validate import check_model_config
-from spikeformer.layers.lif import lif_sequence, quantize_mantissa
+from spikeformer.layers.lif import lif_sequence, lif_sequence_voltage, quantize_mantissa
 from spikeformer.layers.sparsity import (
     fan_in_table,
     fan_out_table,
@@ -163,11 +165,17 @@ class SpikingTransformer(nn.Module):
     def _lif(self, a: torch.Tensor) -> torch.Tensor:
         return lif_sequence(a, self.lif, self.loihi)
 
+    def _selected(self, a: torch.Tensor, k: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(LIF(a), its ≤ k spikes per token by ``wta_rule`` given their pre-reset voltages, or None when k is None)."""
+        if k is None:
+            return self._lif(a), None
+        s, v = lif_sequence_voltage(a, self.lif, self.loihi)
+        potential = Potential(v, self.lif, 1 << nm.VTH_SHIFT if self.loihi else 1)
+        return s, WTA_RULES[self.cfg.arch.wta_rule].select(s, k, potential)
+
     def _stream(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(LIF(R), its first stream_k spikes per token or None)."""
-        s = self._lif(r)
-        a = self.cfg.arch
-        return s, (None if a.stream_k is None else WTA_RULES[a.wta_rule].select(s, a.stream_k))
+        return self._selected(r, self.cfg.arch.stream_k)
 
     def _block(self, b: str, r: torch.Tensor, w: dict[str, torch.Tensor], rec: dict | None
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,8 +191,7 @@ class SpikingTransformer(nn.Module):
                                         inner, causal=cfg.causal).reshape(B, T, N, D)
         r = r + self.linear(f"{b}.wo", attn, w[f"{b}.wo"])
         y, yk = self._stream(r)
-        h = self._lif(self.linear(f"{b}.w1", y if yk is None else yk, w[f"{b}.w1"]))
-        hk = None if cfg.hidden_k is None else WTA_RULES[cfg.wta_rule].select(h, cfg.hidden_k)
+        h, hk = self._selected(self.linear(f"{b}.w1", y if yk is None else yk, w[f"{b}.w1"]), cfg.hidden_k)
         r = r + self.linear(f"{b}.w2", h if hk is None else hk, w[f"{b}.w2"])
         discarded = sum((discarded_spikes(s, sk) for s, sk in ((x, xk), (y, yk), (h, hk))), r.new_zeros(B))
         if rec is not None:

@@ -64,6 +64,28 @@ def test_stream_kwta_and_fan_in_hold_in_the_lowered_graph(tiny_runs):
             assert (np.diff(pr.indptr) == F).all()          # embedding: F synapses out of every input feature
 
 
+def test_strength_rule_three_way_and_its_circuit_in_the_lowered_graph(tiny_runs):
+    """wta_rule = "strength" on the stream and hidden layer (spikeformer.arch.wta_strength): torch = sim = Lava on 8
+    test digits (its ~360 Lava processes cost ~4 s per sample), every k-WTA population ≤ k spikes per token per tick
+    where its raw population spikes more, and every voltage probe spikes only where its twin does."""
+    graph, logits, rec, sim, lava = three_way(tiny_runs("strength"), 8)
+    assert_identical(graph, logits, rec, sim, lava)
+    cfg, N = graph.metadata["model"]["arch"], graph.metadata["model"]["arch"]["tokens"]
+    kwta = {p.name: p for p in graph.populations if p.role in ("stream_kwta", "hidden_kwta")}
+    assert cfg["wta_rule"] == "strength" and sorted(kwta) == ["b0.hk", "b0.xk", "b0.yk", "outk"]
+    for name, p in kwta.items():
+        k = cfg["hidden_k" if p.role == "hidden_kwta" else "stream_k"]
+        per_token = sim[name].reshape(*sim[name].shape[:2], N, -1).sum(axis=-1)
+        raw = sim[name[:-1]].reshape(*sim[name].shape[:2], N, -1).sum(axis=-1)
+        assert per_token.max() <= k < raw.max(), name
+    probes = [p for p in graph.populations if p.role == "wta_probe"]
+    assert len(probes) == 4 * 7 and all(type(p.model).__name__ == "VoltageProbe" for p in probes)
+    for p in probes:
+        twin = p.name.split(".probe")[0][:-1]                       # b0.xk.probe3 → b0.x
+        d = graph.population(twin).depth - p.depth
+        assert d == 0 and not (sim[p.name] & ~sim[twin]).any(), p.name
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(3600)          # minutes of training and/or the whole test split (default timeout 900 s)
 @pytest.mark.parametrize("kind", ["kwta", "ssa"])
