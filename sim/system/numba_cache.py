@@ -8,9 +8,16 @@ available`` at import when none is writable (a read-only install, a service acco
 home). Here, when ``NUMBA_CACHE_DIR`` is unset or not writable and the package's own
 ``__pycache__`` folders are not writable either, ``NUMBA_CACHE_DIR`` (and numba's config) is set
 to ``<tmp>/sim-numba-cache-<uid>`` (created 0700, ours), or a fresh temporary folder.
+
+numba re-validates a cached function against its own file's stamp only, not against the files whose
+``inline="always"`` functions it compiled in (a neuron step inside the engine's kernels): edit
+``sim/neurons/cuba.py`` and ``sim/engine/kernels.py``'s cache would keep the old step. ``drop_stale``:
+when the SHA-1 of every sim source differs from the one recorded beside the caches
+(``sim-sources.sha1``), every cache file of sim's folders is removed (numba recompiles on demand).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -61,4 +68,53 @@ def ensure_cache_dir() -> str | None:
     return folder
 
 
+def sources_digest() -> str:
+    """SHA-1 over (relative path, bytes) of every ``.py`` file of the sim package, in path order."""
+    h = hashlib.sha1()
+    for path in sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def cache_folders(cache_dir: str | None) -> list[Path]:
+    """Where numba keeps the caches of sim's modules: ``<folder>/__pycache__`` in the tree, or under
+    ``cache_dir`` (``numba.config.CACHE_DIR``) the folder numba's ``UserProvidedCacheLocator`` picks."""
+    from numba.core.caching import UserProvidedCacheLocator
+
+    folders = sorted({p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts})
+    if not cache_dir:
+        return [d / "__pycache__" for d in folders]
+    return [Path(cache_dir) / UserProvidedCacheLocator.get_suitable_cache_subpath(str(d / "m.py")) for d in folders]
+
+
+def drop_stale(cache_dir: str | None) -> int:
+    """Remove sim's numba cache files (``*.nbi``, ``*.nbc``) unless ``sources_digest()`` equals the recorded
+    one; then record it. Returns the number of files removed. Never raises for file-system reasons."""
+    stamp = (Path(cache_dir) if cache_dir else PACKAGE / "__pycache__") / "sim-sources.sha1"
+    digest = sources_digest()
+    try:
+        if stamp.read_text() == digest:
+            return 0
+    except OSError:
+        pass
+    removed = 0
+    for folder in cache_folders(cache_dir):
+        for f in folder.glob("*.nb[ic]"):
+            try:
+                f.unlink()
+                removed += 1
+            except OSError:
+                pass
+    try:
+        tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+        tmp.write_text(digest)
+        os.replace(tmp, stamp)
+    except OSError:
+        pass
+    return removed
+
+
 CACHE_DIR = ensure_cache_dir()
+from numba.core import config as _numba_config  # noqa: E402  (after ensure_cache_dir has set it)
+
+STALE_REMOVED = drop_stale(_numba_config.CACHE_DIR or None)

@@ -328,3 +328,42 @@ def test_numba_cache_folder_unwritable_is_not_a_failure(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert p.returncode == 0 and "cannot cache" not in p.stderr, p.stderr[-2000:]
     assert "--timesteps" in p.stdout
+
+
+
+def test_editing_a_neuron_step_reaches_the_engine_despite_numba_cache(tmp_path):
+    """numba checks a cached kernel against its own file only, and the engine's kernels inline the CUBA step of
+    sim/neurons/cuba.py. In a copy of sim: simulate (warm cache), then mutate the step's spike test in cuba.py
+    alone (v > 64·vth → v ≥ 0, every neuron fires every tick): a fresh process must simulate with the edited
+    step (``sim.system.numba_cache.drop_stale``)."""
+    copy = tmp_path / "install"
+    shutil.copytree(REPO / "sim", copy / "sim", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = str(copy)
+    (tmp_path / "probe.py").write_text(
+        "import numpy as np, sim.system.numba_cache as c\n"
+        "from sim.ir.graph import AerGraph, Population, Projection\n"
+        "from sim.neurons.cuba import CubaLIF\n"
+        "from sim.neurons.input import Input\n"
+        "from sim.engine.simulate import simulate\n"
+        "g = AerGraph('loihi', (Population('in', 1, Input()), Population('o', 4, CubaLIF(4095, 4095, 100), depth=1)),\n"
+        "             (Projection('w', 'in', 'o', [0, 4], [0, 1, 2, 3], np.full(4, 2, np.int16)),), None, 10)\n"
+        "r = simulate(g, {'in': np.ones((1, 10, 1), np.uint8)})\n"
+        "print(c.STALE_REMOVED, int(r.spikes['o'].sum()))\n")
+
+    def run_probe() -> tuple[int, int]:
+        p = subprocess.run([sys.executable, str(tmp_path / "probe.py")], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=600)
+        assert p.returncode == 0, p.stderr[-2000:]
+        removed, spikes = p.stdout.split()
+        return int(removed), int(spikes)
+
+    assert run_probe()[1] == 0                # weight 2 never lifts v above 64·100
+    assert run_probe() == (0, 0)              # warm cache, same sources: nothing removed
+    cuba = copy / "sim" / "neurons" / "cuba.py"
+    src = cuba.read_text()
+    old = "spiked = vn > (np.int64(vth) << VTH_SHIFT)"
+    assert src.count(old) == 1
+    cuba.write_text(src.replace(old, "spiked = vn >= 0"))
+    removed, spikes = run_probe()
+    assert removed > 0 and spikes == 4 * 10
