@@ -1,4 +1,4 @@
-"""``spikeformer`` command line: train, convert, import, simulate, export, report, sweep, demo.
+"""``spikeformer`` command line: train, convert, import, simulate, export, report, sweep, ladder, demo.
 
 Every command that prints figures takes ``--json`` (one JSON object on stdout).
 Bad input (missing/corrupt files, invalid configs, options out of range or not
@@ -334,7 +334,8 @@ def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: 
           fan_in: Optional[int] = typer.Option(None, "--fan-in", help="--over model: incoming weights per neuron."),
           wta_rule: str = typer.Option("group", "--wta-rule", help="--over model: which k spikes the sparse models "
                                                                    "keep: group (first of each of k channel groups, "
-                                                                   "O(log D) per spike) | index (first k)."),
+                                                                   "O(log D) per spike) | index (first k) | strength (k of highest "
+                                                                   "voltage level, ties by group)."),
           seeds: int = typer.Option(3, "--seeds", help="--over model: seeds per width."),
           dense_dims: Optional[str] = typer.Option(None, "--dense-dims",
                                                    help="--over model: widths the dense baselines may take."),
@@ -434,6 +435,35 @@ def _model_sweep(dims: list[int], k: Optional[int], fan_in: Optional[int], seeds
                       str(g["parameters"]), f"{g['agreement_min']:.3f}")
     Console().print(table)
     Console().print(f"sparse synaptic ops per inference, max/min over D: {figures['sparse_synops_max_over_min']:.3f}")
+
+
+@app.command()
+@friendly
+def ladder(rungs: str = typer.Option("R0,R1,R2,R3,R4", "--rungs", help="Comma-separated rungs, run in this order."),
+           dims: str = typer.Option("16,64,256,1024", "--dims", help="Comma-separated hidden widths D."),
+           seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds (the first chooses the lr)."),
+           out: Path = typer.Option(..., "--out", help="Directory of width-ladder.csv/.png/.md (resumed)."),
+           k: int = typer.Option(8, "--k", help="Units kept per inference (per tick when spiking)."),
+           fan_in: int = typer.Option(4, "--fan-in", help="R4: inputs per hidden unit (fan-out F variant: F)."),
+           timesteps: int = typer.Option(4, "--timesteps", help="Ticks T of the spiking rungs."),
+           lrs: str = typer.Option("0.003,0.01", "--lrs", help="Learning rates tried per width on validation."),
+           train_signals: int = typer.Option(20000, "--train-signals", help="Generated MNIST-1D training signals."),
+           val_signals: int = typer.Option(4000, "--val-signals", help="Generated validation signals."),
+           patience: int = typer.Option(3, "--patience", help="Epochs without a better validation accuracy."),
+           max_epochs: int = typer.Option(40, "--max-epochs", help="Most epochs per model."),
+           options: str = typer.Option("none", "--options", help="Variants' options: none | auxk | active-init, "
+                                                                 "comma-separated, '+' combines."),
+           as_json: bool = JsonOpt) -> None:
+    """Width ladder: MLP rungs from float TopK to spiking k-WTA, dense baselines beside; resumable CSV, PNG, MD."""
+    from spikeformer.experiments.ladder.command import ladder_command
+
+    figures = ladder_command(rungs, dims, seeds, out, k, fan_in, timesteps, lrs, train_signals, val_signals, patience,
+                             max_epochs, options, progress=not as_json)
+    if as_json:
+        print(json.dumps(figures))
+        return
+    from spikeformer.experiments.ladder.report import slope_lines
+    print("\n".join(slope_lines(figures["rows"])) + f"\n{figures['csv']}, {figures['png']}, {figures['md']}")
 
 
 def _click_exception() -> type[Exception]:
