@@ -6,6 +6,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from sim.ir.graph import AerGraph, Population, Projection
@@ -46,6 +47,22 @@ def random_network(n_in: int, n_out: int, fan_out: int, ticks: int, seed: int = 
     weights = (rng.integers(-20, 128, n_in * fan_out) * 2).astype(np.int16)
     return AerGraph("loihi", (Population("in", n_in, Input()), Population("out", n_out, CubaLIF(4095, 512, vth), depth=1)),
                     (Projection("w", "in", "out", indptr, indices, weights),), None, ticks)
+
+
+@numba.njit(cache=True)
+def flat_scatter_bound(flat_pop_of, pout_ptr, pout, proj, row_ptr, syn, spike_i, acc):
+    """The practical limit on the engine's own synapse layout (``sim.engine.flatgraph``): acc[target] += w
+    for every synaptic event of the spikes ``spike_i`` (global ids), nothing else. Returns the events."""
+    events = 0
+    for k in range(len(spike_i)):
+        i = spike_i[k]
+        p = flat_pop_of[i]
+        for m in range(pout_ptr[p], pout_ptr[p + 1]):
+            r = proj[pout[m]].row + i - proj[pout[m]].pre
+            for s in range(row_ptr[r], row_ptr[r + 1]):
+                acc[syn[s].target] += syn[s].w
+            events += row_ptr[r + 1] - row_ptr[r]
+    return events
 
 
 def proc_status(key: str) -> int:

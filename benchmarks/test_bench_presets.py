@@ -8,7 +8,7 @@ samples: at batch 1 one ``simulate`` call per sample; batched, one call for all 
 every simulated sample. CPU seconds of this process (the machine is shared), medians.
 Prints a table — with each preset's events per inference, the engine's events/s and
 the dense multiply-accumulates torch performs, and the bound: the same events at the
-raw CSR scatter rate (``test_bench_random.scatter_bound`` on the graph and the spikes
+raw scatter rate (``common.flat_scatter_bound`` on the graph's synapses and the spikes
 of the first sample) — and writes ``vs_torch_dense_b64`` (preset → ratio) to
 bench-results.json.
 """
@@ -22,8 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.common import median_time, update_results
-from benchmarks.test_bench_random import scatter_bound
+from benchmarks.common import flat_scatter_bound, median_time, update_results
 from sim.engine.flatgraph import flatten
 from sim.engine.simulate import simulate
 from spikeformer.configure.presets import PRESETS, preset
@@ -64,11 +63,11 @@ def test_engine_vs_torch_on_presets(capsys):
         equal, _ = compare_to_model(graph, {k: v.numpy() for k, v in rec.items()}, res.spikes)
         assert equal.all(), name
         spikes = np.concatenate([res.spikes[p.name][0] for p in graph.populations], axis=1)   # sample 0, (ticks, n)
-        t_sp, i_sp = np.nonzero(spikes)
+        _, i_sp = np.nonzero(spikes)
         acc = np.zeros(flat.n, np.int64)
-        scatter_bound(flat.indptr, flat.target, flat.weight, t_sp, i_sp, acc)
-        t_sc, _ = median_time(lambda: scatter_bound(flat.indptr, flat.target, flat.weight, t_sp, i_sp, acc), 5, clock=CPU)
-        sc_events = int(np.diff(flat.indptr)[i_sp].sum())
+        layout = (flat.pop_of, flat.pout_ptr, flat.pout, flat.proj, flat.row_ptr, flat.syn, i_sp, acc)
+        sc_events = flat_scatter_bound(*layout)
+        t_sc, _ = median_time(lambda: flat_scatter_bound(*layout), 5, clock=CPU)
         del res, rec, spikes
 
         def engine_run():

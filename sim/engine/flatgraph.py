@@ -1,11 +1,16 @@
-"""The AER graph flattened for the event-driven engine (``sim.engine``): one CSR over global neuron ids.
+"""The AER graph flattened for the event-driven engine (``sim.engine``): projections over global neuron ids.
 
-Each source neuron's synapses are grouped in segments, one per projection it feeds, so that
-delay and accumulator offset are per segment, not per synapse. A spike reads one record of its
-neuron (``OUT_DTYPE``: where its synapses and its segments start, 16 bytes) and one record per
-segment (``SEG_DTYPE``: end, accumulator offset, projection, delay, 24 bytes) rather than one
-array per field, a cache line each at large widths (issue 23). Per population: its engine
-role (``KIND_*``), its kernel's code and parameters (``sim.neurons``) and its update mode:
+The synapses of all projections in one array, projection after projection, each projection's
+rows in the order of its source neurons (``syn_dtype``: target and weight in one packed record,
+6 bytes in loihi numerics, so that a synapse is one read). Per projection one record
+(``PROJ_DTYPE``): where its rows start, its source population, the range of rows with synapses,
+its accumulator offset, target population, delay, its fan-out where every row has the same, and
+two shortcuts: a pooling map (each source feeds the fan consecutive targets of block r // g, with one
+weight: relays and k-WTA wiring) is sent without reading a synapse, and from ``dense_at`` spikes in a tick on the
+targets are not marked one by one (``kernels._scan``). The engine sends the spikes of a tick
+projection by projection, so all of this is constant over a loop. Per population: its engine
+role (``KIND_*``), its kernel's code and parameters (``sim.neurons``), its outgoing projections
+and its update mode:
 
     BUSY   once touched, updated every tick (a kernel without ``rests``);
     REST   left untouched while it has no input and its decayed current is 0;
@@ -15,12 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from sim.ir.bounds import PAYLOAD_MAX, abs_fan_in, input_bounds
 from sim.ir.graph import AerGraph
-from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 
 @dataclass(frozen=True)
@@ -34,26 +37,68 @@ class FlatGraph:
     code: np.ndarray          # (pops,) int8 kernel code (``sim.neurons``) of a neuron population
     kind: np.ndarray          # (pops,) int8: KIND_INPUT (any source) | KIND_LIF (a neuron) | KIND_GRADED
     mode: np.ndarray          # (pops,) int8 update mode of a neuron population: BUSY | REST | FULL
-    out: np.ndarray           # (n+1,) OUT_DTYPE: syn = first outgoing synapse, seg = first segment of neuron i
-    seg: np.ndarray           # (G,) SEG_DTYPE: end of the segment's synapses (start = previous end / out[i].syn),
-                              # delta = accumulator index − target (≠ 0 only for weight_exp < 0), proj, delay
-    target: np.ndarray        # (S,) int32 neuron receiving the event
-    weight: np.ndarray        # (S,) int16 (loihi, already << exp ≥ 0) | float32
+    syn: np.ndarray           # (S,) SYN_DTYPE: target (global neuron) and weight (int16 loihi, already << exp ≥ 0
+                              # | float32), projection after projection
+    row_ptr: np.ndarray       # (Σ (n_pre + 1),) int64: projection k's row r is syn[row_ptr[proj[k].row + r] : … + 1]
+    proj: np.ndarray          # (K,) PROJ_DTYPE
+    pout_ptr: np.ndarray      # (pops+1,) int64: the projections out of population p are pout[pout_ptr[p]:pout_ptr[p+1]]
+    pout: np.ndarray          # (K,) int32, in graph order
     neg_ptr: np.ndarray       # (pops+1,) negative-exponent projections into each population
     neg_base: np.ndarray      # accumulator base of that projection (index = base + local neuron)
     neg_shift: np.ndarray     # −weight_exp
     pop_start: np.ndarray     # (pops,) first global index
     max_delay: int
+    n_delayed: int            # source neurons of projections of delay ≥ 2 (the most spikes one slot's queue holds)
     acc_dtype: np.dtype       # accumulators: int32 where the IR bounds allow, else int64 (loihi) | float64
 
-    @property
-    def indptr(self) -> np.ndarray:
-        """(n+1,) int64 CSR row pointers of the outgoing synapses (a view of ``out``)."""
-        return self.out["syn"]
+
+def syn_dtype(weight_dtype) -> np.dtype:
+    """One synapse: target (global neuron index) and weight, packed: 6 bytes (loihi) | 8."""
+    return np.dtype([("target", np.int32), ("w", weight_dtype)])
 
 
-OUT_DTYPE = np.dtype([("syn", np.int64), ("seg", np.int64)])
-SEG_DTYPE = np.dtype([("end", np.int64), ("delta", np.int64), ("proj", np.int32), ("delay", np.int8)], align=True)
+PROJ_DTYPE = np.dtype([("row", np.int64), ("syn", np.int64), ("pre", np.int64), ("lo", np.int64), ("hi", np.int64),
+                       ("dense_at", np.int64), ("delta", np.int32), ("post", np.int32), ("delay", np.int32),
+                       ("fan", np.int32), ("pool", np.int32)], align=True)
+"""row: its first entry in row_ptr; syn: its first synapse; pre: its source population's first neuron;
+[lo, hi): the source rows with synapses (the others are skipped, by a search in the sorted spikes);
+delta: accumulator index − target (≠ 0 only for weight_exp < 0); post: target population; fan: the length
+of every row in [lo, hi), or −1 where they differ; pool: g ≥ 1 where each source row r in [lo, hi) has fan synapses,
+to targets (r − lo) // g · fan + 0 … fan − 1, all with one weight (identity, pooling and spreading maps:
+relays, k-WTA wiring, drives), so that a spike reads no synapse, else 0; dense_at: from this many spikes in one tick on, their events
+cover about half the target population or more (DENSE_SHARE), and the engine scans the population's
+accumulators instead of marking each target (never for private accumulators)."""
+
+
+DENSE_SHARE = 0.5
+
+
+def dense_at(pr, post_size: int, private: bool) -> int:
+    """Spikes from which one tick's events of projection pr reach DENSE_SHARE · post_size (``PROJ_DTYPE``)."""
+    if private or pr.n_synapses == 0:
+        return np.iinfo(np.int64).max
+    return max(1, int(np.ceil(DENSE_SHARE * post_size * pr.n_pre / pr.n_synapses)))
+
+
+def active_rows(pr) -> tuple[int, int]:
+    """[lo, hi): the first and past the last source row of projection pr with a synapse ((0, 0) if none)."""
+    rows = np.flatnonzero(np.diff(pr.indptr))
+    return (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+
+
+def pool_factor(pr) -> int:
+    """g where projection pr maps each source row r in [lo, hi) (``active_rows``) to the f targets
+    (r − lo) // g · f + 0 … f − 1 alone (f its uniform fan-out), all with one weight (``PROJ_DTYPE``); else 0."""
+    lo, hi = active_rows(pr)
+    lens = np.diff(pr.indptr[lo:hi + 1])
+    if hi == lo or lens[0] == 0 or (lens != lens[0]).any() or pr.n_synapses != (hi - lo) * lens[0]:
+        return 0
+    f = int(lens[0])
+    g = -(-(hi - lo) // max((int(pr.indices[-1]) + 1) // f, 1))
+    expect = ((np.arange(hi - lo) // g * f)[:, None] + np.arange(f)).ravel()
+    if (pr.weights != pr.weights[0]).any() or not np.array_equal(pr.indices, expect):
+        return 0
+    return g
 
 
 KIND_INPUT, KIND_LIF, KIND_GRADED = 0, 1, 2
@@ -83,64 +128,47 @@ def kernel_table(graph: AerGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return params, code, mode
 
 
-@numba.njit(cache=True)
-def _fill_rows(cursor, seg_cursor, pr_indptr, pr_indices, pr_weights, pre_off, post_off, delay, scale, delta,
-               proj, target, weight, seg_end, seg_delay, seg_delta, seg_proj):
-    """Append one projection's rows (and one segment per non-empty row) at each source neuron's cursors."""
-    for r in range(len(pr_indptr) - 1):
-        lo, hi = pr_indptr[r], pr_indptr[r + 1]
-        if hi == lo:
-            continue
-        c = cursor[pre_off + r]
-        for s in range(lo, hi):
-            target[c] = pr_indices[s] + post_off
-            weight[c] = pr_weights[s] * scale
-            c += 1
-        cursor[pre_off + r] = c
-        g = seg_cursor[pre_off + r]
-        seg_end[g], seg_delay[g], seg_delta[g], seg_proj[g] = c, delay, delta, proj
-        seg_cursor[pre_off + r] = g + 1
+CHUNK = 1 << 22
 
 
 def flatten(graph: AerGraph) -> FlatGraph:
-    """Merge all projections into one CSR over global neuron indices, in compact dtypes.
-
-    Each source neuron's synapses are grouped in segments, one per projection, so
-    delay and accumulator offset are per segment, not per synapse. target int32,
-    weight int16 (loihi: w << exp ≤ 254·2⁷ fits) | float32.
-    """
+    """All projections in one synapse array over global neuron indices, in compact dtypes (module doc):
+    target int32, weight int16 (loihi: w << exp ≤ 254·2⁷ fits) | float32."""
     arith = graph.arith
     pops = graph.populations
     index = {p.name: k for k, p in enumerate(pops)}
     offsets = graph.offsets()
     n = graph.n_neurons
-    pop_of = np.repeat(np.arange(len(pops), dtype=np.int32), [p.size for p in pops])
-    row_len = np.zeros(n, np.int64)
-    seg_len = np.zeros(n, np.int64)
-    for pr in graph.projections:
-        d = np.diff(pr.indptr)
-        row_len[offsets[pr.pre]:offsets[pr.pre] + pr.n_pre] += d
-        seg_len[offsets[pr.pre]:offsets[pr.pre] + pr.n_pre] += d > 0
-    out = np.zeros(n + 1, OUT_DTYPE)
-    np.cumsum(row_len, out=out["syn"][1:])
-    np.cumsum(seg_len, out=out["seg"][1:])
-    total, n_seg = int(out["syn"][-1]), int(out["seg"][-1])
-    target = np.empty(total, np.int32)
-    weight = np.empty(total, arith.weight_dtype)
-    seg = np.zeros(n_seg, SEG_DTYPE)
-    cursor, seg_cursor = out["syn"][:-1].copy(), out["seg"][:-1].copy()
+    projs = graph.projections
+    syn = np.empty(graph.n_synapses, syn_dtype(arith.weight_dtype))
+    row_ptr = np.empty(sum(pr.n_pre + 1 for pr in projs), np.int64)
+    proj = np.zeros(len(projs), PROJ_DTYPE)
     neg: dict[int, list[tuple[int, int]]] = {}
+    pos = row = 0
     n_acc = n
-    for k_proj, pr in enumerate(graph.projections):
+    for k, pr in enumerate(projs):
         delta = 0
         w, private = arith.engine_weights(pr.weights, pr.weight_exp)
         if private:                       # private accumulators: Lava floors the shifted *sum*
             delta = n_acc - offsets[pr.post]
             neg.setdefault(index[pr.post], []).append((n_acc, -pr.weight_exp))
             n_acc += graph.population(pr.post).size
-        _fill_rows(cursor, seg_cursor, pr.indptr, pr.indices, w.astype(weight.dtype, copy=False), offsets[pr.pre],
-                   offsets[pr.post], pr.delay, weight.dtype.type(1), delta, k_proj, target, weight,
-                   seg["end"], seg["delay"], seg["delta"], seg["proj"])
+        nnz = pr.n_synapses
+        for c in range(0, nnz, CHUNK):                   # in chunks: no temporary of the projection's size
+            syn["target"][pos + c:pos + min(c + CHUNK, nnz)] = pr.indices[c:c + CHUNK] + offsets[pr.post]
+        syn["w"][pos:pos + nnz] = w
+        row_ptr[row:row + pr.n_pre + 1] = pr.indptr + pos
+        lo, hi = active_rows(pr)
+        lens = np.diff(pr.indptr[lo:hi + 1])
+        fan = int(lens[0]) if len(lens) and (lens == lens[0]).all() else -1
+        proj[k] = (row, pos, offsets[pr.pre], lo, hi, dense_at(pr, graph.population(pr.post).size, private),
+                   delta, index[pr.post], pr.delay, fan, pool_factor(pr))
+        pos += nnz
+        row += pr.n_pre + 1
+    pre = np.array([index[pr.pre] for pr in projs], np.int64)
+    pout = np.argsort(pre, kind="stable").astype(np.int32)
+    pout_ptr = np.zeros(len(pops) + 1, np.int64)
+    np.cumsum(np.bincount(pre, minlength=len(pops)), out=pout_ptr[1:])
     neg_ptr = np.zeros(len(pops) + 1, np.int64)
     neg_base, neg_shift = [], []
     for k in range(len(pops)):
@@ -149,12 +177,13 @@ def flatten(graph: AerGraph) -> FlatGraph:
         neg_ptr[k + 1] = len(neg_base)
     params, code, mode = kernel_table(graph)
     return FlatGraph(
-        n=n, n_acc=n_acc, pop_of=pop_of, params=params, code=code,
-        kind=np.array([kind_code(p.model) for p in pops], np.int8), mode=mode,
-        out=out, seg=seg, target=target, weight=weight,
+        n=n, n_acc=n_acc, pop_of=np.repeat(np.arange(len(pops), dtype=np.int32), [p.size for p in pops]),
+        params=params, code=code, kind=np.array([kind_code(p.model) for p in pops], np.int8), mode=mode,
+        syn=syn, row_ptr=row_ptr, proj=proj, pout_ptr=pout_ptr, pout=pout,
         neg_ptr=neg_ptr, neg_base=np.array(neg_base, np.int64), neg_shift=np.array(neg_shift, np.int64),
         pop_start=np.array([offsets[p.name] for p in pops], np.int64),
-        max_delay=int(max((pr.delay for pr in graph.projections), default=1)), acc_dtype=acc_dtype(graph))
+        max_delay=int(max((pr.delay for pr in projs), default=1)),
+        n_delayed=sum(pr.n_pre for pr in projs if pr.delay >= 2), acc_dtype=acc_dtype(graph))
 
 
 def acc_dtype(graph: AerGraph) -> np.dtype:

@@ -1,24 +1,35 @@
 """Compiled core of the event-driven engine (numba): event delivery, population updates, the tick loop.
 
-Working buffers of one thread (``sim.engine.simulate`` allocates them): ``acc[slot, j]``
-summed input of neuron j for the tick of that slot (slot = t mod R); ``blk[slot]`` one bit
-per BLOCK neurons that received an event there; ``carry[slot]`` one bit per neuron that
-carries a current into that tick; ``state[i] = (v, last)`` and ``cur[i] = u`` (a FULL
-population never reads or writes u: its step depends on the input only, so its update
-touches 8 bytes of state per neuron); ``fired``/``payload`` the spikes of the population
-just updated.
+Working buffers of one thread (``sim.engine.simulate`` allocates them): ``rec[i]`` the record
+of neuron i (``simulate.record_dtype``): its summed input ``acc`` for its coming update, and its
+state (v, last, u), 16 bytes in loihi numerics, so that an event and the update it causes touch
+one cache line; records n … n_acc − 1 hold only the private accumulators of negative-exponent
+projections. ``l0[par]``: one bit per neuron marked for the tick of parity par (it received an
+event, or it carries a current); ``l1[par]``: one bit per l0 word that may be non-zero;
+``pflag[par, p]``: bit 0, population p may have a marked neuron; bit 1, it received events
+without marks (a dense delivery) and its accumulators are to be scanned. ``qi, qk, qv``: per
+slot (t mod R) of cap entries, the spikes (neuron, projection, payload) of projections with
+delay ≥ 2 waiting to be sent, ``qlen[slot]`` how many.
 
-Per population and tick, the marked blocks are visited in index order. In a block, the
-pending neurons (summed input ≠ 0 or a carried current) form a bit mask; a neuron of a
-REST/FULL population that is not pending may be stepped with input 0 or left to rest, with
-the same result (``sim.neurons``: ``rests`` — its current is 0 and the step is one ``idle``
-step, which never spikes). So a block with at least WHOLE pending neurons of such a
-population is stepped whole, in one branch-free sweep over contiguous records; a sparser
-block, and every block of a BUSY population, steps only its pending neurons. Only pending
-neurons are counted as updates.
+Per tick t: 1. each flagged population updates its marked neurons (``_update_population``:
+their bits gathered in index order, each stepped once), its spikes appended to ``fired``;
+2. the events of tick t go out (``_emit_tick``): first the spikes queued for slot t + 1, then
+the source spikes of t, then the spikes of 1., population by population and, within one,
+projection by projection (``_send``: delay, offset and target population are constant over
+its loop). All updates of a tick come before its events, so one accumulator per neuron serves
+every tick, and each accumulator receives its events in the order they were sent.
 
-All compiled engine code lives in this one module: numba's on-disk cache notices a change
-only in the file of the function it caches.
+A marked neuron of a REST/FULL population whose input sums to 0 and carries nothing is
+stepped with input 0, the same as leaving it at rest (``sim.neurons``: ``rests``); a BUSY
+neuron is stepped only with input or a carried current; a neuron sent to without a mark is
+stepped when its input is non-zero. Only neurons with input ≠ 0 or a carried current count
+as updates.
+
+Cost per tick: O(events + synaptic events + marked neurons + populations), plus per updated
+population O(its size / 4096) summary words, and its size where a dense delivery reached it
+(then its events are at least half its size). All compiled code of the tick loop lives in this
+one module (hence its length): numba's on-disk cache notices a change only in the file of the
+function it caches, not in the files of the functions compiled into it.
 """
 from __future__ import annotations
 
@@ -26,7 +37,7 @@ import numba
 import numpy as np
 from numba import types
 from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
 from sim.engine.flatgraph import BUSY, FULL, KIND_GRADED, KIND_INPUT, REST
 from sim.neurons.dispatch import kernel_idle, kernel_step
@@ -36,12 +47,6 @@ _ONE = np.uint64(1)
 
 
 EPOCH_MAX = (1 << 31) - 1
-
-
-BLOCK = 16                  # neurons per block: one 64-byte line of int32 accumulators
-
-
-WHOLE = 6                   # pending neurons from which a REST/FULL block is stepped whole
 
 
 def _shift(x, s):
@@ -56,404 +61,498 @@ def _shift_impl(x, s):
 
 
 @numba.njit(cache=True, inline="always")
-def _mark(blk, top, j):
-    """Set the bit of neuron j's block in a slot's block bitmap, and the bit of that bitmap word in
-    the slot's summary ``top`` (one bit per 64 blocks)."""
-    b = np.uint64(j) >> np.uint64(4)                      # unsigned: no negative-index wraparound code
-    w = b >> np.uint64(6)
-    blk[w] |= _ONE << (b & np.uint64(63))
-    top[w >> np.uint64(6)] |= _ONE << (w & np.uint64(63))
+def _mark(l0, l1, j):
+    """Set neuron j's bit in a tick's bitmap, and its word's bit in the summary ``l1``."""
+    k = np.uint64(j) >> np.uint64(6)                      # unsigned: no negative-index wraparound code
+    l0[k] |= _ONE << (np.uint64(j) & np.uint64(63))
+    l1[k >> np.uint64(6)] |= _ONE << (k & np.uint64(63))
 
 
 @numba.njit(cache=True, inline="always")
-def _any_marked(b0, b1, blk, top):
-    """Whether a block of [b0, b1] is marked: O(1 + (b1 − b0)/4096) summary words and the marked words."""
-    k0, k1 = b0 >> 6, b1 >> 6
-    for kt in range(k0 >> 6, (k1 >> 6) + 1):
-        y = top[kt]
-        while y != 0:
-            k = (kt << 6) + trailing_zeros(y)
-            y &= y - _ONE
-            if k < k0:
-                continue
-            if k > k1:
-                return False
-            x = blk[k]
-            if k == k0:
-                x &= ~((_ONE << np.uint64(b0 & 63)) - _ONE)
-            if k == k1 and (b1 & 63) < 63:
-                x &= (_ONE << np.uint64((b1 & 63) + 1)) - _ONE
-            if x != 0:
-                return True
-    return False
+def _row(i, fan, sbase, rbase, row_ptr):
+    """Synapses [s, e) of source neuron i (a row with synapses) in a projection: from its uniform fan-out
+    over those rows (sbase = first synapse − first such row · fan), or its row pointers."""
+    if fan >= 0:
+        s = sbase + i * fan
+        return s, s + fan
+    r = np.uint64(rbase + i)
+    return row_ptr[r], row_ptr[r + np.uint64(1)]
 
 
 @numba.njit(cache=True, inline="always")
-def _clear_marks(blk, top):
-    """Zero a slot's marked bitmap words and its summary: O(marked words + len(top))."""
-    for kt in range(len(top)):
-        y = top[kt]
-        while y != 0:
-            blk[(kt << 6) + trailing_zeros(y)] = 0
-            y &= y - _ONE
-        top[kt] = 0
+def _flush(l0, l1, k, m0, one, m1):
+    """Or the bits m0 into bitmap word k and mark k in the summary: in m1 (``one``: every target's summary
+    bit is in one word, kept in a register) or in l1. Returns m1."""
+    l0[k] |= m0
+    if one:
+        return m1 | (_ONE << (k & np.uint64(63)))
+    l1[k >> np.uint64(6)] |= _ONE << (k & np.uint64(63))
+    return m1
 
 
 @numba.njit(cache=True, inline="always")
-def _emit(i, slot, R, out, seg, target, weight, acc, blk, top, payload, ops):
-    """Deliver an event of neuron i: per segment g (``sim.engine.flatgraph``: one record each),
-    acc[(slot + delay) mod R, target + delta] += w·payload, blocks (and their summary) marked,
-    ops[proj] += the segment's synapses."""
-    s = out[i].syn
-    for g in range(out[i].seg, out[i + 1].seg):
-        sg = seg[g]
-        e = sg.end
-        ops[sg.proj] += e - s
-        sl = slot + sg.delay
-        if sl >= R:
-            sl -= R
-        d = sg.delta
-        acc_row = acc[sl]
-        b_row = blk[sl]
-        t_row = top[sl]
-        while s < e:
-            j = target[s]
-            acc_row[np.uint64(j + d)] += weight[s] * payload
-            _mark(b_row, t_row, j)
-            s += 1
-
-
-@intrinsic
-def _popcount(typingctx, x):
-    """Number of set bits of an unsigned integer (LLVM ctpop)."""
-    def codegen(context, builder, signature, args):
-        return builder.ctpop(args[0])
-    return x(x), codegen
+def _deliver(s, e, val, delta, syn, rec, l0, l1):
+    """rec[target + delta].acc += w·val for synapses [s, e), their targets marked (``_mark``: branch-free;
+    rows with many targets per bitmap word go the dense way instead, ``_send_now``)."""
+    for x in range(s, e):
+        sy = syn[np.uint64(x)]
+        j = sy.target
+        rec[np.uint64(j + delta)].acc += sy.w * val
+        _mark(l0, l1, j)
 
 
 @numba.njit(cache=True, inline="always")
-def _fold_neg(s, e, lo, acc, neg_base, neg_shift):
-    """Fold the private accumulators of negative-exponent projections, shifted, into acc[s:e]
-    (population starting at lo)."""
-    for m in range(len(neg_base)):
-        base, sh = neg_base[m] - lo, neg_shift[m]
-        for i in range(s, e):
-            acc[i] += _shift(acc[base + i], sh)
-            acc[base + i] = 0
+def _target(i, pk, t0, g):
+    """The first of the pk.fan consecutive targets of source neuron i in a pooling projection
+    (``flatgraph.PROJ_DTYPE``: pool g), t0 the first target of row lo."""
+    r = i - pk.pre - pk.lo
+    return t0 + (r if g == 1 else r // g) * pk.fan
 
 
 @numba.njit(cache=True, inline="always")
-def _take_carry(s, e, carry):
-    """The carry bits of block [s, e) as bits (i − s), cleared in ``carry`` (a block is within one word)."""
-    off = np.uint64(s & 63)
-    bits = (_ONE << np.uint64(e - s)) - _ONE
-    cw = carry[s >> 6]
-    cm = (cw >> off) & bits
-    if cm != 0:
-        carry[s >> 6] = cw & ~(bits << off)
-    return cm
+def _first_at_least(ids, f0, f1, x):
+    """The first q in [f0, f1) with ids[q] ≥ x (ids sorted), f1 if none: binary search."""
+    while f0 < f1:
+        mid = (f0 + f1) >> 1
+        if ids[mid] < x:
+            f0 = mid + 1
+        else:
+            f1 = mid
+    return f0
 
 
 @numba.njit(cache=True, inline="always")
-def _block_mask(s, e, lo, carry, acc, neg_base, neg_shift, carries=True):
-    """Pending neurons of block [s, e) of the population starting at lo, as bits (i − s): summed
-    input ≠ 0 (after ``_fold_neg``) or a carried current; returns (mask, popcount). Clears the carry bits.
-    ``carries`` False (a FULL population, whose neurons never carry): the carry bitmap is not read."""
-    _fold_neg(s, e, lo, acc, neg_base, neg_shift)
-    mask = _take_carry(s, e, carry) if carries else np.uint64(0)
-    if e - s == BLOCK:                           # a full block: constant trip count, vectorised
-        for q in range(BLOCK):
-            mask |= np.uint64(acc[s + q] != 0) << np.uint64(q)
+def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag, pop_start, n):
+    """rec[target + delta].acc += w·payload for the spikes ids[f0:f1] of projection pk's source, targets
+    marked in the bitmap of the next tick (``_deliver``, ``_flush``) or, from ``dense_at`` spikes on, the
+    target population flagged for a scan instead (``pflag`` bit 1); a pooling projection reads no synapse.
+    Returns the synaptic ops."""
+    pflag[pk.post] |= 1
+    rbase, sbase = pk.row - pk.pre, pk.syn - (pk.pre + pk.lo) * pk.fan
+    hi = pop_start[pk.post + 1] if pk.post + 1 < len(pop_start) else n
+    k1 = np.uint64(pop_start[pk.post]) >> np.uint64(12)
+    one = k1 == np.uint64(hi - 1) >> np.uint64(12)
+    m1 = np.uint64(0)
+    n_ops = 0
+    if pk.pool > 0:
+        sy = syn[np.uint64(pk.syn)]
+        t0, w = sy.target, sy.w
+        for q in range(f0, f1):
+            j0 = _target(ids[q], pk, t0, pk.pool)
+            ws = w * (payload[q] if graded else 1)
+            for j in range(j0, j0 + pk.fan):
+                rec[np.uint64(j + pk.delta)].acc += ws
+                m1 = _flush(l0, l1, np.uint64(j) >> np.uint64(6), _ONE << (np.uint64(j) & np.uint64(63)), one, m1)
+        n_ops = (f1 - f0) * pk.fan
+    elif f1 - f0 >= pk.dense_at:                         # events for much of the target population: not
+        pflag[pk.post] |= 2                              # marked one by one, its accumulators are scanned
+        for q in range(f0, f1):                          # at its update (``_scan``)
+            s, e = _row(ids[q], pk.fan, sbase, rbase, row_ptr)
+            n_ops += e - s
+            val = payload[q] if graded else 1
+            for x in range(s, e):
+                sy = syn[np.uint64(x)]
+                rec[np.uint64(sy.target)].acc += sy.w * val
+        if n_ops >= 2 * (hi - pop_start[pk.post]):       # events for every neuron, on average twice over:
+            pflag[pk.post] |= 4                          # a FULL population is stepped whole (``_step_all``)
+    elif pk.fan == 1:                                    # one synapse per spike: no inner loop
+        for q in range(f0, f1):
+            sy = syn[np.uint64(sbase + ids[q])]
+            j = sy.target
+            rec[np.uint64(j + pk.delta)].acc += sy.w * (payload[q] if graded else 1)
+            m1 = _flush(l0, l1, np.uint64(j) >> np.uint64(6), _ONE << (np.uint64(j) & np.uint64(63)), one, m1)
+        n_ops = f1 - f0
     else:
-        for q in range(e - s):
-            mask |= np.uint64(acc[s + q] != 0) << np.uint64(q)
-    return mask, np.int64(_popcount(mask))
-
-
-@numba.njit(cache=True)
-def _pending(lo, hi, blk, top, carry, acc, neg_base, neg_shift, out):
-    """Pending neurons of [lo, hi) (``_block_mask``) into ``out`` in index order; returns how many.
-
-    Only the blocks marked in ``blk`` (found through its summary ``top``) are scanned:
-    O(16·marked blocks + marked words + (hi − lo)/65536)."""
-    n_out = 0
-    b0 = lo >> 4
-    b1 = (hi - 1) >> 4
-    k0, k1 = b0 >> 6, b1 >> 6
-    for kt in range(k0 >> 6, (k1 >> 6) + 1):
-        y = top[kt]
-        while y != 0:
-            k = (kt << 6) + trailing_zeros(y)
-            y &= y - _ONE
-            if k < k0:
-                continue
-            if k > k1:
-                break
-            x = blk[k]
-            while x != 0:
-                b = (k << 6) + trailing_zeros(x)
-                x &= x - _ONE
-                if b < b0:
-                    continue
-                if b > b1:
-                    break
-                s = max(b << 4, lo)
-                mask = _block_mask(s, min((b << 4) + BLOCK, hi), lo, carry, acc, neg_base, neg_shift)[0]
-                while mask != 0:
-                    out[n_out] = s + trailing_zeros(mask)
-                    mask &= mask - _ONE
-                    n_out += 1
-    return n_out
+        for q in range(f0, f1):
+            s, e = _row(ids[q], pk.fan, sbase, rbase, row_ptr)
+            n_ops += e - s
+            _deliver(s, e, payload[q] if graded else 1, pk.delta, syn, rec, l0, l1)
+    if one:
+        l1[k1] |= m1
+    return n_ops
 
 
 @numba.njit(cache=True, inline="always")
-def _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_top, nxt_carry):
-    """One kernel step of neuron i with summed input a; returns whether it spiked.
-
-    ``last`` ≤ epoch: first touch this sample, at rest (u = v = 0). Rested since ``last``:
-    its voltage leak over the rested ticks is caught up by the kernel's ``idle`` first (REST,
-    FULL only). REST: a neuron whose decayed current (step(u, 0, 0)[0]) is non-zero is
-    pending in the next slot; BUSY: every stepped neuron is; FULL: none (no test)."""
-    st = state[i]
-    last = st.last
-    fresh = last <= epoch
-    u = zero if fresh or mode == FULL else cur[i]          # FULL: the decayed current is 0 whatever u
-    v = zero if fresh else st.v
-    if not fresh and now - last > 1 and v != 0:
-        v = kernel_idle(code, v, p0, p1, p2, now - last - 1)
-    un, vn, spiked = kernel_step(code, u, v, a, p0, p1, p2)
-    if mode != FULL:
-        cur[i] = un
-    st.v = vn
-    st.last = now
-    carries = mode == BUSY
-    if mode == REST:
-        carries = kernel_step(code, un, zero, a - a, p0, p1, p2)[0] != 0
-    if carries:
-        nxt_carry[i >> 6] |= _ONE << np.uint64(i & 63)
-        _mark(nxt_blk, nxt_top, i)
-    return spiked
+def _send_later(k, sl, ids, f0, f1, payload, graded, qi, qk, qv, qlen):
+    """Delay ≥ 2: the spikes ids[f0:f1] of projection k's source (payload, or 1) appended to the queue of
+    slot sl (entries [sl·cap, (sl + 1)·cap) of qi, qk, qv), to be sent at the end of the tick before they
+    arrive (``_drain``). False when it is full."""
+    cap = len(qi) // len(qlen)
+    n_q = qlen[sl]
+    if n_q + (f1 - f0) > cap:
+        return False
+    at = sl * cap + n_q
+    for q in range(f0, f1):
+        qi[at] = ids[q]
+        qk[at] = k
+        qv[at] = payload[q] if graded else 1
+        at += 1
+    qlen[sl] = n_q + (f1 - f0)
+    return True
 
 
 @numba.njit(cache=True, inline="always")
-def _update_neurons(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2,
-                    mode, whole, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record):
-    """Step the pending neurons of population [lo, hi); the spiking ones go to ``fired`` in index
-    order (and ``rec_row`` if ``record``). Returns (spikes, pending neurons, marked blocks).
+def _send(k, ids, f0, f1, payload, graded, t, ticks, R, proj, row_ptr, syn, rec, l0, l1, pflag, qi, qk, qv,
+          qlen, ops, pop_start, n):
+    """The events of projection k from the spikes ids[f0:f1] of its source population at tick t (payload
+    ``payload[q]`` if ``graded``, else 1): delay 1: ``_send_now``; delay d ≥ 2: the spikes wait in the
+    queue of slot (t + d) mod R (``_send_later``); arriving after the last tick: counted only. ops[k] +=
+    the synapses sent (or counted). False when the queue is full."""
+    pk = proj[k]
+    if pk.lo > 0 or pk.pre + pk.hi <= ids[f1 - 1]:       # spikes of rows without synapses are skipped
+        f0 = _first_at_least(ids, f0, f1, pk.pre + pk.lo)
+        f1 = _first_at_least(ids, f0, f1, pk.pre + pk.hi)
+        if f1 == f0:
+            return True
+    if t + pk.delay >= ticks:
+        rbase, sbase = pk.row - pk.pre, pk.syn - (pk.pre + pk.lo) * pk.fan
+        for q in range(f0, f1):
+            s, e = _row(ids[q], pk.fan, sbase, rbase, row_ptr)
+            ops[k] += e - s
+    elif pk.delay == 1:
+        ops[k] += _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag, pop_start, n)
+    else:
+        sl = t + pk.delay
+        while sl >= R:
+            sl -= R
+        return _send_later(k, sl, ids, f0, f1, payload, graded, qi, qk, qv, qlen)
+    return True
 
-    REST/FULL (module doc): ``whole`` steps every marked block whole, counting the pending
-    neurons on the way; otherwise a block's pending mask is built first, and the block is
-    stepped whole if it has ≥ WHOLE of them, else neuron by neuron. BUSY: pending neurons only."""
-    n_fired = 0
-    n_pending = 0
-    n_blocks = 0
-    b0 = lo >> 4
-    b1 = (hi - 1) >> 4
-    k0, k1 = b0 >> 6, b1 >> 6
-    for kt in range(k0 >> 6, (k1 >> 6) + 1):
-        y = top[kt]
+
+@numba.njit(cache=True, inline="always")
+def _drain(sl, proj, row_ptr, syn, rec, l0, l1, pflag, qi, qk, qv, qlen, ops, pop_start, n):
+    """Send the spikes queued in slot sl (``_send_later``), in the order they were queued, a run of one
+    projection at a time (``_send_now``); they arrive at the next tick."""
+    q = sl * (len(qi) // len(qlen))
+    end = q + qlen[sl]
+    while q < end:
+        k = qk[q]
+        q1 = q + 1
+        while q1 < end and qk[q1] == k:
+            q1 += 1
+        ops[k] += _send_now(proj[k], qi, q, q1, qv, True, row_ptr, syn, rec, l0, l1, pflag, pop_start, n)
+        q = q1
+    qlen[sl] = 0
+
+
+@numba.njit(cache=True, inline="always")
+def _scan(lo, hi, rec, l0, l1):
+    """Mark the neurons of [lo, hi) whose accumulator is non-zero (sent to without marks: ``_send_now``)."""
+    for k in range(lo >> 6, ((hi - 1) >> 6) + 1):
+        b = k << 6
+        m = np.uint64(0)
+        for q in range(max(lo - b, 0), min(hi - b, 64)):
+            m |= np.uint64(rec[np.uint64(b + q)].acc != 0) << np.uint64(q)
+        if m != 0:
+            l0[k] |= m
+            l1[k >> 6] |= _ONE << np.uint64(k & 63)
+
+
+@numba.njit(cache=True, inline="always")
+def _collect(lo, hi, l0, l1, idx):
+    """The marked neurons of population [lo, hi) into idx, in index order, their bits cleared (a word
+    shared with a neighbouring population keeps the neighbour's); returns how many."""
+    n_idx = 0
+    k_lo, k_hi = lo >> 6, (hi - 1) >> 6
+    for k1 in range(k_lo >> 6, (k_hi >> 6) + 1):
+        y = l1[k1]
+        if k1 == k_lo >> 6:
+            y &= ~((_ONE << np.uint64(k_lo & 63)) - _ONE)
+        if k1 == k_hi >> 6 and (k_hi & 63) < 63:
+            y &= (_ONE << np.uint64((k_hi & 63) + 1)) - _ONE
+        emptied = np.uint64(0)
         while y != 0:
-            k = (kt << 6) + trailing_zeros(y)
+            k = (k1 << 6) + trailing_zeros(y)
             y &= y - _ONE
-            if k < k0:
-                continue
-            if k > k1:
-                break
-            x = blk[k]
-            while x != 0:
-                b = (k << 6) + trailing_zeros(x)
-                x &= x - _ONE
-                if b < b0:
-                    continue
-                if b > b1:
-                    break
-                n_blocks += 1
-                s = max(b << 4, lo)
-                e = min((b << 4) + BLOCK, hi)
-                mask = cm = np.uint64(0)
-                if mode != BUSY and whole:
-                    _fold_neg(s, e, lo, acc, neg_base, neg_shift)
-                    if mode != FULL:                     # a FULL neuron never carries: its bits stay 0
-                        cm = _take_carry(s, e, carry)
-                    c = 0
-                else:
-                    mask, c = _block_mask(s, e, lo, carry, acc, neg_base, neg_shift, mode != FULL)
-                if mode != BUSY and (whole or c >= WHOLE):
-                    for i in range(s, e):
-                        a = acc[i]
-                        acc[i] = 0
-                        if whole:
-                            c += (a != 0) | ((cm >> np.uint64(i - s)) & _ONE != 0)
-                        spiked = _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_top,
-                                       nxt_carry)
-                        fired[n_fired] = i
-                        n_fired += spiked
-                        if record:
-                            rec_row[i] = spiked
-                else:
-                    while mask != 0:
-                        i = s + trailing_zeros(mask)
-                        mask &= mask - _ONE
-                        a = acc[i]
-                        acc[i] = 0
-                        spiked = _step(i, a, state, cur, now, epoch, zero, code, p0, p1, p2, mode, nxt_blk, nxt_top,
-                                       nxt_carry)
-                        fired[n_fired] = i
-                        n_fired += spiked
-                        if record:
-                            rec_row[i] = spiked
-                n_pending += c
-    return n_fired, n_pending, n_blocks
-
-
-@numba.njit(cache=True)
-def _update_lif(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1, p2, mode,
-                whole, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record):
-    """``_update_neurons`` compiled once per update mode (a constant inside)."""
-    if mode == FULL:
-        return _update_neurons(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0,
-                               p1, p2, FULL, whole, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record)
-    if mode == REST:
-        return _update_neurons(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0,
-                               p1, p2, REST, whole, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record)
-    return _update_neurons(lo, hi, blk, top, carry, acc, neg_base, neg_shift, state, cur, now, epoch, zero, code, p0, p1,
-                           p2, BUSY, False, nxt_blk, nxt_top, nxt_carry, fired, rec_row, record)
-
-
-@numba.njit(cache=True)
-def _update_graded(idx, n_idx, acc, fired, payload):
-    """Graded relay: a pending neuron fires with payload g = its summed input (≠ 0 when pending)."""
-    for q in range(n_idx):
-        i = idx[q]
-        fired[q] = i
-        payload[q] = acc[i]
-        acc[i] = 0
+            w = l0[k]
+            m = w
+            if k == k_lo:
+                m &= ~((_ONE << np.uint64(lo & 63)) - _ONE)
+            if k == k_hi and ((hi - 1) & 63) < 63:
+                m &= (_ONE << np.uint64(((hi - 1) & 63) + 1)) - _ONE
+            if w == m:
+                emptied |= _ONE << np.uint64(k & 63)
+            l0[k] = w & ~m
+            base = k << 6
+            while m != 0:
+                idx[np.uint64(n_idx)] = base + trailing_zeros(m)
+                m &= m - _ONE
+                n_idx += 1
+        l1[k1] &= ~emptied
     return n_idx
 
 
-@numba.njit(cache=True)
-def count_input_events(x, counts):
-    """counts[b, t] += number of spikes in x[b, t] (x: bool (batch, ticks_x, size), ticks_x ≤ counts' ticks)."""
-    for b in range(x.shape[0]):
-        for t in range(x.shape[1]):
-            row = x[b, t]
-            c = 0
-            for i in range(x.shape[2]):
-                c += row[i]
-            counts[b, t] += c
+@numba.njit(cache=True, inline="always")
+def _fold(idx, n_idx, rec, lo, neg_base, neg_shift, m0, m1):
+    """Add the private accumulators of negative-exponent projections m0 … m1 − 1, shifted (``_shift``), to
+    the accumulators of neurons idx[:n_idx] (population starting at lo), clearing them."""
+    for m in range(m0, m1):
+        base, sh = neg_base[m] - lo, neg_shift[m]
+        for q in range(n_idx):
+            i = idx[q]
+            pr = rec[base + i]
+            rec[i].acc += _shift(pr.acc, sh)
+            pr.acc = pr.acc - pr.acc
+
+
+@numba.njit(cache=True, inline="always")
+def _step_full(idx, n_idx, rec, now, epoch, zero, code, p0, p1, p2, fired, nf):
+    """One kernel step of each neuron idx[q] (FULL: u = 0, nothing carries) with its summed input,
+    cleared; spikes appended to fired from nf. Returns (nf, updates: neurons with input ≠ 0).
+
+    ``last`` ≤ epoch: first touch this sample, at rest (v = 0). Rested since ``last``: its voltage
+    leak over the rested ticks is caught up by the kernel's ``idle`` first."""
+    n_upd = 0
+    for q in range(n_idx):
+        i = np.uint64(idx[q])
+        r = rec[i]
+        a = r.acc
+        r.acc = a - a
+        last = r.last
+        v = zero if last <= epoch else r.v
+        if (v != 0) & (now - last > 1):
+            v = kernel_idle(code, v, p0, p1, p2, now - last - 1)
+        _, vn, spiked = kernel_step(code, zero, v, a, p0, p1, p2)
+        r.v = vn
+        r.last = now
+        fired[np.uint64(nf)] = i
+        nf += spiked
+        n_upd += a != 0
+    return nf, n_upd
+
+
+@numba.njit(cache=True, inline="always")
+def _step_all(lo, hi, l0, rec, now, epoch, zero, code, p0, p1, p2, fired, nf):
+    """``_step_full`` for every neuron of FULL population [lo, hi), marked or not (a neuron without input
+    is stepped with input 0: ``rests``, the same as resting), its marks cleared (the summary bits of
+    emptied words stay, and cost a look at the next ``_collect``): no scan and no gathering where nearly
+    every neuron has input. Returns (nf, updates)."""
+    k_lo, k_hi = lo >> 6, (hi - 1) >> 6
+    for k in range(k_lo, k_hi + 1):
+        m = ~np.uint64(0)
+        if k == k_lo:
+            m &= ~((_ONE << np.uint64(lo & 63)) - _ONE)
+        if k == k_hi and ((hi - 1) & 63) < 63:
+            m &= (_ONE << np.uint64(((hi - 1) & 63) + 1)) - _ONE
+        l0[k] &= ~m
+    n_upd = 0
+    for i in range(lo, hi):
+        r = rec[np.uint64(i)]
+        a = r.acc
+        r.acc = a - a
+        last = r.last
+        v = zero if last <= epoch else r.v
+        if (v != 0) & (now - last > 1):
+            v = kernel_idle(code, v, p0, p1, p2, now - last - 1)
+        _, vn, spiked = kernel_step(code, zero, v, a, p0, p1, p2)
+        r.v = vn
+        r.last = now
+        fired[np.uint64(nf)] = i
+        nf += spiked
+        n_upd += a != 0
+    return nf, n_upd
+
+
+@numba.njit(cache=True, inline="always")
+def _step_carry(idx, n_idx, rec, now, epoch, zero, code, p0, p1, p2, mode, nl0, nl1, fired, nf):
+    """``_step_full`` for REST and BUSY neurons, whose current u carries: a neuron whose decayed
+    current (step(u, 0, 0)[0]) is non-zero (REST), or every one (BUSY), is marked in the next tick's
+    bitmap nl0; a BUSY neuron without input or carried current is not stepped; updates count the
+    neurons with input ≠ 0 or a carried current. Returns (nf, updates, whether any carries)."""
+    n_upd = 0
+    carried = False
+    for q in range(n_idx):
+        i = np.uint64(idx[q])
+        r = rec[i]
+        a = r.acc
+        r.acc = a - a
+        last = r.last
+        fresh = last <= epoch
+        v = zero if fresh else r.v
+        u = zero if fresh else r.u
+        counted = a != 0
+        prev = not fresh and last == now - 1
+        if mode == BUSY:
+            counted = counted or prev
+            if not counted:
+                continue
+        elif prev and not counted:
+            counted = kernel_step(code, u, zero, a - a, p0, p1, p2)[0] != 0
+        if v != 0 and now - last > 1:
+            v = kernel_idle(code, v, p0, p1, p2, now - last - 1)
+        un, vn, spiked = kernel_step(code, u, v, a, p0, p1, p2)
+        r.v = vn
+        r.u = un
+        r.last = now
+        if mode == BUSY or kernel_step(code, un, zero, a - a, p0, p1, p2)[0] != 0:
+            _mark(nl0, nl1, i)
+            carried = True
+        fired[np.uint64(nf)] = i
+        nf += spiked
+        n_upd += counted
+    return nf, n_upd, carried
+
+
+@numba.njit(cache=True, inline="always")
+def _relay(idx, n_idx, rec, fired, payload, nf):
+    """Graded relay: a neuron with summed input g ≠ 0 fires with payload g. Returns (nf, updates)."""
+    n0 = nf
+    for q in range(n_idx):
+        i = idx[q]
+        r = rec[np.uint64(i)]
+        a = r.acc
+        r.acc = a - a
+        fired[np.uint64(nf)] = i
+        payload[np.uint64(nf)] = a
+        nf += a != 0
+    return nf, nf - n0
 
 
 @numba.njit(cache=True)
-def fill_input_events(x, offset, pos, ids):
-    """Neuron i spiking at (b, t) in x goes to ids[pos[b, t]] as i + offset, in index order; pos[b, t]
-    advances. Branch-free: a silent neuron stores ids[q] back unchanged (q may already hold an event of
-    an earlier source at the next tick), so ids needs one slot of slack past the last event."""
-    for b in range(x.shape[0]):
-        for t in range(x.shape[1]):
-            row = x[b, t]
-            q = pos[b, t]
-            for i in range(x.shape[2]):
-                ids[q] = np.int32(i + offset) if row[i] else ids[q]
-                q += row[i]
-            pos[b, t] = q
+def _update_population(lo, hi, l0, l1, rec, neg_base, neg_shift, m0, m1, now, epoch, zero, code, p0, p1, p2, mode,
+                       graded, nl0, nl1, idx, fired, payload, nf, rec_row, record, dense, whole):
+    """Update the marked neurons of population [lo, hi) (``_collect``, ``_fold``, then ``_relay`` |
+    ``_step_full`` | ``_step_carry``, compiled once per kind and mode); their spikes appended to fired
+    from nf (and recorded in rec_row). Returns (nf, updates, whether a neuron carries into the next tick)."""
+    if whole and mode == FULL and not graded and m1 == m0:
+        nf0 = nf
+        nf, n_upd = _step_all(lo, hi, l0, rec, now, epoch, zero, code, p0, p1, p2, fired, nf)
+        if record:
+            for q in range(nf0, nf):
+                rec_row[fired[q]] = True
+        return nf, n_upd, False
+    if dense:
+        _scan(lo, hi, rec, l0, l1)
+    n_idx = _collect(lo, hi, l0, l1, idx)
+    if m1 > m0:
+        _fold(idx, n_idx, rec, lo, neg_base, neg_shift, m0, m1)
+    n0 = nf
+    carried = False
+    if graded:
+        nf, n_upd = _relay(idx, n_idx, rec, fired, payload, nf)
+    elif mode == FULL:
+        nf, n_upd = _step_full(idx, n_idx, rec, now, epoch, zero, code, p0, p1, p2, fired, nf)
+    elif mode == REST:
+        nf, n_upd, carried = _step_carry(idx, n_idx, rec, now, epoch, zero, code, p0, p1, p2, REST, nl0, nl1, fired,
+                                         nf)
+    else:
+        nf, n_upd, carried = _step_carry(idx, n_idx, rec, now, epoch, zero, code, p0, p1, p2, BUSY, nl0, nl1, fired,
+                                         nf)
+    if record:
+        for q in range(n0, nf):
+            rec_row[fired[q]] = True
+    return nf, n_upd, carried
+
+
+@numba.njit(cache=True, inline="always")
+def _emit_tick(t, ticks, R, n, kind, pop_start, pout_ptr, pout, proj, row_ptr, syn, x_idx, x_ptr, fired, fstart,
+               payload, rec, l0, l1, pflag, qi, qk, qv, qlen, ops, pop_counts, rec_row, record):
+    """The events of tick t, for tick t + 1 (module doc): the queue of slot t + 1, the source spikes
+    of t (x_idx[x_ptr[t]:x_ptr[t + 1]]: global ids, sources in graph order), then fired[fstart[p] :
+    fstart[p + 1]] of each population p, projection by projection (``_send``). False when a queue is full."""
+    n_pops = len(pop_start)
+    if t + 1 < ticks:
+        sl = t + 1
+        while sl >= R:
+            sl -= R
+        _drain(sl, proj, row_ptr, syn, rec, l0, l1, pflag, qi, qk, qv, qlen, ops, pop_start, n)
+    q = q_end = 0
+    if t < len(x_ptr) - 1:
+        q, q_end = x_ptr[t], x_ptr[t + 1]
+    for p in range(n_pops):
+        ids = fired
+        f0, f1 = fstart[p], fstart[p + 1]
+        if kind[p] == KIND_INPUT:
+            hi = pop_start[p + 1] if p + 1 < n_pops else n
+            ids = x_idx
+            f0 = f1 = q
+            while f1 < q_end and x_idx[f1] < hi:
+                f1 += 1
+            q = f1
+            pop_counts[p] += f1 - f0
+            if record:
+                for f in range(f0, f1):
+                    rec_row[x_idx[f]] = True
+        if f1 == f0:
+            continue
+        for m in range(pout_ptr[p], pout_ptr[p + 1]):
+            if not _send(pout[m], ids, f0, f1, payload, kind[p] == KIND_GRADED, t, ticks, R, proj, row_ptr, syn, rec,
+                         l0, l1, pflag, qi, qk, qv, qlen, ops, pop_start, n):
+                return False
+    return True
 
 
 @numba.njit(cache=True)
-def run_sample(pop_of, params, code, kernels, mode, kind, out, seg, target, weight, neg_ptr, neg_base, neg_shift,
-               pop_start, emits, R, ticks, x_idx, x_ptr, epoch, acc, blk, top, carry, state, cur, zero, idx, fired,
-               payload, spikes, pop_counts, ops, record):
-    """One sample on one thread's working buffers; returns the number of neuron updates.
+def run_sample(params, code, kernels, mode, kind, syn, row_ptr, proj, pout_ptr, pout, neg_ptr, neg_base, neg_shift,
+               pop_start, n, R, ticks, x_idx, x_ptr, epoch, rec, l0, l1, pflag, qi, qk, qv, qlen, zero, idx, fired,
+               fstart, payload, spikes, pop_counts, ops, record):
+    """One sample on one thread's working buffers (module doc); returns the number of neuron updates,
+    −1 when a queue overflowed (the buffers are then left dirty).
 
-    Per tick: 1. the source spikes of the tick emit; 2. per population with a marked block
-    (``_any_marked``: one with nothing pending costs a few summary-word reads and no call), its pending
-    neurons are updated (``_update_lif`` | graded: ``_pending``, ``_update_graded``) and those that
-    spiked (``fired``, graded ``payload``) emit into later slots (delay ≥ 1); 3. the slot's marks are
-    cleared through its summary (``_clear_marks``). Buffers are
-    reused across samples without O(n) resets: ``last`` holds ``epoch + tick + 1`` (a neuron
-    whose ``last`` ≤ epoch starts this sample at rest), and only slots left pending after
-    the last tick are cleared. ``emits[p]``: population p has outgoing synapses. x_idx/x_ptr:
-    this sample's source spikes as CSR over ticks (global neuron ids). ``kernels``
-    (``sim.neurons.kernel_key``) is unused: its type makes numba's cache tell kernel sets apart.
-    """
+    Buffers are reused across samples without O(n) resets: ``last`` holds ``epoch + tick + 1`` (a
+    neuron whose ``last`` ≤ epoch starts this sample at rest), and nothing is sent past the last tick,
+    so accumulators, bitmaps and queues end the sample empty. x_idx/x_ptr: this sample's source spikes
+    as CSR over ticks (global neuron ids). ``kernels`` (``sim.neurons.kernel_key``) is unused: its
+    type makes numba's cache tell kernel sets apart."""
     updates = 0
     n_pops = len(pop_start)
-    n = len(pop_of)
-    dense = np.zeros(n_pops, np.bool_)              # last tick: ≥ WHOLE pending neurons per marked block
+    par = 0
     for t in range(ticks):
         now = epoch + t + 1
-        slot = t % R
-        nxt = slot + 1 if slot + 1 < R else 0
         rec_row = spikes[t if record else 0]
-        if t < len(x_ptr) - 1:                                   # 1. input spikes at t
-            for k in range(x_ptr[t], x_ptr[t + 1]):
-                i = x_idx[k]
-                pop_counts[pop_of[i]] += 1
-                if record:
-                    rec_row[i] = True
-                _emit(i, slot, R, out, seg, target, weight, acc, blk, top, 1, ops)
-        acc_row, blk_s, top_s, carry_s = acc[slot], blk[slot], top[slot], carry[slot]
-        blk_n, top_n, carry_n = blk[nxt], top[nxt], carry[nxt]
-        for p in range(n_pops):                                  # 2. update pending neurons, population by population
-            lo = pop_start[p]
-            hi = pop_start[p + 1] if p + 1 < n_pops else n
-            if kind[p] == KIND_INPUT or not _any_marked(lo >> 4, (hi - 1) >> 4, blk_s, top_s):
-                dense[p] = False
+        l0n, l1n, pfn, pfc = l0[1 - par], l1[1 - par], pflag[1 - par], pflag[par]
+        nf = 0
+        for p in range(n_pops):                                  # 1. update the marked neurons
+            fstart[p] = nf
+            flags = pfc[p]
+            if flags == 0:
                 continue
-            nb, ns = neg_base[neg_ptr[p]:neg_ptr[p + 1]], neg_shift[neg_ptr[p]:neg_ptr[p + 1]]
-            graded = kind[p] == KIND_GRADED
-            if graded:
-                n_pending = _pending(lo, hi, blk_s, top_s, carry_s, acc_row, nb, ns, idx)
-                n_fired = _update_graded(idx, n_pending, acc_row, fired, payload)
-                if record:
-                    for q in range(n_fired):
-                        rec_row[fired[q]] = True
-            else:
-                n_fired, n_pending, n_blocks = _update_lif(
-                    lo, hi, blk_s, top_s, carry_s, acc_row, nb, ns, state, cur, now, epoch, zero, code[p],
-                    params[p, 0], params[p, 1], params[p, 2], mode[p], dense[p], blk_n, top_n, carry_n, fired, rec_row,
-                    record)
-                dense[p] = n_blocks > 0 and n_pending >= WHOLE * n_blocks
-            updates += n_pending
-            pop_counts[p] += n_fired
-            if emits[p]:                                         # spikes of p reach later slots (delay ≥ 1)
-                for q in range(n_fired):
-                    i = fired[q]
-                    _emit(i, slot, R, out, seg, target, weight, acc, blk, top, payload[q] if graded else 1, ops)
-        _clear_marks(blk_s, top_s)                               # 3.
-    for sl in range(R):                                           # clear events scheduled past the end
-        for p in range(n_pops):
-            lo = pop_start[p]
+            pfc[p] = 0
             hi = pop_start[p + 1] if p + 1 < n_pops else n
-            if kind[p] == KIND_INPUT or not _any_marked(lo >> 4, (hi - 1) >> 4, blk[sl], top[sl]):
-                continue
-            n_idx = _pending(lo, hi, blk[sl], top[sl], carry[sl], acc[sl], neg_base[neg_ptr[p]:neg_ptr[p + 1]],
-                             neg_shift[neg_ptr[p]:neg_ptr[p + 1]], idx)
-            for q in range(n_idx):
-                acc[sl, idx[q]] = 0
-        _clear_marks(blk[sl], top[sl])
+            nf, n_upd, carried = _update_population(
+                pop_start[p], hi, l0[par], l1[par], rec, neg_base, neg_shift, neg_ptr[p], neg_ptr[p + 1], now, epoch,
+                zero, code[p], params[p, 0], params[p, 1], params[p, 2], mode[p], kind[p] == KIND_GRADED, l0n, l1n, idx,
+                fired, payload, nf, rec_row, record, flags & 2 != 0, flags & 4 != 0)
+            pfn[p] |= carried
+            updates += n_upd
+            pop_counts[p] += nf - fstart[p]
+        fstart[n_pops] = nf
+        if not _emit_tick(t, ticks, R, n, kind, pop_start, pout_ptr, pout, proj, row_ptr, syn, x_idx, x_ptr, fired,
+                          fstart, payload, rec, l0n, l1n, pfn, qi, qk, qv, qlen, ops, pop_counts, rec_row, record):
+            return -1
+        par = 1 - par
     return updates
 
 
 @numba.njit(cache=True, parallel=True)
-def run_batch(pop_of, params, code, kernels, mode, kind, out, seg, target, weight, neg_ptr, neg_base, neg_shift,
-              pop_start, emits, R, ticks, x_idx, x_ptr, x_off, acc, blk, top, carry, state, cur, epochs, zero, idx, fired,
-              payload, spikes, pop_counts, ops, updates, record):
-    """Samples c, c + C, c + 2C, … run on working buffer c (C = number of buffers, one per thread).
+def run_batch(params, code, kernels, mode, kind, syn, row_ptr, proj, pout_ptr, pout, neg_ptr, neg_base, neg_shift,
+              pop_start, n, R, ticks, x_idx, x_ptr, x_off, rec, l0, l1, pflag, qi, qk, qv, qlen, epochs, zero,
+              idx, fired, fstart, payload, spikes, pop_counts, ops, updates, done, record):
+    """Samples c, c + C, c + 2C, … not yet ``done`` run on working buffer c (C = number of buffers,
+    one per thread); a buffer whose queue overflows stops (its sample stays not done) and
+    ``epochs[c]`` becomes −1 (dirty).
 
     ``epochs[c]``: the first free epoch of buffer c, read at the start and written back at the end, so
     that buffers left clean by one call (``run_sample``) serve the next one without a reset."""
-    n_buf = len(acc)
+    n_buf = len(rec)
     batch = len(updates)
     for c in numba.prange(n_buf):
         epoch = epochs[c]
         for b in range(c, batch, n_buf):
+            if done[b]:
+                continue
             if epoch > EPOCH_MAX - ticks - 1:                    # int32 ``last`` would wrap: start afresh
-                for i in range(len(state[c])):
-                    state[c][i].last = 0
+                for i in range(len(rec[c])):
+                    rec[c][i].last = 0
                 epoch = 0
-            updates[b] = run_sample(pop_of, params, code, kernels, mode, kind, out, seg, target, weight, neg_ptr,
-                                    neg_base, neg_shift, pop_start, emits, R, ticks, x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], epoch, acc[c], blk[c], top[c],
-                                    carry[c], state[c], cur[c], zero, idx[c], fired[c], payload[c], spikes[b],
-                                    pop_counts[b], ops[b], record)
+            u = run_sample(params, code, kernels, mode, kind, syn, row_ptr, proj, pout_ptr, pout, neg_ptr, neg_base,
+                           neg_shift, pop_start, n, R, ticks, x_idx[x_off[b, 0]:x_off[b, 1]], x_ptr[b], epoch,
+                           rec[c], l0[c], l1[c], pflag[c], qi[c], qk[c], qv[c], qlen[c], zero, idx[c], fired[c], fstart[c],
+                           payload[c], spikes[b], pop_counts[b], ops[b], record)
+            if u < 0:
+                epoch = -1
+                break
+            updates[b] = u
+            done[b] = True
             epoch += ticks + 1
         epochs[c] = epoch

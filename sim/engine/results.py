@@ -88,10 +88,18 @@ class SimResult:
         return float(sum(c for c in self.spike_counts.values()).mean())
 
 
-def lazy_zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
+HUGE_PAGE = 2 << 20
+
+
+def lazy_zeros(shape: tuple[int, ...], dtype, huge: bool = False) -> np.ndarray:
     """np.zeros in fresh anonymous pages (mmap): zeroed by the OS on first touch, so an array only partly
-    used costs what is used — np.zeros of a size the allocator recycles from the heap memsets it all."""
+    used costs what is used — np.zeros of a size the allocator recycles from the heap memsets it all.
+    ``huge``: in 2 MiB pages where the kernel allows (``MADV_HUGEPAGE``; each page then costs its whole
+    2 MiB on first touch), for arrays read at random, where 4 KiB pages miss the TLB on most reads."""
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if nbytes < 1 << 20:
         return np.zeros(shape, dtype)
-    return np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS), dtype).reshape(shape)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if huge and nbytes >= HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE"):
+        buf.madvise(mmap.MADV_HUGEPAGE)
+    return np.frombuffer(buf, dtype).reshape(shape)

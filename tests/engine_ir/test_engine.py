@@ -186,3 +186,65 @@ def test_buffers_kept_for_the_next_run_leave_no_trace():
         for p in g.populations:
             np.testing.assert_array_equal(res.spikes[p.name], fresh.spikes[p.name], err_msg=p.name)
     assert fresh.spikes["a"].any() and fresh.spikes["b"].any()
+
+
+@pytest.mark.parametrize("numerics", ["loihi", "float"])
+def test_identity_and_pooling_maps_are_sent_without_synapse_reads(numerics):
+    """Projections where source r feeds the f targets of block r // g alone, all with one weight (relays, k-WTA
+    wiring), are sent from (g, f, weight) (``flatgraph.pool_factor``): spikes and synaptic ops equal the dense
+    reference for g = 1, 2, 4 and f = 1, 2, delays 1 to 5 (the delayed-spike queue), a graded source and a
+    negative exponent."""
+    from sim.engine.flatgraph import flatten
+    from sim.neurons.graded import GradedRelay
+    loihi = numerics == "loihi"
+    lif = (lambda du, dv, vth: CubaLIF(du, dv, vth)) if loihi else (lambda du, dv, vth: CubaLIFFloat(
+        (du + 1) / 4096, dv / 4096, float(vth)))
+    dt = np.int16 if loihi else np.float32
+    pops = (Population("in", 8, Input()), Population("g", 8, GradedRelay(), depth=1),
+            Population("a", 8, lif(4095, 300, 9), depth=3), Population("b", 2, lif(4095, 0, 20), depth=1),
+            Population("c", 4, lif(1000, 500, 12), depth=6))
+    eye = np.eye(8)
+    projs = (Projection.from_dense("in->g", "in", "g", (6 * eye).astype(dt)),
+             Projection.from_dense("g->a", "g", "a", (4 * eye).astype(dt), delay=2, weight_exp=-1 if loihi else 0),
+             Projection.from_dense("in-<b", "in", "b", (8 * np.kron(np.eye(2), np.ones((1, 4)))).astype(dt)),
+             Projection.from_dense("a-<c", "a", "c", (10 * np.kron(np.eye(4), np.ones((1, 2)))).astype(dt), delay=3),
+             Projection.from_dense("in->c", "in", "c", (np.arange(32).reshape(4, 8) % 5 * 2 - 4).astype(dt), delay=6),
+             Projection.from_dense("b>-c", "b", "c", (6 * np.kron(np.eye(2), np.ones((2, 1)))).astype(dt), delay=5))
+    g = AerGraph(numerics, pops, projs, None, 12)
+    flat = flatten(g)
+    assert list(flat.proj["pool"]) == [1, 1, 4, 2, 0, 1] and flat.proj["fan"][-1] == 2
+    x = {"in": np.random.default_rng(7).random((4, 12, 8)) < 0.4}
+    ref, res = simulate_dense(g, x), simulate(g, x)
+    for p in g.populations:
+        np.testing.assert_array_equal(res.spikes[p.name], ref[p.name], err_msg=p.name)
+        assert ref[p.name].any(), p.name
+    for pr in g.projections:
+        np.testing.assert_array_equal(res.synaptic_ops[pr.name], ref[pr.pre].sum(axis=1) @ np.diff(pr.indptr))
+
+
+def test_full_delay_queue_grows_and_the_batch_is_redone(monkeypatch):
+    """Events of delay ≥ 2 wait in a queue per slot, sized from ``QUEUE_START``; a run that overflows it
+    redoes the unfinished samples on larger fresh buffers, with the spikes and counts of an ample queue."""
+    import sim.engine.simulate as simulate_module
+    rng = np.random.default_rng(11)
+    g = AerGraph("loihi", (Population("in", 30, Input()), Population("a", 40, CubaLIF(4095, 200, 40), depth=3),
+                           Population("b", 20, CubaLIF(2000, 100, 60), depth=5)),
+                 (Projection.from_dense("w1", "in", "a", (rng.integers(-20, 128, (40, 30)) * 2).astype(np.int16),
+                                        delay=3),
+                  Projection.from_dense("w2", "a", "b", (rng.integers(-20, 128, (20, 40)) * 2).astype(np.int16),
+                                        delay=2)), None, 10)
+    x = {"in": rng.random((5, 10, 30)) < 0.5}
+    simulate_module.release_working_buffers()
+    ample = simulate(g, x)
+    monkeypatch.setattr(simulate_module, "QUEUE_START", 8)
+    simulate_module.release_working_buffers()
+    grown = simulate(g, x)
+    (kept,) = simulate_module._kept.values()
+    assert kept[4].shape[1] > 8 * (3 + 1)                               # the queue (8 spikes per slot) grew
+    for p in g.populations:
+        np.testing.assert_array_equal(grown.spikes[p.name], ample.spikes[p.name], err_msg=p.name)
+        np.testing.assert_array_equal(grown.spike_counts[p.name], ample.spike_counts[p.name])
+    for k in ample.synaptic_ops:
+        np.testing.assert_array_equal(grown.synaptic_ops[k], ample.synaptic_ops[k])
+    np.testing.assert_array_equal(grown.neuron_updates, ample.neuron_updates)
+    assert ample.spikes["b"].any()
