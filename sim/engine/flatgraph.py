@@ -71,6 +71,7 @@ accumulators instead of marking each target (never for private accumulators)."""
 
 
 DENSE_SHARE = 0.5
+CHUNK = 1 << 22               # synapses per step where flattening works through a projection in pieces
 
 
 def dense_at(pr, post_size: int, private: bool) -> int:
@@ -88,16 +89,23 @@ def active_rows(pr) -> tuple[int, int]:
 
 def pool_factor(pr) -> int:
     """g where projection pr maps each source row r in [lo, hi) (``active_rows``) to the f targets
-    (r − lo) // g · f + 0 … f − 1 alone (f its uniform fan-out), all with one weight (``PROJ_DTYPE``); else 0."""
+    (r − lo) // g · f + 0 … f − 1 alone (f its uniform fan-out), all with one weight (``PROJ_DTYPE``); else 0.
+    Checked row block by row block, the first row first: no temporary of the projection's size."""
     lo, hi = active_rows(pr)
     lens = np.diff(pr.indptr[lo:hi + 1])
     if hi == lo or lens[0] == 0 or (lens != lens[0]).any() or pr.n_synapses != (hi - lo) * lens[0]:
         return 0
     f = int(lens[0])
-    g = -(-(hi - lo) // max((int(pr.indices[-1]) + 1) // f, 1))
-    expect = ((np.arange(hi - lo) // g * f)[:, None] + np.arange(f)).ravel()
-    if (pr.weights != pr.weights[0]).any() or not np.array_equal(pr.indices, expect):
+    if not np.array_equal(pr.indices[:f], np.arange(f)):
         return 0
+    g = -(-(hi - lo) // max((int(pr.indices[-1]) + 1) // f, 1))
+    step = max(1, CHUNK // f)
+    for r in range(0, hi - lo, step):
+        rows = np.arange(r, min(r + step, hi - lo))
+        expect = ((rows // g * f)[:, None] + np.arange(f)).ravel()
+        got = slice(r * f, r * f + len(expect))
+        if not np.array_equal(pr.indices[got], expect) or (pr.weights[got] != pr.weights[0]).any():
+            return 0
     return g
 
 
@@ -126,9 +134,6 @@ def kernel_table(graph: AerGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             if kern.rests:
                 mode[k] = FULL if kern.full_decay is not None and kern.full_decay(*params[k]) else REST
     return params, code, mode
-
-
-CHUNK = 1 << 22
 
 
 def flatten(graph: AerGraph) -> FlatGraph:
