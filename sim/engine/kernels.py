@@ -305,20 +305,28 @@ def _step_full(idx, n_idx, rec, now, epoch, zero, code, p0, p1, p2, fired, nf):
     n_upd = 0
     for q in range(n_idx):
         i = np.uint64(idx[q])
-        r = rec[i]
-        a = r.acc
-        r.acc = a - a
-        last = r.last
-        v = zero if last <= epoch else r.v
-        if (v != 0) & (now - last > 1):
-            v = kernel_idle(code, v, p0, p1, p2, now - last - 1)
-        _, vn, spiked = kernel_step(code, zero, v, a, p0, p1, p2)
-        r.v = vn
-        r.last = now
+        spiked, had_input = _step_one(rec, i, now, epoch, zero, code, p0, p1, p2)
         fired[np.uint64(nf)] = i
         nf += spiked
-        n_upd += a != 0
+        n_upd += had_input
     return nf, n_upd
+
+
+@numba.njit(cache=True, inline="always")
+def _step_one(rec, i, now, epoch, zero, code, p0, p1, p2):
+    """One kernel step of neuron i (FULL: u = 0) with its summed input, cleared; ``last`` ≤ epoch: at rest
+    (v = 0); the leak over rested ticks caught up first. Returns (spiked, input ≠ 0)."""
+    r = rec[i]
+    a = r.acc
+    r.acc = a - a
+    last = r.last
+    v = zero if last <= epoch else r.v
+    if (v != 0) & (now - last > 1):
+        v = kernel_idle(code, v, p0, p1, p2, now - last - 1)
+    _, vn, spiked = kernel_step(code, zero, v, a, p0, p1, p2)
+    r.v = vn
+    r.last = now
+    return spiked, a != 0
 
 
 @numba.njit(cache=True, inline="always")
@@ -337,19 +345,10 @@ def _step_all(lo, hi, l0, rec, now, epoch, zero, code, p0, p1, p2, fired, nf):
         l0[k] &= ~m
     n_upd = 0
     for i in range(lo, hi):
-        r = rec[np.uint64(i)]
-        a = r.acc
-        r.acc = a - a
-        last = r.last
-        v = zero if last <= epoch else r.v
-        if (v != 0) & (now - last > 1):
-            v = kernel_idle(code, v, p0, p1, p2, now - last - 1)
-        _, vn, spiked = kernel_step(code, zero, v, a, p0, p1, p2)
-        r.v = vn
-        r.last = now
+        spiked, had_input = _step_one(rec, np.uint64(i), now, epoch, zero, code, p0, p1, p2)
         fired[np.uint64(nf)] = i
         nf += spiked
-        n_upd += a != 0
+        n_upd += had_input
     return nf, n_upd
 
 
