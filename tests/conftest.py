@@ -18,6 +18,8 @@ TINY_VARIANTS = {
     "stream_k": ({"stream_k": 3, "hidden_k": 4, "fan_in": 6, "wta_rule": "group"}, {"epochs": 1}),   # trees: 10–16 per group
     # the same by strength (spikeformer.arch.wta_strength): voltage probes, level counts, trees over 8 levels
     "strength": ({"stream_k": 3, "hidden_k": 4, "fan_in": 6, "wta_rule": "strength"}, {"epochs": 1}),
+    # no block (the width ladder's R5): the embedding read out through its k-WTA stream population
+    "depth0": ({"depth": 0, "stream_k": 3, "wta_rule": "strength"}, {"epochs": 1}),
     # causal attention (token i sees rows j ≤ i): its static wiring, three-way exact
     "sdsa_causal": ({"causal": True}, {"epochs": 1}),
     "kwta_causal": ({"attention": "kwta", "kwta_k": 2, "dim": 16, "causal": True}, {"epochs": 1}),

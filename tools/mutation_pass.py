@@ -133,7 +133,7 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ("cli", "spikeformer/app/cli.py", '    check_count("--cores-per-chip", cores_per_chip)\n', ""),
     ("cli", "spikeformer/app/cli.py", '    check_count("--lava-samples", lava_samples)\n', ""),
     ("cli", "spikeformer/app/cli.py", '("--steps-per-epoch", steps_per_epoch)', '("--steps_per_epoch", steps_per_epoch)'),
-    ("cli", "spikeformer/app/cli.py", '("--samples", samples),\n', "\n"),
+    ("cli", "spikeformer/app/experiment_commands.py", '("--samples", samples),\n', "\n"),
     ("cli", "spikeformer/app/cli.py", "print(f\"error: {' '.join(e.format_message().split())}\", file=sys.stderr)",
      "print(f\"Error: {e.format_message()}\", file=sys.stderr)"),
     ("cli", "spikeformer/app/cli.py", "            sys.exit(e.exit_code)", "            sys.exit(1)"),

@@ -117,12 +117,7 @@ class CubaLIF(NeuronModel):
     cuba: ClassVar[bool] = True
 
     def validate(self) -> None:
-        for name, hi in (("du", DU_MAX), ("dv", DV_MAX), ("vth", VTH_MAX)):
-            x = getattr(self, name)
-            if isinstance(x, bool) or not isinstance(x, (int, np.integer, float)) or float(x) != int(x) \
-                    or not 0 <= int(x) <= hi:
-                raise ModelError(name, f"must be an integer in [0, {hi}] for loihi numerics, got {x}")
-            object.__setattr__(self, name, int(x))
+        check_loihi_integers(self, (("du", DU_MAX), ("dv", DV_MAX), ("vth", VTH_MAX)))
 
     def kernel_params(self) -> tuple[int, int, int]:
         return (self.du, self.dv, self.vth)
@@ -182,6 +177,17 @@ def loihi_cuba(du: float, dv: float, vth: float, scale: float) -> NeuronModel:
     if not np.isfinite(vth) or t > VTH_MAX:
         raise ModelError("vth", f"{vth}·{scale:.4g} does not fit Loihi's 17-bit threshold (≤ {VTH_MAX})")
     return CubaLIF(int(np.clip(round(4096 * du) - 1, 0, DU_MAX)), int(np.clip(round(4096 * dv), 0, DV_MAX)), int(t))
+
+
+def check_loihi_integers(model: NeuronModel, bounds: tuple[tuple[str, int], ...]) -> None:
+    """Each field ``name`` of ``model`` (frozen) is an integer in [0, hi] (an int, a numpy integer or an integral
+    float, stored as int), for each ``(name, hi)`` of ``bounds``; else ``ModelError(name, …)``."""
+    for name, hi in bounds:
+        x = getattr(model, name)
+        if isinstance(x, bool) or not isinstance(x, (int, np.integer, float)) or float(x) != int(x) \
+                or not 0 <= int(x) <= hi:
+            raise ModelError(name, f"must be an integer in [0, {hi}] for loihi numerics, got {x}")
+        object.__setattr__(model, name, int(x))
 
 
 def check_fraction(name: str, x: float) -> float:

@@ -24,6 +24,7 @@ import numpy as np
 from sim.neurons.base import Kernel, ModelError, NeuronModel, register, register_kernel
 from sim.neurons.cuba import (
     check_fraction,
+    check_loihi_integers,
     check_threshold,
     cuba_idle_float,
     decay_factor,
@@ -117,12 +118,7 @@ class VoltageProbe(NeuronModel):
     kernel_name: ClassVar[str] = "loihi_probe"
 
     def validate(self) -> None:
-        for name, hi in (("dv", DV_MAX), ("vth", VTH_MAX), ("level", VTH_MAX)):
-            x = getattr(self, name)
-            if isinstance(x, bool) or not isinstance(x, (int, np.integer, float)) or float(x) != int(x) \
-                    or not 0 <= int(x) <= hi:
-                raise ModelError(name, f"must be an integer in [0, {hi}] for loihi numerics, got {x}")
-            object.__setattr__(self, name, int(x))
+        check_loihi_integers(self, (("dv", DV_MAX), ("vth", VTH_MAX), ("level", VTH_MAX)))
         _check_levels(self.vth, self.level)
 
     @property

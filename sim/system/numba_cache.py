@@ -14,12 +14,16 @@ numba re-validates a cached function against its own file's stamp only, not agai
 ``sim/neurons/cuba.py`` and ``sim/engine/kernels.py``'s cache would keep the old step. ``drop_stale``:
 when the SHA-1 of every sim source differs from the one recorded beside the caches
 (``sim-sources.sha1``), every cache file of sim's folders is removed (numba recompiles on demand).
+A cached module outside sim that compiles sim's functions in (``spikeformer.layers.lif_cpu``) calls
+``drop_stale_module(__file__, sources, …)`` before its first ``njit``: its own cache files
+(``<stem>.*.nbi``, ``.nbc``) go when the SHA-1 of ``sources`` differs from ``<stem>-sources.sha1``.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]        # sim/
@@ -68,50 +72,85 @@ def ensure_cache_dir() -> str | None:
     return folder
 
 
-def sources_digest() -> str:
-    """SHA-1 over (relative path, bytes) of every ``.py`` file of the sim package, in path order."""
+def sim_sources() -> list[Path]:
+    """Every ``.py`` file of the sim package."""
+    return [p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts]
+
+
+def digest(files: Iterable[str | os.PathLike], root: Path) -> str:
+    """SHA-1 over (path relative to ``root``, bytes) of ``files``, in path order."""
     h = hashlib.sha1()
-    for path in sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts):
-        h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(Path(f).resolve() for f in files):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
-def cache_folders(cache_dir: str | None) -> list[Path]:
-    """Where numba keeps the caches of sim's modules: ``<folder>/__pycache__`` in the tree, or under
-    ``cache_dir`` (``numba.config.CACHE_DIR``) the folder numba's ``UserProvidedCacheLocator`` picks."""
+def sources_digest() -> str:
+    """``digest`` of every ``.py`` file of the sim package, relative to sim/."""
+    return digest(sim_sources(), PACKAGE)
+
+
+def cache_folder(module_file: str | os.PathLike, cache_dir: str | None) -> Path:
+    """Where numba keeps the caches of ``module_file``: its ``__pycache__`` in the tree, or under ``cache_dir``
+    (``numba.config.CACHE_DIR``) the folder numba's ``UserProvidedCacheLocator`` picks."""
     from numba.core.caching import UserProvidedCacheLocator
 
-    folders = sorted({p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts})
+    path = Path(module_file).resolve()
     if not cache_dir:
-        return [d / "__pycache__" for d in folders]
-    return [Path(cache_dir) / UserProvidedCacheLocator.get_suitable_cache_subpath(str(d / "m.py")) for d in folders]
+        return path.parent / "__pycache__"
+    return Path(cache_dir) / UserProvidedCacheLocator.get_suitable_cache_subpath(str(path))
 
 
-def drop_stale(cache_dir: str | None) -> int:
-    """Remove sim's numba cache files (``*.nbi``, ``*.nbc``) unless ``sources_digest()`` equals the recorded
-    one; then record it. Returns the number of files removed. Never raises for file-system reasons."""
-    stamp = (Path(cache_dir) if cache_dir else PACKAGE / "__pycache__") / "sim-sources.sha1"
-    digest = sources_digest()
+def cache_folders(cache_dir: str | None) -> list[Path]:
+    """``cache_folder`` of every folder of sim's modules."""
+    folders = sorted({p.parent for p in sim_sources()})
+    return [cache_folder(d / "m.py", cache_dir) for d in folders]
+
+
+def _replace_if_stale(stamp: Path, digest_now: str, folders: Iterable[Path], pattern: str) -> int:
+    """Unless ``stamp`` holds ``digest_now``: remove the files ``pattern`` matches in ``folders``, then write
+    ``digest_now`` to ``stamp``. Returns the number of files removed; never raises for file-system reasons."""
     try:
-        if stamp.read_text() == digest:
+        if stamp.read_text() == digest_now:
             return 0
     except OSError:
         pass
     removed = 0
-    for folder in cache_folders(cache_dir):
-        for f in folder.glob("*.nb[ic]"):
+    for folder in folders:
+        for f in folder.glob(pattern):
             try:
                 f.unlink()
                 removed += 1
             except OSError:
                 pass
     try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
         tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
-        tmp.write_text(digest)
+        tmp.write_text(digest_now)
         os.replace(tmp, stamp)
     except OSError:
         pass
     return removed
+
+
+def drop_stale(cache_dir: str | None) -> int:
+    """Remove sim's numba cache files (``*.nbi``, ``*.nbc``) unless ``sources_digest()`` equals the recorded
+    one; then record it. Returns the number of files removed. Never raises for file-system reasons."""
+    stamp = (Path(cache_dir) if cache_dir else PACKAGE / "__pycache__") / "sim-sources.sha1"
+    return _replace_if_stale(stamp, sources_digest(), cache_folders(cache_dir), "*.nb[ic]")
+
+
+def drop_stale_module(module_file: str | os.PathLike, sources: Iterable[str | os.PathLike],
+                      cache_dir: str | None) -> int:
+    """Remove the numba cache files of ``module_file`` (``<stem>.*.nbi``, ``.nbc`` in ``cache_folder``) unless
+    the ``digest`` of ``sources`` (relative to their common folder) equals the one recorded beside them
+    (``<stem>-sources.sha1``); then record it. Returns the number of files removed; call it before the module's
+    first ``@numba.njit(cache=True)``. Never raises for file-system reasons."""
+    files = [Path(f).resolve() for f in sources]
+    root = Path(os.path.commonpath([f.parent for f in files]))
+    folder = cache_folder(module_file, cache_dir)
+    stem = Path(module_file).stem
+    return _replace_if_stale(folder / f"{stem}-sources.sha1", digest(files, root), [folder], f"{stem}.*.nb[ic]")
 
 
 CACHE_DIR = ensure_cache_dir()

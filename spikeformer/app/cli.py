@@ -10,20 +10,16 @@ no half-written file), then one line ``error: interrupted by SIG…`` and exit c
 """
 from __future__ import annotations
 
-import json
-import signal
 import sys
-import warnings
-from functools import wraps
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from sim.system.signals import interrupts_as_exceptions, signal_number
+from sim.system.signals import interrupts_as_exceptions
+from spikeformer.app import experiment_commands
 from spikeformer.app.options import check_count, check_seconds
+from spikeformer.app.terminal import JsonOpt, emit, err, friendly
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train sparse spiking transformers, simulate them event by event, run them in Lava.")
@@ -39,73 +35,6 @@ import_app = typer.Typer(no_args_is_help=True, help="Import a model from another
 
 
 app.add_typer(import_app, name="import")
-
-
-err = Console(stderr=True)
-
-
-JsonOpt = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout.")
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from loihi_export.protocol import LavaRunError
-    from sim.cost.hardware import MappingError
-    from sim.engine.trace import TraceError
-    from sim.errors import IRError
-    from spikeformer.interchange.base import ImportError_
-    from spikeformer.store.files import CheckpointError
-    return (ImportError_, CheckpointError, IRError, LavaRunError, MappingError, TraceError, ValueError, FileNotFoundError,
-            MemoryError, NotADirectoryError, IsADirectoryError, FileExistsError, PermissionError, NumericWarning)
-
-
-class NumericWarning(RuntimeWarning):
-    """A numpy/torch RuntimeWarning raised by ``friendly``: a value went NaN, infinite or out of range."""
-
-
-def _numeric_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """``warnings.showwarning`` inside a command: a RuntimeWarning (numpy's "invalid value encountered", …)
-    becomes the command's one error line instead of text before it; other warnings are not output."""
-    if issubclass(category, RuntimeWarning):
-        raise NumericWarning(f"{Path(filename).name}:{lineno}: {message} (an input or parameter is out of range)")
-
-
-def friendly(fn: Callable) -> Callable:
-    """Turn user-facing errors into one line on stderr and exit code 2, a signal into one line and 128 + its number;
-    warnings are not output (a RuntimeWarning is the error line: ``_numeric_warning``)."""
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                warnings.showwarning = _numeric_warning
-                return fn(*args, **kwargs)
-        except _user_errors() as e:
-            msg = " ".join(str(e).split())
-            print(f"error: {msg}", file=sys.stderr)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt as e:          # SIGINT, SIGTERM, SIGHUP (sim.system.signals): the cleanup has run
-            signum = signal_number(e)
-            print(f"error: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
-            raise typer.Exit(128 + signum) from None
-    return wrapper
-
-
-def emit(figures: dict, as_json: bool, title: str) -> None:
-    if as_json:
-        print(json.dumps(figures))
-        return
-    table = Table(title=title, show_header=False)
-    fmt = (lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
-    for k, v in figures.items():
-        if isinstance(v, list):
-            v = " ".join(f"{x:.3g}" for x in v)
-        if isinstance(v, dict):                     # one row per entry (per-population figures)
-            for sub, w in v.items():
-                table.add_row(f"{k}.{sub}", " ".join(f"{a}={fmt(b)}" for a, b in w.items()) if isinstance(w, dict)
-                              else fmt(w))
-            continue
-        table.add_row(k, fmt(v))
-    Console().print(table)
 
 
 @app.command()
@@ -322,148 +251,7 @@ def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="Run director
     emit(figures, as_json, "spikeformer demo (loihi numerics)")
 
 
-@app.command()
-@friendly
-def sweep(dims: str = typer.Option(..., "--dims", help="Comma-separated widths: HD code widths (--over hd) or "
-                                                       "model widths D of the sparse models (--over model)."),
-          over: str = typer.Option("hd", "--over", help="hd: the input HD code width at fixed active bits; "
-                                                        "model: the model width, sparse (k-WTA, fan-in) vs dense."),
-          active_bits: Optional[int] = typer.Option(None, "--active-bits", help="--over hd: active bits k per token."),
-          k: Optional[int] = typer.Option(None, "--k", help="--over model: spikes per token per tick in every "
-                                                            "stream population and the hidden layer."),
-          fan_in: Optional[int] = typer.Option(None, "--fan-in", help="--over model: incoming weights per neuron."),
-          wta_rule: str = typer.Option("group", "--wta-rule", help="--over model: which k spikes the sparse models "
-                                                                   "keep: group (first of each of k channel groups, "
-                                                                   "O(log D) per spike) | index (first k) | strength (k of highest "
-                                                                   "voltage level, ties by group)."),
-          seeds: int = typer.Option(3, "--seeds", help="--over model: seeds per width."),
-          dense_dims: Optional[str] = typer.Option(None, "--dense-dims",
-                                                   help="--over model: widths the dense baselines may take."),
-          device: str = typer.Option("auto", "--device", help="--over model: training device auto | cpu | cuda."),
-          out: Path = typer.Option(..., "--out", help="Sweep directory: run dirs, the CSV and the PNG."),
-          preset: Optional[str] = typer.Option(None, "--preset", help="Base configuration: any preset of `train` (default demo)."),
-          config: Optional[Path] = typer.Option(None, "--config", help="Base configuration file {\"model\", \"train\"}."),
-          epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the number of training epochs."),
-          samples: Optional[int] = typer.Option(None, "--samples", help="Simulate the first N test samples (default all)."),
-          threads: Optional[int] = typer.Option(None, "--threads", help="Override train.threads (torch threads)."),
-          as_json: bool = JsonOpt) -> None:
-    """Train, convert and simulate one model per width; write the sweep's CSV and PNG."""
-    from spikeformer.configure import presets
-    from spikeformer.experiments.sweep.figures import parse_dims
-
-    if config is not None and preset is not None:
-        raise ValueError("give at most one of --config FILE or --preset NAME")
-    if over not in ("hd", "model"):
-        raise ValueError(f"--over must be 'hd' or 'model', got {over!r}")
-    dim_list = parse_dims(dims)
-    for name, v in (("--active-bits", active_bits), ("--epochs", epochs), ("--samples", samples),
-                    ("--threads", threads)):
-        check_count(name, v)
-    model_cfg, train_cfg = presets.from_file(config) if config else presets.preset(preset or "demo")
-    if epochs is not None:
-        train_cfg.epochs = epochs
-    if threads is not None:
-        train_cfg.threads = threads
-    if over == "model":
-        _model_sweep(dim_list, k, fan_in, seeds, dense_dims, device, out, model_cfg, train_cfg, samples, as_json,
-                     wta_rule)
-        return
-    if active_bits is None:
-        raise ValueError("--active-bits is required with --over hd")
-    _hd_sweep(dim_list, active_bits, out, model_cfg, train_cfg, samples, as_json)
-
-
-def _hd_sweep(dims: list[int], active_bits: int, out: Path, model_cfg, train_cfg, samples: Optional[int],
-              as_json: bool) -> None:
-    """``sweep --over hd``: spikeformer.experiments.sweep.hd, then a table of its rows."""
-    from spikeformer.experiments.sweep import hd
-
-    rows = hd.sweep(dims, active_bits, out, model_cfg, train_cfg, samples, progress=not as_json)
-    ratio = hd.synops_ratio(rows)
-    csv_path, png_path = out / hd.CSV_FILE, out / hd.PNG_FILE
-    if as_json:
-        print(json.dumps({"rows": rows, "synops_max_over_min": ratio, "csv": str(csv_path), "png": str(png_path)}))
-        return
-    table = Table(title=f"width sweep, k = {active_bits} active bits", show_edge=False,
-                  caption=f"synops, spikes: per inference; acc: simulator, torch: model; agree: every spike equal. "
-                          f"{csv_path}, {png_path}")
-    cols = {"dim": "D", "accuracy": "acc", "model_accuracy": "torch", "agreement_with_model": "agree",
-            "synaptic_ops_per_inference": "synops", "spikes_per_inference": "spikes",
-            "parameters": "params", "synapses": "synapses", "train_seconds": "train s"}
-    for head in cols.values():
-        table.add_column(head, justify="right")
-    for r in rows:
-        table.add_row(*(f"{r[c]:.0f}" if c in ("synaptic_ops_per_inference", "spikes_per_inference", "train_seconds")
-                        else f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
-    Console().print(table)
-    Console().print(f"synaptic ops per inference, max/min over D: {ratio:.3f}")
-
-
-def _model_sweep(dims: list[int], k: Optional[int], fan_in: Optional[int], seeds: int, dense_dims: Optional[str],
-                 device: str, out: Path, model_cfg, train_cfg, samples: Optional[int], as_json: bool,
-                 wta_rule: str = "group") -> None:
-    """``sweep --over model``: spikeformer.experiments.sweep.model, then a table of means over seeds."""
-    from spikeformer.experiments.sweep import model as model_sweep
-    from spikeformer.experiments.sweep.figures import parse_dims
-    from spikeformer.train.trainer import resolve_device
-
-    for name, v in (("--k", k), ("--fan-in", fan_in), ("--dense-dims", dense_dims)):
-        if v is None:
-            raise ValueError(f"{name} is required with --over model")
-    dense = parse_dims(dense_dims, "--dense-dims")
-    resolve_device(device)
-    from spikeformer.arch.wta import RULES
-    if wta_rule not in RULES:
-        raise ValueError(f"--wta-rule must be one of {tuple(RULES)}, got {wta_rule!r}")
-    rows = model_sweep.sweep(dims, k, fan_in, seeds, dense, out, model_cfg, train_cfg, samples, device,
-                             progress=not as_json, wta_rule=wta_rule)
-    figures = {"rows": rows, "summary": model_sweep.summary(rows),
-               "sparse_synops_max_over_min": model_sweep.sparse_synops_ratio(rows),
-               "csv": str(out / model_sweep.CSV_FILE), "png": str(out / model_sweep.PNG_FILE)}
-    if as_json:
-        print(json.dumps(figures))
-        return
-    table = Table(title=f"model-width sweep, k = {k} ({wta_rule} rule), fan-in = {fan_in} (mean ± std over seeds)",
-                  show_edge=False,
-                  caption=f"agree: min over seeds of the fraction of test samples whose every spike equals the "
-                          f"torch model's. {figures['csv']}, {figures['png']}")
-    for head in ("kind", "matched", "width", "seeds", "accuracy", "synops", "params", "agree"):
-        table.add_column(head, justify="right")
-    for g in figures["summary"]:
-        table.add_row(g["kind"], g["matched"], str(g["dim"]), str(g["seeds"]),
-                      f"{g['accuracy_mean']:.3f} ± {g['accuracy_std']:.3f}", f"{g['synops_mean']:.4g}",
-                      str(g["parameters"]), f"{g['agreement_min']:.3f}")
-    Console().print(table)
-    Console().print(f"sparse synaptic ops per inference, max/min over D: {figures['sparse_synops_max_over_min']:.3f}")
-
-
-@app.command()
-@friendly
-def ladder(rungs: str = typer.Option("R0,R1,R2,R3,R4", "--rungs", help="Comma-separated rungs, run in this order."),
-           dims: str = typer.Option("16,64,256,1024", "--dims", help="Comma-separated hidden widths D."),
-           seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds (the first chooses the lr)."),
-           out: Path = typer.Option(..., "--out", help="Directory of width-ladder.csv/.png/.md (resumed)."),
-           k: int = typer.Option(8, "--k", help="Units kept per inference (per tick when spiking)."),
-           fan_in: int = typer.Option(4, "--fan-in", help="R4: inputs per hidden unit (fan-out F variant: F)."),
-           timesteps: int = typer.Option(4, "--timesteps", help="Ticks T of the spiking rungs."),
-           lrs: str = typer.Option("0.003,0.01", "--lrs", help="Learning rates tried per width on validation."),
-           train_signals: int = typer.Option(20000, "--train-signals", help="Generated MNIST-1D training signals."),
-           val_signals: int = typer.Option(4000, "--val-signals", help="Generated validation signals."),
-           patience: int = typer.Option(3, "--patience", help="Epochs without a better validation accuracy."),
-           max_epochs: int = typer.Option(40, "--max-epochs", help="Most epochs per model."),
-           options: str = typer.Option("none", "--options", help="Variants' options: none | auxk | active-init, "
-                                                                 "comma-separated, '+' combines."),
-           as_json: bool = JsonOpt) -> None:
-    """Width ladder: MLP rungs from float TopK to spiking k-WTA, dense baselines beside; resumable CSV, PNG, MD."""
-    from spikeformer.experiments.ladder.command import ladder_command
-
-    figures = ladder_command(rungs, dims, seeds, out, k, fan_in, timesteps, lrs, train_signals, val_signals, patience,
-                             max_epochs, options, progress=not as_json)
-    if as_json:
-        print(json.dumps(figures))
-        return
-    from spikeformer.experiments.ladder.report import slope_lines
-    print("\n".join(slope_lines(figures["rows"])) + f"\n{figures['csv']}, {figures['png']}, {figures['md']}")
+experiment_commands.register(app)
 
 
 def _click_exception() -> type[Exception]:

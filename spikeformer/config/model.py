@@ -36,7 +36,7 @@ class ArchConfig:
     tokens: int = 8
     features: int = 40
     dim: int = 64
-    depth: int = 1
+    depth: int = 1            # blocks; 0: R = W_emb·in read out through Z = LIF(R) (a one-hidden-layer MLP)
     heads: int = 4
     mlp_ratio: int = 2
     timesteps: int = 8
@@ -54,7 +54,10 @@ class ArchConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "config")                       # exact types: a bool is not an int
-        _positive(self, ("tokens", "features", "dim", "depth", "heads", "mlp_ratio", "timesteps", "classes"))
+        _positive(self, ("tokens", "features", "dim", "heads", "mlp_ratio", "timesteps", "classes"))
+        if self.depth < 0:
+            raise ValueError(f"config.depth must be ≥ 0 (0: no blocks, the embedding straight to the readout "
+                             f"population), got {self.depth}")
         if self.dim % self.heads:
             raise ValueError(f"config.dim ({self.dim}) must be divisible by config.heads ({self.heads})")
 

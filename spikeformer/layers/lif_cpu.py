@@ -20,7 +20,10 @@ import torch
 
 from sim import numerics as nm
 from sim.neurons.cuba import lif_step_loihi_pre
-from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
+from sim.system import numba_cache  # (before any @numba.njit(cache=True): a writable cache folder)
+
+# numba checks a cached kernel against this file only; the kernels compile sim's CUBA step in
+STALE_REMOVED = numba_cache.drop_stale_module(__file__, numba_cache.sim_sources(), numba.config.CACHE_DIR or None)
 
 
 def run(kernel, *args) -> None:

@@ -367,3 +367,39 @@ def test_editing_a_neuron_step_reaches_the_engine_despite_numba_cache(tmp_path):
     cuba.write_text(src.replace(old, "spiked = vn >= 0"))
     removed, spikes = run_probe()
     assert removed > 0 and spikes == 4 * 10
+
+
+def test_editing_a_neuron_step_reaches_the_fused_lif_kernels_despite_numba_cache(tmp_path):
+    """spikeformer/layers/lif_cpu.py's cached kernels compile sim's CUBA step in, and their cache lives beside
+    lif_cpu.py (outside sim's folders). In a copy of sim and spikeformer: run ``forward_loihi`` on zero input (warm
+    cache), then edit the step in cuba.py alone (v ← 2²³−1, every neuron fires every tick): a fresh process must run
+    the edited step (``sim.system.numba_cache.drop_stale_module``)."""
+    copy = tmp_path / "install"
+    for pkg in ("sim", "spikeformer"):
+        shutil.copytree(REPO / pkg, copy / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = str(copy)
+    (tmp_path / "probe.py").write_text(
+        "import numpy as np, spikeformer.layers.lif_cpu as k\n"
+        "a = np.zeros((1, 5, 3), np.float32)\n"
+        "s, v, inside = np.empty_like(a), np.empty(a.shape, np.int32), np.empty(a.shape, np.bool_)\n"
+        "k.forward_loihi(a, 100, 100, 10, s, v, inside)\n"
+        "print(k.STALE_REMOVED, int(s.sum()))\n")
+
+    def run_probe() -> tuple[int, int]:
+        p = subprocess.run([sys.executable, str(tmp_path / "probe.py")], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=600)
+        assert p.returncode == 0, p.stderr[-2000:]
+        removed, spikes = p.stdout.split()
+        return int(removed), int(spikes)
+
+    assert run_probe()[1] == 0                # no input, no spike
+    assert run_probe() == (0, 0)              # warm cache, same sources: nothing removed
+    assert list((copy / "spikeformer" / "layers" / "__pycache__").glob("lif_cpu.forward_loihi-*.nbi"))
+    cuba = copy / "sim" / "neurons" / "cuba.py"
+    src = cuba.read_text()
+    old = "    vn = _decay(v, DECAY_UNITY - (dv + DM_OFFSET)) + un\n"
+    assert src.count(old) == 1
+    cuba.write_text(src.replace(old, "    vn = np.int64(UV_MAX - 1) + 0 * un\n"))
+    removed, spikes = run_probe()
+    assert spikes == 1 * 5 * 3 and removed > 0

@@ -12,6 +12,7 @@ from sim.ir.graph import AerGraph, Population, Projection, Readout, balance_dela
 from sim.ir.io import load_graph, save_graph
 from sim.neurons.cuba import CubaLIF, CubaLIFFloat
 from sim.neurons.input import Input
+from sim.neurons.probe import VoltageProbe
 
 
 def small_graph(numerics: str = "loihi", delay: int = 1) -> AerGraph:
@@ -94,6 +95,20 @@ def test_nan_weights_and_bad_population_fields_are_named():
         Population("y", 5, CubaLIF(0, 0, 0), shape=(2, 2))
     with pytest.raises(IRError, match="unknown population 'zz'"):
         AerGraph("loihi", (Population("y", 2, CubaLIF(0, 0, 0)),), (Projection("p", "zz", "y", [0, 0], [], np.array([], np.int16)),), None, 1)
+
+
+@pytest.mark.parametrize("cls, fields", [(CubaLIF, {"du": 0, "dv": 0, "vth": 1}),
+                                         (VoltageProbe, {"dv": 0, "vth": 1, "level": 1})])
+def test_loihi_integer_fields_are_checked_alike(cls, fields):
+    """CubaLIF and VoltageProbe (``sim.neurons.cuba.check_loihi_integers``): an int, a numpy integer or an integral
+    float in [0, hi] is stored as an int; a bool, a fraction or a value outside [0, hi] is refused naming the field."""
+    m = cls(**{**fields, "dv": np.int64(7), "vth": 1.0})
+    assert (m.dv, m.vth) == (7, 1) and type(m.dv) is int and type(m.vth) is int
+    for name, value, hi in (("dv", True, 4095), ("dv", 1.5, 4095), ("dv", -1, 4095), ("dv", 4096, 4095),
+                            ("vth", 2**17, 2**17 - 1)):
+        with pytest.raises(IRError, match=rf"^neuron model {cls.__name__}: field '{name}': must be an integer in "
+                                          rf"\[0, {hi}\] for loihi numerics, got {value}$"):
+            cls(**{**fields, name: value})
 
 
 def test_balance_delays_uses_longest_path_and_rejects_cycles():

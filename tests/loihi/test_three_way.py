@@ -33,11 +33,12 @@ def assert_identical(graph, logits, rec, sim, lava):
     np.testing.assert_array_equal(pred, logits)      # integer readout identical too
 
 
-@pytest.mark.parametrize("kind", ["sdsa", "kwta", "ssa", "stream_k", "sdsa_causal", "kwta_causal"])
+@pytest.mark.parametrize("kind", ["sdsa", "kwta", "ssa", "stream_k", "sdsa_causal", "kwta_causal", "depth0"])
 def test_three_way_bit_exact_20_test_digits(tiny_runs, kind):
     from conftest import TINY_VARIANTS
     graph, *rest = three_way(tiny_runs(kind), 20)
     assert graph.metadata["attention"] == TINY_VARIANTS[kind][0].get("attention", "sdsa")
+    assert graph.metadata["model"]["arch"]["depth"] == TINY_VARIANTS[kind][0].get("depth", 1)
     assert graph.metadata["model"]["arch"]["causal"] == kind.endswith("_causal")
     assert_identical(graph, *rest)
 

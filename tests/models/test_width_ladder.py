@@ -220,9 +220,9 @@ def test_bad_options_are_one_line_errors_naming_them(tmp_path):
 
 @pytest.mark.slow
 def test_three_point_mini_ladder_through_the_command_line(tmp_path):
-    args = [sys.executable, "-m", "spikeformer.app.cli", "ladder", "--rungs", "R0,R2", "--dims", "8,16,32",
+    args = [sys.executable, "-m", "spikeformer.app.cli", "ladder", "--rungs", "R0,R2,R5", "--dims", "8,16,32",
             "--seeds", "0,1", "--k", "4", "--out", str(tmp_path), "--train-signals", "1000", "--val-signals", "200",
-            "--max-epochs", "3", "--lrs", "0.01", "--json"]
+            "--max-epochs", "3", "--lrs", "0.01", "--lava-samples", "3", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
     assert p.returncode == 0, p.stderr
@@ -230,8 +230,14 @@ def test_three_point_mini_ladder_through_the_command_line(tmp_path):
     for name in ("width-ladder.csv", "width-ladder.png", "width-ladder.md"):
         assert (tmp_path / name).stat().st_size > 0
     rows = fig["rows"]
-    assert len(rows) == 2 * 3 * 3 * 2 and all(0 <= r["accuracy"] <= 1 for r in rows)
-    assert {s["rung"] for s in fig["slopes"] if s["kind"] == "sparse"} == {"R0", "R2"}
-    assert "slope per doubling" in (tmp_path / "width-ladder.md").read_text()
+    # R0, R2: 3 widths × 3 kinds × 2 seeds; R5: 2 k-WTA rules × 3 widths × 4 kinds (dense spiking too) × 2 seeds
+    assert len(rows) == 2 * 3 * 3 * 2 + 2 * 3 * 4 * 2 and all(0 <= r["accuracy"] <= 1 for r in rows)
+    assert {s["rung"] for s in fig["slopes"] if s["kind"] == "sparse"} == {"R0", "R2", "R5"}
+    assert all(r["agreement_with_model"] == 1.0 for r in rows if r["rung"] == "R5" and r["kind"] == "sparse")
+    assert [(r["variant"], r["matched_dim"], r["identical"]) for r in fig["lava"]] == [("group", 32, 1),
+                                                                                      ("strength", 32, 1)]
+    assert {c["rung"] for c in fig["equal_ops"]} == {"R5"}
+    md = (tmp_path / "width-ladder.md").read_text()
+    assert "slope per doubling" in md and "Best spiking configuration" in md and "Exact rungs in Lava" in md
     p2 = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert p2.returncode == 0 and json.loads(p2.stdout)["rows"] == rows      # nothing trained, same rows

@@ -2,7 +2,7 @@
 
 Per panel: every sparse variant of the rung (mean ± std over seeds, the seeds as small dots) and, at the same D,
 its dense baselines matched on synaptic ops (diamonds, dashed) and on parameters (squares, dotted), labelled
-with the dense width (drawn once per wiring: variants with options share them); colours tell the kinds apart
+with the dense width, and for the exact rungs the dense spiking model of the same width (triangles, dash-dot) (drawn once per wiring: variants with options share them); colours tell the kinds apart
 (one variant) or the variants (several). Only rows at the selected learning rate are drawn (``summary.points``).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from sim.system.files import atomic_write  # noqa: E402
 from spikeformer.experiments.ladder.summary import points, selected  # noqa: E402
 
-STYLE = {"sparse": ("o", "-"), "dense-synops": ("D", "--"), "dense-params": ("s", ":")}
+STYLE = {"sparse": ("o", "-"), "dense-synops": ("D", "--"), "dense-params": ("s", ":"), "dense-spiking": ("^", "-.")}
 
 
 def ladder_plot(rows: Sequence[dict], path: str | Path) -> Path:
@@ -38,7 +38,7 @@ def ladder_plot(rows: Sequence[dict], path: str | Path) -> Path:
             names = sorted({v for v, _ in series})
             color = f"C{names.index(variant)}" if len(names) > 1 else f"C{list(STYLE).index(kind)}"
             what = {"sparse": "k-sparse", "dense-synops": "dense MLP, equal ops",
-                    "dense-params": "dense MLP, equal params"}
+                    "dense-params": "dense MLP, equal params", "dense-spiking": "dense spiking, same D"}
             label = f"{what[kind]}: {variant}" if len(names) > 1 or kind == "sparse" else what[kind]
             xs = [p["matched_dim"] for p in ps]
             ax.errorbar(xs, [p["accuracy_mean"] for p in ps], yerr=[p["accuracy_std"] for p in ps], color=color,
@@ -47,7 +47,7 @@ def ladder_plot(rows: Sequence[dict], path: str | Path) -> Path:
             seeds = [r for r in selected(rows) if (r["rung"], r["variant"], r["kind"]) == (rung, variant, kind)]
             ax.scatter([r["matched_dim"] for r in seeds], [r["accuracy"] for r in seeds], s=6, color=color,
                        alpha=0.5)
-            if kind != "sparse":
+            if kind in ("dense-synops", "dense-params"):
                 for p in ps:
                     ax.annotate(f"{int(p['dim'])}", (p["matched_dim"], p["accuracy_mean"]), fontsize=6,
                                 textcoords="offset points", xytext=(3, -8 if kind == "dense-params" else 4),

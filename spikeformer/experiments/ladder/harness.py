@@ -7,14 +7,20 @@ Per (rung, variant, width D), in the order given (rungs first, so partial result
    never looked at to choose);
 2. dense-synops: the dense baseline (``rungs.dense_config``) whose MACs 50·w match the sparse points' mean synaptic
    ops, w rounded to the grid 2^(j/4) (within ±9 %, so that rungs share baselines), same learning-rate rule;
-3. dense-params: the dense width whose parameters 51·w + 10 match the sparse model's, rounded the same way.
+3. dense-params: the dense width whose parameters 51·w + 10 match the sparse model's, rounded the same way;
+4. exact rungs (``exact``) only — dense-spiking: the same spiking model without k-WTA at the same width D (its
+   synaptic ops measured; the report compares it at equal ops).
+
+Exact rungs also run in Lava (``lava_samples`` > 0): every sparse point of seed ``seeds[0]`` at the widest D,
+when it is trained, on the first ``lava_samples`` test signals against the simulator: one row of
+``OUT/width-ladder-lava.csv`` (``LAVA_ROWS``) each.
 
 CSV (``ROWS``, ``OUT/width-ladder.csv``): one row per trained model, rewritten atomically after each (through
 ``sweep.rows.SweepRows``). ``config`` = the task's fingerprint (``data.task_fields``: a CSV holds one task),
 ``point`` = the fingerprint of the model config and training budget: a row whose (rung, variant, kind,
 matched_dim, seed, lr) and point fingerprint are in the CSV is not trained again, and a model with the same point
 fingerprint, seed and lr under another rung (a shared dense baseline) is copied, not retrained.
-``agreement_with_model`` is empty for these float rungs (the exact rungs fill it).
+``agreement_with_model`` is empty for the float rungs; the exact rungs fill it (simulator vs model, every test signal).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from spikeformer.experiments.ladder.counts import measure
+from spikeformer.experiments.ladder.exact import ExactConfig, fit_exact, lava_check, measure_exact
 from spikeformer.experiments.ladder.data import LadderData, ladder_data, task_fields
 from spikeformer.experiments.ladder.mlp import CLASSES, INPUTS, RungConfig
 from spikeformer.experiments.ladder.rungs import RUNGS, dense_config, variants
@@ -37,7 +44,8 @@ from spikeformer.experiments.ladder.train import Budget, fit
 from spikeformer.experiments.sweep.rows import RowSchema, SweepRows, fingerprint
 
 CSV_FILE, PNG_FILE, MD_FILE = "width-ladder.csv", "width-ladder.png", "width-ladder.md"
-KINDS = ("sparse", "dense-synops", "dense-params")
+KINDS = ("sparse", "dense-synops", "dense-params", "dense-spiking")
+LAVA_FILE = "width-ladder-lava.csv"
 
 ROWS = RowSchema(
     name="width-ladder",
@@ -50,7 +58,15 @@ ROWS = RowSchema(
     floats=("lr", "accuracy", "val_accuracy", "synaptic_ops_per_inference", "dead_fraction", "active",
             "multi_input_fraction", "train_seconds"),
     key=("rung", "variant", "kind", "matched_dim", "seed", "lr"),
-    optional_ints=("k", "fan_in"))
+    optional_ints=("k", "fan_in"), optional_floats=("agreement_with_model",))
+
+LAVA_ROWS = RowSchema(
+    name="width-ladder-lava",
+    columns=("rung", "variant", "kind", "matched_dim", "seed", "lr", "samples", "mismatched_spikes", "identical",
+             "lava_agreement_with_model", "lava_seconds", "point", "config"),
+    ints=("matched_dim", "seed", "samples", "mismatched_spikes", "identical"),
+    floats=("lr", "lava_agreement_with_model", "lava_seconds"),
+    key=("rung", "variant", "kind", "matched_dim", "seed", "lr"))
 
 
 def grid_width(w: float) -> int:
@@ -70,9 +86,12 @@ class Ladder:
     """The rows of ``OUT/width-ladder.csv`` and the training of the ones missing."""
 
     def __init__(self, out: Path, load_data: Callable[[], LadderData], data_fields: dict, budget: Budget,
-                 lrs: Sequence[float], seeds: Sequence[int], bar=None) -> None:
+                 lrs: Sequence[float], seeds: Sequence[int], bar=None, lava_samples: int = 0,
+                 lava_dim: int | None = None) -> None:
         self.rows = SweepRows(Path(out) / CSV_FILE, ROWS, fingerprint(data_fields))
+        self.lava = SweepRows(Path(out) / LAVA_FILE, LAVA_ROWS, self.rows.config) if lava_samples else None
         self.load_data, self.budget, self.lrs, self.seeds, self.bar = load_data, budget, list(lrs), list(seeds), bar
+        self.lava_samples, self.lava_dim = lava_samples, lava_dim
         self.trained = 0
 
     @cached_property
@@ -95,7 +114,7 @@ class Ladder:
                 if self.bar is not None:
                     self.bar.set_postfix_str(f"{head['rung']} {head['variant']} {head['kind']} d{cfg.dim} s{seed} "
                                              f"lr{lr:g}")
-                row = {**head, **self.train(cfg, seed, lr), "point": point, "config": self.rows.config,
+                row = {**head, **self.train(cfg, seed, lr, head), "point": point, "config": self.rows.config,
                        "selected": selected}
                 self.trained += 1
             row = self.rows.add(row)
@@ -103,7 +122,9 @@ class Ladder:
             self.bar.update()
         return row
 
-    def train(self, cfg: RungConfig, seed: int, lr: float) -> dict:
+    def train(self, cfg: RungConfig | ExactConfig, seed: int, lr: float, head: dict) -> dict:
+        if isinstance(cfg, ExactConfig):
+            return self.train_exact(cfg, seed, lr, head)
         f = fit(cfg, self.data, lr, seed, self.budget)
         m = measure(f.model, self.data.x_test, self.data.y_test)
         return {**m, "dim": cfg.dim, "k": "" if cfg.k is None else cfg.k,
@@ -111,7 +132,20 @@ class Ladder:
                 "seed": seed, "lr": lr, "val_accuracy": f.val_accuracy, "agreement_with_model": "",
                 "epochs": f.epochs, "best_epoch": f.best_epoch, "train_seconds": round(f.seconds, 2)}
 
-    def group(self, head: dict, cfg: RungConfig) -> list[dict]:
+    def train_exact(self, cfg: ExactConfig, seed: int, lr: float, head: dict) -> dict:
+        """An exact point: trained, measured through the simulator, in Lava when the module docstring says so."""
+        f = fit_exact(cfg, self.data, lr, seed, self.budget)
+        m = measure_exact(f.model, self.data.x_test, self.data.y_test)
+        if (self.lava is not None and head["kind"] == "sparse" and cfg.dim == self.lava_dim
+                and seed == self.seeds[0]):
+            point = fingerprint({"model": asdict(cfg), "budget": asdict(self.budget)})
+            self.lava.add({**head, "seed": seed, "lr": lr, "point": point, "config": self.rows.config,
+                           **lava_check(f.model, self.data.x_test, self.lava_samples)})
+        return {**m, "dim": cfg.dim, "k": "" if cfg.variant == "none" else cfg.k, "fan_in": "",
+                "timesteps": cfg.timesteps, "seed": seed, "lr": lr, "val_accuracy": f.val_accuracy,
+                "epochs": f.epochs, "best_epoch": f.best_epoch, "train_seconds": round(f.seconds, 2)}
+
+    def group(self, head: dict, cfg: RungConfig | ExactConfig) -> list[dict]:
         """Every seed of ``head`` at its selected learning rate (step 1 of the module docstring)."""
         probes = [self.point(head, cfg, self.seeds[0], lr) for lr in self.lrs]
         best = max(probes, key=lambda r: r["val_accuracy"])          # max keeps the first of equals
@@ -134,24 +168,31 @@ class Ladder:
         ops = float(np.mean([r["synaptic_ops_per_inference"] for r in sparse]))
         self.group({**head, "kind": "dense-synops"}, dense_config(synops_matched_width(ops)))
         self.group({**head, "kind": "dense-params"}, dense_config(params_matched_width(sparse[0]["parameters"])))
+        spiking = RUNGS[rung].spiking_baseline(dim, k, timesteps)
+        if spiking is not None:
+            self.group({**head, "kind": "dense-spiking"}, spiking)
 
 
 def run_ladder(rungs: Sequence[str], dims: Sequence[int], seeds: Sequence[int], out: str | Path, k: int = 8,
                fan_in: int = 4, timesteps: int = 4, lrs: Sequence[float] = (3e-3, 1e-2), train_signals: int = 20000,
                val_signals: int = 4000, budget: Budget | None = None, options: Sequence[str] = ("",),
-               progress: bool = True, threads: int = 1) -> list[dict]:
+               progress: bool = True, threads: int = 1, lava_samples: int = 0) -> list[dict]:
     """Run the ladder of the module docstring into ``out``; returns every row of the CSV."""
     budget = budget or Budget()
     check_inputs(rungs, dims, seeds, k, fan_in, timesteps, lrs)
+    if isinstance(lava_samples, bool) or not isinstance(lava_samples, int) or not 0 <= lava_samples <= 1000:
+        raise ValueError(f"--lava-samples: expected an integer in [0, 1000] (the test signals), got {lava_samples!r}")
     plan = [(r, v, d) for r in rungs for v in variants(r, tuple(options)) for d in dims]
     for r, v, d in plan:
         RUNGS[r].config(v, d, k, fan_in, timesteps)                    # validates before anything is trained
     torch.set_num_threads(threads)
     fields = task_fields(train_signals, val_signals)
-    total = len(plan) * len(KINDS) * (len(lrs) + len(seeds) - 1)
+    kinds = lambda r: len(KINDS) - (RUNGS[r].spiking_baseline(8, 1, 1) is None)  # noqa: E731
+    total = sum(kinds(r) for r, _, _ in plan) * (len(lrs) + len(seeds) - 1)
     bar = tqdm(total=total, desc="width ladder", unit="model", disable=not progress,
                mininterval=0.1 if sys.stderr.isatty() else 30)             # a log file gets a line every 30 s
-    ladder = Ladder(Path(out), lambda: ladder_data(train_signals, val_signals), fields, budget, lrs, seeds, bar)
+    ladder = Ladder(Path(out), lambda: ladder_data(train_signals, val_signals), fields, budget, lrs, seeds, bar,
+                    lava_samples=lava_samples, lava_dim=max(dims))
     for r, v, d in plan:
         ladder.width(r, v, d, k, fan_in, timesteps)
     bar.close()

@@ -9,7 +9,10 @@ Only the rows trained at the selected learning rate count (``selected`` = 1: eve
   none for n < 2); ``gain`` = mean accuracy at the widest D − at the narrowest, ``spread`` = the larger of the two
   seed ranges there, ``trend`` = gain > spread (the acceptance test of R0);
 * ``first_break``: the first sparse (rung, variant) without options ("+auxk", …), in ladder order, whose
-  interval does not lie above 0.
+  interval does not lie above 0;
+* ``equal_ops``: per sparse point of a rung with a dense spiking model beside it (kind ``dense-spiking``), the dense
+  spiking accuracy at the sparse point's synaptic ops: per seed, linear in log₂ ops between the two dense widths
+  around it (clamped to the end widths outside their range), then sparse − dense per seed with its t-interval.
 """
 from __future__ import annotations
 
@@ -37,8 +40,15 @@ def points(rows: Sequence[dict]) -> list[dict]:
         out.append({"rung": rung, "variant": variant, "kind": kind, "matched_dim": dim, "seeds": len(rs),
                     "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
                     "accuracy_range": float(acc.max() - acc.min()),
-                    **{f: float(np.mean([r[f] for r in rs])) for f in FIGURES}})
+                    **{f: float(np.mean([r[f] for r in rs])) for f in FIGURES},
+                    "agreement": _agreement(rs)})
     return out
+
+
+def _agreement(rows: Sequence[dict]) -> float | None:
+    """The least agreement_with_model of exact rows (the CSV holds "" for the others); None if none has one."""
+    values = [float(r["agreement_with_model"]) for r in rows if str(r.get("agreement_with_model", "")) != ""]
+    return min(values) if values else None
 
 
 def ols_slope(x: Sequence[float], y: Sequence[float]) -> float:
@@ -87,3 +97,38 @@ def first_break(slope_rows: Sequence[dict]) -> dict | None:
     sparse = sorted((s for s in slope_rows if s["kind"] == "sparse" and "+" not in s["variant"]),
                     key=lambda s: s["rung"])
     return next((s for s in sparse if not s["slope_low"] > 0), None)
+
+
+def equal_ops(rows: Sequence[dict]) -> list[dict]:
+    """The comparison of the module docstring, per (rung, variant, matched_dim) of the sparse points."""
+    sel = selected(rows)
+    out = []
+    for (rung, variant), dense in _by_rung(sel, "dense-spiking").items():
+        for d in sorted({r["matched_dim"] for r in sel if (r["rung"], r["variant"], r["kind"]) ==
+                         (rung, variant, "sparse")}):
+            sparse = {r["seed"]: r for r in sel if (r["rung"], r["variant"], r["kind"], r["matched_dim"]) ==
+                      (rung, variant, "sparse", d)}
+            pairs = [(sparse[s], curve) for s, curve in dense.items() if s in sparse and len(curve) >= 2]
+            if not pairs:
+                continue
+            ops = [r["synaptic_ops_per_inference"] for r, _ in pairs]
+            dense_acc = [float(np.interp(np.log2(r["synaptic_ops_per_inference"]),
+                                         np.log2([c[0] for c in curve]), [c[1] for c in curve])) for r, curve in pairs]
+            diff = [r["accuracy"] - a for (r, _), a in zip(pairs, dense_acc)]
+            lo_ops = min(c[0] for _, curve in pairs for c in curve)
+            hi_ops = max(c[0] for _, curve in pairs for c in curve)
+            out.append({"rung": rung, "variant": variant, "matched_dim": d, "seeds": len(pairs),
+                        "synaptic_ops": float(np.mean(ops)), "inside": bool(lo_ops <= min(ops) and max(ops) <= hi_ops),
+                        "sparse": t_interval([r["accuracy"] for r, _ in pairs]), "dense": t_interval(dense_acc),
+                        "difference": t_interval(diff)})
+    return out
+
+
+def _by_rung(rows: Sequence[dict], kind: str) -> dict[tuple, dict[int, list[tuple[float, float]]]]:
+    """(rung, variant) → seed → [(synaptic ops, accuracy)] of ``kind``'s points, sorted by ops."""
+    out: dict[tuple, dict[int, list[tuple[float, float]]]] = {}
+    for r in rows:
+        if r["kind"] == kind:
+            out.setdefault((r["rung"], r["variant"]), {}).setdefault(r["seed"], []).append(
+                (r["synaptic_ops_per_inference"], r["accuracy"]))
+    return {k: {s: sorted(c) for s, c in v.items()} for k, v in out.items()}

@@ -36,7 +36,8 @@ LATER_FIELDS = ("causal", "per_token")     # added after the CSVs in docs/: left
 
 @dataclass(frozen=True)
 class RowSchema:
-    """The columns of a sweep CSV: ``ints`` and ``floats`` typed, ``optional_ints`` int or "", the rest text;
+    """The columns of a sweep CSV: ``ints`` and ``floats`` typed, ``optional_ints`` int or "", ``optional_floats``
+    float or "", the rest text;
     ``key`` = the columns naming a point (rows are written sorted by it); ``name`` names the CSV in errors."""
     name: str
     columns: tuple[str, ...]
@@ -44,6 +45,7 @@ class RowSchema:
     floats: tuple[str, ...]
     key: tuple[str, ...]
     optional_ints: tuple[str, ...] = ()
+    optional_floats: tuple[str, ...] = ()
 
     def key_of(self, row: dict) -> tuple:
         return tuple(row[c] for c in self.key)
@@ -62,6 +64,8 @@ class RowSchema:
             for r in rows:
                 for c in self.optional_ints:
                     r[c] = int(r[c]) if r[c] else ""
+                for c in self.optional_floats:
+                    r[c] = float(r[c]) if r[c] else ""
                 for c in self.ints:
                     r[c] = int(r[c])
                 for c in self.floats:
