@@ -7,7 +7,7 @@ rows in the order of its source neurons (``syn_dtype``: target and weight in one
 its accumulator offset, target population, delay, its fan-out where every row has the same, and
 two shortcuts: a pooling map (each source feeds the fan consecutive targets of block r // g, with one
 weight: relays and k-WTA wiring) is sent without reading a synapse, and from ``dense_at`` spikes in a tick on the
-targets are not marked one by one (``kernels._scan``). The engine sends the spikes of a tick
+targets are not marked one by one (``update._scan``). The engine sends the spikes of a tick
 projection by projection, so all of this is constant over a loop. Per population: its engine
 role (``KIND_*``), its kernel's code and parameters (``sim.neurons``), its outgoing projections
 and its update mode:

@@ -34,8 +34,9 @@ bits per neuron). Cost: O(events + synaptic events + updated neurons + populatio
 state is O(n + queued events), whatever the delays.
 
 Modules: ``sim.engine.flatgraph`` (the graph flattened), ``sim.engine.inputs`` (source spikes
-as the engine reads them), ``sim.engine.kernels`` (compiled tick loop), this one (buffers,
-results, memory checks).
+as the engine reads them), ``sim.engine.kernels`` (compiled tick loop), ``sim.engine.delivery``
+(events out, delay queue) and ``sim.engine.update`` (population updates) compiled into it, this one
+(buffers, results, memory checks).
 """
 from __future__ import annotations
 
@@ -148,7 +149,7 @@ def _take_buffers(key: tuple, cap: int) -> tuple:
             np.zeros(C, np.int64),                                           # first free epoch of each buffer
             lazy_zeros((C, R * cap), np.int32),                              # their projection
             np.empty((C, n), np.int32), np.zeros((C, pops + 1), np.int64), np.empty((C, n), pay_dt),
-            np.empty((C, n), np.int32),                                      # the marked neurons of a population
+            np.empty((C, n + 4), np.int32),                                  # marked neurons (+4: _flatten_bits)
             lazy_zeros((C, R * cap), pay_dt))                                # and payload
 
 

@@ -248,3 +248,53 @@ def test_full_delay_queue_grows_and_the_batch_is_redone(monkeypatch):
         np.testing.assert_array_equal(grown.synaptic_ops[k], ample.synaptic_ops[k])
     np.testing.assert_array_equal(grown.neuron_updates, ample.neuron_updates)
     assert ample.spikes["b"].any()
+
+
+def test_flatten_bits_writes_every_set_bit_in_order():
+    """``update._flatten_bits``: idx[n:] ← base + the set bits of a word, ascending, for words of 0 … 64 bits
+    (the first four written without a data-dependent branch); entries before n are kept."""
+    from sim.engine.update import _flatten_bits
+    rng = np.random.default_rng(3)
+    for bits in list(range(65)) + [5] * 20:
+        pos = np.sort(rng.choice(64, bits, replace=False))
+        m = np.uint64(sum(1 << int(p) for p in pos))
+        idx = np.full(7 + 64 + 4, -1, np.int32)
+        n = _flatten_bits(m, 128, idx, 7)
+        assert n == 7 + bits
+        np.testing.assert_array_equal(idx[7:n], 128 + pos)
+        assert (idx[:7] == -1).all()
+
+
+@pytest.mark.parametrize("numerics", ["loihi", "float"])
+@pytest.mark.parametrize("density,rate", [(0.004, 0.05), (0.02, 0.3), (0.2, 0.1), (0.5, 0.6)])
+def test_wide_populations_at_every_mark_density_equal_the_reference(numerics, density, rate):
+    """Populations of hundreds of neurons, starting mid-bitmap-word, reached by sparse to dense projections:
+    bitmap words with 1 … 64 marks (``_collect``), dense deliveries scanned (``_scan``) and ones of ≥ 1 event per
+    neuron stepped whole (``_step_all``), FULL and REST modes, delays 1 and 3: spikes, synaptic ops and counts
+    equal the dense reference."""
+    loihi = numerics == "loihi"
+    rng = np.random.default_rng(int(density * 1000) + int(rate * 10))
+    lif = (lambda du, dv, vth: CubaLIF(du, dv, vth)) if loihi else (lambda du, dv, vth: CubaLIFFloat(
+        (du + 1) / 4096, dv / 4096, float(vth)))
+    dt = np.int16 if loihi else np.float32
+    sizes = {"in": 301, "a": 257, "b": 190, "c": 77}
+    pops = (Population("in", 301, Input()), Population("a", 257, lif(4095, 700, 60), depth=1),
+            Population("b", 190, lif(1500, 300, 90), depth=2), Population("c", 77, lif(4095, 0, 30), depth=4))
+
+    def w(pre, post, d):
+        m = (rng.integers(-40, 128, (sizes[post], sizes[pre])) * 2).astype(dt)
+        return np.where(rng.random(m.shape) < d, m, 0).astype(dt)
+    projs = (Projection.from_dense("in-a", "in", "a", w("in", "a", density)),
+             Projection.from_dense("a-b", "a", "b", w("a", "b", density), delay=3),
+             Projection.from_dense("in-b", "in", "b", w("in", "b", density / 2)),
+             Projection.from_dense("b-c", "b", "c", w("b", "c", min(1.0, 4 * density))),
+             Projection.from_dense("in-c", "in", "c", w("in", "c", min(1.0, 8 * density)), delay=2))
+    g = AerGraph(numerics, pops, projs, None, 10)
+    x = {"in": rng.random((3, 10, 301)) < rate}
+    ref, res = simulate_dense(g, x), simulate(g, x)
+    for p in g.populations:
+        np.testing.assert_array_equal(res.spikes[p.name], ref[p.name], err_msg=p.name)
+        np.testing.assert_array_equal(res.spike_counts[p.name], ref[p.name].sum(axis=(1, 2)))
+    assert ref["a"].any() and ref["c"].any()
+    for pr in g.projections:
+        np.testing.assert_array_equal(res.synaptic_ops[pr.name], ref[pr.pre].sum(axis=1) @ np.diff(pr.indptr))

@@ -85,17 +85,18 @@ def equal_ops_lines(rows: Sequence[dict]) -> list[str]:
              "Dense spiking model: the same exact model without k-WTA, trained at every width of the rung; its "
              "accuracy at the sparse point's synaptic ops is interpolated per seed in log₂ ops (`summary.equal_ops`; "
              "means with 95 % t-intervals over seeds).", "",
-             "| rung | variant | D | synops | sparse accuracy | dense spiking at equal ops | sparse − dense | "
+             "| rung | variant | D | synops | sparse accuracy | dense spiking at equal ops (of rung) | sparse − dense | "
              "inside the dense range |", "|---|---|---:|---:|---:|---:|---:|---|"]
     for c in cmp:
         lines.append(f"| {c['rung']} | {c['variant']} | {c['matched_dim']} | {c['synaptic_ops']:,.0f} | "
-                     f"{ci(c['sparse'])} | {ci(c['dense'])} | {c['difference'][0]:+.3f} [{c['difference'][1]:+.3f}, "
+                     f"{ci(c['sparse'])} | {ci(c['dense'])} ({c['against']}) | {c['difference'][0]:+.3f} [{c['difference'][1]:+.3f}, "
                      f"{c['difference'][2]:+.3f}] | {'yes' if c['inside'] else 'no (clamped)'} |")
     best = max(cmp, key=lambda c: c["sparse"][0])
     lo, hi = best["difference"][1], best["difference"][2]
     verdict = ("beats" if lo > 0 else "loses to" if hi < 0 else "does not differ significantly from")
     return lines + ["", f"Best spiking configuration: **{best['rung']} {best['variant']} at D = {best['matched_dim']}** "
-                        f"({ci(best['sparse'])}); it {verdict} the dense spiking model at equal synaptic ops "
+                        f"({ci(best['sparse'])}); it {verdict} the dense spiking model ({best['against']}) at equal "
+                        f"synaptic ops "
                         f"({ci(best['dense'])}; difference {best['difference'][0]:+.3f} [{lo:+.3f}, {hi:+.3f}]).", ""]
 
 
@@ -120,7 +121,7 @@ def write_report(rows: Sequence[dict], path: str | Path, commands: Sequence[str]
     verdict = ("every rung's slope interval lies above 0" if brk is None else
                f"first break: **{brk['rung']} {brk['variant']}** (slope {brk['slope']:+.4f} per doubling, 95 % CI "
                f"[{brk['slope_low']:+.4f}, {brk['slope_high']:+.4f}])")
-    lines = ["# Width ladder (MNIST-1D, one hidden layer, fixed k)", "",
+    lines = ["# Width ladder (MNIST-1D, fixed k: one hidden layer; R6 one transformer block)", "",
              f"Written by `spikeformer.experiments.ladder.report` on {datetime.date.today().isoformat()} from "
              f"`width-ladder.csv`, whose rows these commands trained (each resumes the CSV; run from the "
              f"repository root with `OMP_NUM_THREADS=1`):", "", "```sh", *commands, "```", "",
@@ -131,7 +132,12 @@ def write_report(rows: Sequence[dict], path: str | Path, commands: Sequence[str]
              "the width-aware learning rate), training stops when validation accuracy has not improved for "
              "`--patience` epochs (or at `--max-epochs`), and the test split is the `mnist1d` package's 1,000 test "
              "signals. Dense baselines: float ReLU MLPs of the width whose MACs (50·w) or parameters (51·w + 10) "
-             "match the sparse model's synaptic ops or parameters, rounded to the grid 2^(j/4).", "", *notes, "",
+             "match the sparse model's synaptic ops or parameters, rounded to the grid 2^(j/4). The exact rungs (R5, R6; "
+             "`exact.py`) are the project's spiking model in Loihi fixed point: the signal enters as thermometer-coded "
+             "input spikes (8 levels, every tick), the learning rates of `--lrs` are scaled by 10 for their "
+             "mantissa-unit weights, their synaptic ops are the event-driven simulator's (input spikes, the k-WTA "
+             "circuit and the relay of the stream included) plus the readout's, and `agreement` is the fraction of "
+             "test signals on which the simulator's spikes equal the model's in every population.", "", *notes, "",
              "## Slope of test accuracy against log₂ width", "", *slope_lines(rows), "", verdict, "",
              *mechanism_lines(rows, brk), *equal_ops_lines(rows), *lava_lines(lava_rows),
              "## Per rung", "",

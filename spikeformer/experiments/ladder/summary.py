@@ -10,9 +10,10 @@ Only the rows trained at the selected learning rate count (``selected`` = 1: eve
   seed ranges there, ``trend`` = gain > spread (the acceptance test of R0);
 * ``first_break``: the first sparse (rung, variant) without options ("+auxk", …), in ladder order, whose
   interval does not lie above 0;
-* ``equal_ops``: per sparse point of a rung with a dense spiking model beside it (kind ``dense-spiking``), the dense
-  spiking accuracy at the sparse point's synaptic ops: per seed, linear in log₂ ops between the two dense widths
-  around it (clamped to the end widths outside their range), then sparse − dense per seed with its t-interval.
+* ``equal_ops``: per exact sparse point, the dense spiking model's accuracy (kind ``dense-spiking``: its own rung's, or
+  the first rung's that has one) at the sparse point's synaptic ops: per seed, linear in log₂ ops between the two
+  dense widths around it (clamped to the end widths outside their range), then sparse − dense per seed with its
+  t-interval.
 """
 from __future__ import annotations
 
@@ -100,15 +101,20 @@ def first_break(slope_rows: Sequence[dict]) -> dict | None:
 
 
 def equal_ops(rows: Sequence[dict]) -> list[dict]:
-    """The comparison of the module docstring, per (rung, variant, matched_dim) of the sparse points."""
+    """The comparison of the module docstring, per (rung, variant, matched_dim) of the exact sparse points (those with
+    an ``agreement_with_model``); a rung without a dense spiking model of its own is compared with the first one
+    there is (``against``)."""
     sel = selected(rows)
+    dense = _by_rung(sel, "dense-spiking")
+    if not dense:
+        return []
+    exact = [r for r in sel if r["kind"] == "sparse" and str(r.get("agreement_with_model", "")) != ""]
     out = []
-    for (rung, variant), dense in _by_rung(sel, "dense-spiking").items():
-        for d in sorted({r["matched_dim"] for r in sel if (r["rung"], r["variant"], r["kind"]) ==
-                         (rung, variant, "sparse")}):
-            sparse = {r["seed"]: r for r in sel if (r["rung"], r["variant"], r["kind"], r["matched_dim"]) ==
-                      (rung, variant, "sparse", d)}
-            pairs = [(sparse[s], curve) for s, curve in dense.items() if s in sparse and len(curve) >= 2]
+    for rung, variant in dict.fromkeys((r["rung"], r["variant"]) for r in exact):
+        against = (rung, variant) if (rung, variant) in dense else sorted(dense)[0]
+        for d in sorted({r["matched_dim"] for r in exact if (r["rung"], r["variant"]) == (rung, variant)}):
+            sparse = {r["seed"]: r for r in exact if (r["rung"], r["variant"], r["matched_dim"]) == (rung, variant, d)}
+            pairs = [(sparse[s], curve) for s, curve in dense[against].items() if s in sparse and len(curve) >= 2]
             if not pairs:
                 continue
             ops = [r["synaptic_ops_per_inference"] for r, _ in pairs]
@@ -117,7 +123,7 @@ def equal_ops(rows: Sequence[dict]) -> list[dict]:
             diff = [r["accuracy"] - a for (r, _), a in zip(pairs, dense_acc)]
             lo_ops = min(c[0] for _, curve in pairs for c in curve)
             hi_ops = max(c[0] for _, curve in pairs for c in curve)
-            out.append({"rung": rung, "variant": variant, "matched_dim": d, "seeds": len(pairs),
+            out.append({"rung": rung, "variant": variant, "matched_dim": d, "seeds": len(pairs), "against": against[0],
                         "synaptic_ops": float(np.mean(ops)), "inside": bool(lo_ops <= min(ops) and max(ops) <= hi_ops),
                         "sparse": t_interval([r["accuracy"] for r, _ in pairs]), "dense": t_interval(dense_acc),
                         "difference": t_interval(diff)})
