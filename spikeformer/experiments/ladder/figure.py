@@ -25,9 +25,13 @@ def ladder_plot(rows: Sequence[dict], path: str | Path) -> Path:
     """Draw the module docstring's figure from CSV ``rows`` into ``path`` (PNG, written atomically)."""
     pts = points(rows)
     rungs = sorted({p["rung"] for p in pts})
-    fig, axes = plt.subplots(1, max(len(rungs), 1), figsize=(3.8 * max(len(rungs), 1), 4.4), sharey=True,
-                             layout="constrained", squeeze=False)
-    for ax, rung in zip(axes[0], rungs):
+    cols = min(max(len(rungs), 1), 4)
+    rows_ = -(-max(len(rungs), 1) // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(4.2 * cols, 4.2 * rows_), sharey=True, layout="constrained",
+                             squeeze=False)
+    for ax in axes.flat[len(rungs):]:
+        ax.axis("off")
+    for ax, rung in zip(axes.flat, rungs):
         series = sorted({(p["variant"], p["kind"]) for p in pts if p["rung"] == rung
                          and (p["kind"] == "sparse" or "+" not in p["variant"])},   # options share baselines
                         key=lambda vk: (vk[1] != "sparse", vk))
@@ -57,7 +61,8 @@ def ladder_plot(rows: Sequence[dict], path: str | Path) -> Path:
         ax.set_title(rung, fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=5.5)
-    axes[0][0].set_ylabel("test accuracy (mean ± std over seeds)")
+    for row in axes:
+        row[0].set_ylabel("test accuracy (mean ± std over seeds)")
     fig.suptitle("width ladder, MNIST-1D: accuracy vs width at fixed k (dense baselines labelled with their width)",
                  fontsize=9)
     out = atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
