@@ -148,12 +148,17 @@ def lower_group(pre: str, name: str, shape: tuple[int, ...], k: int, role: str, 
     return pops, projs
 
 
-def check_index(name: str, k: int, width: int, what: str) -> None:
+def check_k_by_weight(rule: str, name: str, k: int, width: int, what: str) -> None:
+    """1 ≤ k ≤ min(width, W_MANT_MAX): a rule whose circuit carries k in a weight mantissa."""
     top = min(width, nm.W_MANT_MAX)
     if not 1 <= k <= top:
         raise ValueError(f"config.{name} ({k!r}) must be null or in [1, {top}]: at most k of the {width} {what} "
                          f"neurons of a token spike per tick (k ≤ width, and k ≤ {nm.W_MANT_MAX}, the largest "
-                         f"weight mantissa, for wta_rule='index')")
+                         f"weight mantissa, for wta_rule='{rule}')")
+
+
+def check_index(name: str, k: int, width: int, what: str) -> None:
+    check_k_by_weight("index", name, k, width, what)
     if width > INDEX_MAX_WIDTH:
         raise ValueError(f"config.{name}: the {what} width {width} exceeds {INDEX_MAX_WIDTH}, the widest "
                          f"population whose first-k circuit (wta_rule='index') is exact; use wta_rule='group'")

@@ -71,7 +71,7 @@ from sim import numerics as nm
 from sim.neurons.probe import VoltageProbe
 from spikeformer.arch.nodes import GE1, RELAY_WEIGHT, PopSpec, ProjSpec, count_neuron
 from spikeformer.arch.wiring import FIXED_WEIGHT, groups_of
-from spikeformer.arch.wta import TREE_ARITY, Potential, WtaRule, register, tree_height
+from spikeformer.arch.wta import TREE_ARITY, Potential, WtaRule, check_k_by_weight, register, tree_height
 
 STRENGTH_LEVELS = 8          # L: voltage levels per spike (L − 1 probe populations)
 
@@ -203,11 +203,7 @@ def _down_sweeps(pop, link, act: list[str], shapes: list[tuple[int, ...]], accep
 
 
 def check_strength(name: str, k: int, width: int, what: str) -> None:
-    top = min(width, nm.W_MANT_MAX)
-    if not 1 <= k <= top:
-        raise ValueError(f"config.{name} ({k!r}) must be null or in [1, {top}]: at most k of the {width} {what} "
-                         f"neurons of a token spike per tick (k ≤ width, and k ≤ {nm.W_MANT_MAX}, the largest "
-                         f"weight mantissa, for wta_rule='strength')")
+    check_k_by_weight("strength", name, k, width, what)
 
 
 register("strength", WtaRule(select_strength, lower_strength, check_strength))

@@ -331,6 +331,15 @@ def test_numba_cache_folder_unwritable_is_not_a_failure(tmp_path):
 
 
 
+def _run_probe(tmp_path, env: dict) -> tuple[int, int]:
+    """Run tmp_path/probe.py in a fresh process: (cache files it removed, spikes it counted)."""
+    p = subprocess.run([sys.executable, str(tmp_path / "probe.py")], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    removed, spikes = p.stdout.split()
+    return int(removed), int(spikes)
+
+
 def test_editing_a_neuron_step_reaches_the_engine_despite_numba_cache(tmp_path):
     """numba checks a cached kernel against its own file only, and the engine's kernels inline the CUBA step of
     sim/neurons/cuba.py. In a copy of sim: simulate (warm cache), then mutate the step's spike test in cuba.py
@@ -351,12 +360,7 @@ def test_editing_a_neuron_step_reaches_the_engine_despite_numba_cache(tmp_path):
         "r = simulate(g, {'in': np.ones((1, 10, 1), np.uint8)})\n"
         "print(c.STALE_REMOVED, int(r.spikes['o'].sum()))\n")
 
-    def run_probe() -> tuple[int, int]:
-        p = subprocess.run([sys.executable, str(tmp_path / "probe.py")], capture_output=True, text=True,
-                           env=env, cwd=tmp_path, timeout=600)
-        assert p.returncode == 0, p.stderr[-2000:]
-        removed, spikes = p.stdout.split()
-        return int(removed), int(spikes)
+    run_probe = lambda: _run_probe(tmp_path, env)  # noqa: E731
 
     assert run_probe()[1] == 0                # weight 2 never lifts v above 64·100
     assert run_probe() == (0, 0)              # warm cache, same sources: nothing removed
@@ -386,12 +390,7 @@ def test_editing_a_neuron_step_reaches_the_fused_lif_kernels_despite_numba_cache
         "k.forward_loihi(a, 100, 100, 10, s, v, inside)\n"
         "print(k.STALE_REMOVED, int(s.sum()))\n")
 
-    def run_probe() -> tuple[int, int]:
-        p = subprocess.run([sys.executable, str(tmp_path / "probe.py")], capture_output=True, text=True,
-                           env=env, cwd=tmp_path, timeout=600)
-        assert p.returncode == 0, p.stderr[-2000:]
-        removed, spikes = p.stdout.split()
-        return int(removed), int(spikes)
+    run_probe = lambda: _run_probe(tmp_path, env)  # noqa: E731
 
     assert run_probe()[1] == 0                # no input, no spike
     assert run_probe() == (0, 0)              # warm cache, same sources: nothing removed

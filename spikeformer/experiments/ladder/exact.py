@@ -38,6 +38,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from sim.ir.graph import AerGraph
 from spikeformer.config.model import ModelConfig
 from spikeformer.configure.validate import model_config
 from spikeformer.data.registry import encode
@@ -160,15 +161,17 @@ def code_figures(model: SpikingTransformer, x: torch.Tensor, batch: int = 250) -
             "multi_input_fraction": multi / n, "readout_ops": readout_ops / n}
 
 
-def measure_exact(model: SpikingTransformer, x_test: torch.Tensor, y_test: torch.Tensor) -> dict:
-    """The figures of the module docstring on the test signals (simulator run included)."""
+def measure_exact(model: SpikingTransformer, x_test: torch.Tensor, y_test: torch.Tensor,
+                  graph: AerGraph | None = None) -> dict:
+    """The figures of the module docstring on the test signals (simulator run included); ``graph``: the model's
+    AER graph if converted already."""
     from spikeformer.lower.convert import to_graph
     from spikeformer.runs.run import ModelReference, graph_inputs
     from spikeformer.runs.steps import simulate_chunks
 
     cfg = model.cfg
     x = encoded(cfg, x_test)
-    graph = to_graph(model)
+    graph = to_graph(model) if graph is None else graph
     reference = ModelReference(graph, model, x, y_test.numpy())
     result, _, _ = simulate_chunks(graph, graph_inputs(graph, x), reference)
     figures = reference.figures()
@@ -183,7 +186,8 @@ def measure_exact(model: SpikingTransformer, x_test: torch.Tensor, y_test: torch
             **code}
 
 
-def lava_check(model: SpikingTransformer, x_test: torch.Tensor, samples: int, timeout: float = 900.0) -> dict:
+def lava_check(model: SpikingTransformer, x_test: torch.Tensor, samples: int, timeout: float = 900.0,
+               graph: AerGraph | None = None) -> dict:
     """The first ``samples`` test signals in Lava (Loihi2SimCfg, fixed point) against the simulator:
     {samples, mismatched_spikes, identical, seconds} (``loihi_export.run``)."""
     from loihi_export.run.runner import run_lava
@@ -192,7 +196,7 @@ def lava_check(model: SpikingTransformer, x_test: torch.Tensor, samples: int, ti
     from spikeformer.runs.steps import compare_chunks
 
     x = encoded(model.cfg, x_test[:samples])
-    graph = to_graph(model)
+    graph = to_graph(model) if graph is None else graph
     inputs = graph_inputs(graph, x)
     t0 = time.perf_counter()
     spikes = run_lava(graph, inputs, timeout=timeout)

@@ -42,6 +42,7 @@ from spikeformer.experiments.ladder.mlp import CLASSES, INPUTS, RungConfig
 from spikeformer.experiments.ladder.rungs import RUNGS, dense_config, variants
 from spikeformer.experiments.ladder.train import Budget, fit
 from spikeformer.experiments.sweep.rows import RowSchema, SweepRows, fingerprint
+from spikeformer.lower.convert import to_graph
 
 CSV_FILE, PNG_FILE, MD_FILE = "width-ladder.csv", "width-ladder.png", "width-ladder.md"
 KINDS = ("sparse", "dense-synops", "dense-params", "dense-spiking")
@@ -135,12 +136,13 @@ class Ladder:
     def train_exact(self, cfg: ExactConfig, seed: int, lr: float, head: dict) -> dict:
         """An exact point: trained, measured through the simulator, in Lava when the module docstring says so."""
         f = fit_exact(cfg, self.data, lr, seed, self.budget)
-        m = measure_exact(f.model, self.data.x_test, self.data.y_test)
+        graph = to_graph(f.model)
+        m = measure_exact(f.model, self.data.x_test, self.data.y_test, graph)
         if (self.lava is not None and head["kind"] == "sparse" and cfg.dim == self.lava_dim
                 and seed == self.seeds[0]):
             point = fingerprint({"model": asdict(cfg), "budget": asdict(self.budget)})
             self.lava.add({**head, "seed": seed, "lr": lr, "point": point, "config": self.rows.config,
-                           **lava_check(f.model, self.data.x_test, self.lava_samples)})
+                           **lava_check(f.model, self.data.x_test, self.lava_samples, graph=graph)})
         return {**m, "dim": cfg.dim, "k": "" if cfg.variant == "none" else cfg.k, "fan_in": "",
                 "timesteps": cfg.timesteps, "seed": seed, "lr": lr, "val_accuracy": f.val_accuracy,
                 "epochs": f.epochs, "best_epoch": f.best_epoch, "train_seconds": round(f.seconds, 2)}
@@ -187,8 +189,7 @@ def run_ladder(rungs: Sequence[str], dims: Sequence[int], seeds: Sequence[int], 
         RUNGS[r].config(v, d, k, fan_in, timesteps)                    # validates before anything is trained
     torch.set_num_threads(threads)
     fields = task_fields(train_signals, val_signals)
-    kinds = lambda r: len(KINDS) - (RUNGS[r].spiking_baseline(8, 1, 1) is None)  # noqa: E731
-    total = sum(kinds(r) for r, _, _ in plan) * (len(lrs) + len(seeds) - 1)
+    total = sum(len(KINDS) - (not RUNGS[r].dense_spiking) for r, _, _ in plan) * (len(lrs) + len(seeds) - 1)
     bar = tqdm(total=total, desc="width ladder", unit="model", disable=not progress,
                mininterval=0.1 if sys.stderr.isatty() else 30)             # a log file gets a line every 30 s
     ladder = Ladder(Path(out), lambda: ladder_data(train_signals, val_signals), fields, budget, lrs, seeds, bar,

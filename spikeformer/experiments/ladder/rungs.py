@@ -36,6 +36,7 @@ class Rung:
     select: str
     wirings: tuple[str, ...]
     changes: str
+    dense_spiking: bool = False      # float-trained rungs: no dense spiking model beside them
 
     def config(self, variant: str, dim: int, k: int, fan_in: int, timesteps: int) -> RungConfig:
         """The RungConfig of ``variant`` (module docstring) at width ``dim``."""
