@@ -3,8 +3,7 @@
 A spike of projection k's source at tick t: delay 1 adds w·payload to the accumulator of each target
 (``rec[target + delta].acc``) and marks the target in the bitmap of tick t + 1 (``l0``: a bit per neuron,
 ``l1``: a bit per l0 word), or, from ``dense_at`` spikes on, flags the target population for a scan of its
-accumulators (``pflag`` bit 1; bit 2: its events reach every neuron once on average, the population is
-stepped whole); delay d ≥ 2: the spike waits in the queue of slot (t + d) mod R and is sent at the end of
+accumulators (``pflag`` bit 1; a FULL population is then stepped whole); delay d ≥ 2: the spike waits in the queue of slot (t + d) mod R and is sent at the end of
 tick t + d − 1 (``_drain``). Spikes are sent projection by projection: delay, offset and target population
 are constant over a loop; a pooling projection (``flatgraph.PROJ_DTYPE``) reads no synapse.
 """
@@ -83,8 +82,7 @@ def _first_at_least(ids, f0, f1, x):
 def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag, pop_start, n):
     """rec[target + delta].acc += w·payload for the spikes ids[f0:f1] of projection pk's source, targets
     marked in the bitmap of the next tick (``_deliver``, ``_flush``) or, from ``dense_at`` spikes on, the
-    target population flagged for a scan instead (``pflag`` bit 1; bit 2 where the events are ≥ its size);
-    a pooling projection reads no synapse.
+    target population flagged for a scan instead (``pflag`` bit 1; a FULL one is then stepped whole); a pooling projection reads no synapse.
     Returns the synaptic ops."""
     pflag[pk.post] |= 1
     rbase, sbase = pk.row - pk.pre, pk.syn - (pk.pre + pk.lo) * pk.fan
@@ -130,8 +128,6 @@ def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag
             s, e = _row(ids[q], pk.fan, sbase, rbase, row_ptr)
             n_ops += e - s
             _deliver(s, e, payload[q] if graded else 1, pk.delta, syn, rec, l0, l1)
-    if dense and n_ops >= hi - pop_start[pk.post]:     # events for every neuron, on average once: a FULL
-        pflag[pk.post] |= 4                              # population is stepped whole (``_step_all``)
     if one:
         l1[k1] |= m1
     return n_ops

@@ -7,8 +7,8 @@ one cache line; records n … n_acc − 1 hold only the private accumulators of 
 projections. ``l0[par]``: one bit per neuron marked for the tick of parity par (it received an
 event, or it carries a current); ``l1[par]``: one bit per l0 word that may be non-zero;
 ``pflag[par, p]``: bit 0, population p may have a marked neuron; bit 1, it received events
-without marks (a dense delivery) and its accumulators are to be scanned; bit 2, those events
-reach every neuron once on average, and a FULL population is stepped whole. ``qi, qk, qv``: per
+without marks (a dense delivery: events for half of it or more), and its accumulators are to be
+scanned, or, a FULL population, it is stepped whole. ``qi, qk, qv``: per
 slot (t mod R) of cap entries, the spikes (neuron, projection, payload) of projections with
 delay ≥ 2 waiting to be sent, ``qlen[slot]`` how many.
 
@@ -112,7 +112,7 @@ def run_sample(params, code, kernels, mode, kind, syn, row_ptr, proj, pout_ptr, 
             nf, n_upd, carried = _update_population(
                 pop_start[p], hi, l0[par], l1[par], rec, neg_base, neg_shift, neg_ptr[p], neg_ptr[p + 1], now, epoch,
                 zero, code[p], params[p, 0], params[p, 1], params[p, 2], mode[p], kind[p] == KIND_GRADED, l0n, l1n, idx,
-                fired, payload, nf, rec_row, record, flags & 2 != 0, flags & 4 != 0)
+                fired, payload, nf, rec_row, record, flags & 2 != 0)
             pfn[p] |= carried
             updates += n_upd
             pop_counts[p] += nf - fstart[p]

@@ -65,6 +65,8 @@ def record_dtype(arith: nm.Arithmetic, acc_dtype: np.dtype) -> np.dtype:
     return np.dtype([("acc", acc_dtype), ("v", st), ("last", np.int32), ("u", st)], align=True)
 
 
+RECORD_HUGE_BYTES = 1 << 28  # recorded spikes up to this size go in 2 MiB pages: one page fault per 2 MiB,
+                              # not per 4 KiB (a fault costs ~2 µs here); larger ones stay sparse in 4 KiB pages
 QUEUE_START = 1 << 12         # queued spikes per slot a run starts with (more on overflow, up to the bound)
 
 
@@ -189,7 +191,8 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     key = (C, R, n, flat.n_acc, pops, record_dtype(arith, flat.acc_dtype), np.dtype(arith.acc_dtype))
     bound = max(1, flat.n_delayed)
     cap = min(QUEUE_START, bound)
-    spikes = lazy_zeros((batch, graph.ticks, n) if record else (batch, 1, 1), np.bool_)
+    spikes = lazy_zeros((batch, graph.ticks, n) if record else (batch, 1, 1), np.bool_,   # 2 MiB pages up to
+                        huge=batch * graph.ticks * n <= RECORD_HUGE_BYTES)                 # RECORD_HUGE_BYTES
     pop_counts = np.zeros((batch, pops), np.int64)
     ops = np.zeros((batch, max(len(graph.projections), 1)), np.int64)
     updates = np.zeros(batch, np.int64)

@@ -3,8 +3,7 @@
 A population's marked neurons (``l0``/``l1`` bitmaps, ``sim.engine.delivery``) are gathered in index order
 (``_collect``; after a dense delivery its accumulators are scanned first, ``_scan``), the private accumulators
 of negative-exponent projections folded in (``_fold``), then each neuron is stepped once by its update mode
-(``flatgraph``): FULL (``_step_full``; every neuron of the population when its events reach all of them,
-``_step_all``), REST/BUSY (``_step_carry``: the current u carries), or a graded relay (``_relay``). A neuron's
+(``flatgraph``): FULL (``_step_full``; every neuron of the population after a dense delivery, ``_step_all``), REST/BUSY (``_step_carry``: the current u carries), or a graded relay (``_relay``). A neuron's
 leak over the ticks it rested is caught up first (``kernel_idle``); its spikes are appended to ``fired``.
 """
 from __future__ import annotations
@@ -153,8 +152,8 @@ def _step_full(idx, n_idx, rec, now, epoch, zero, code, p0, p1, p2, fired, nf):
 def _step_all(lo, hi, l0, rec, now, epoch, zero, code, p0, p1, p2, fired, nf):
     """``_step_full`` for every neuron of FULL population [lo, hi), marked or not (a neuron without input
     is stepped with input 0: ``rests``, the same as resting), its marks cleared (the summary bits of
-    emptied words stay, and cost a look at the next ``_collect``): no scan and no gathering where nearly
-    every neuron has input. Returns (nf, updates)."""
+    emptied words stay, and cost a look at the next ``_collect``): after a dense delivery (events for half
+    the population or more) no scan and no gathering — a scan reads every record anyway. Returns (nf, updates)."""
     k_lo, k_hi = lo >> 6, (hi - 1) >> 6
     for k in range(k_lo, k_hi + 1):
         m = ~np.uint64(0)
@@ -229,11 +228,11 @@ def _relay(idx, n_idx, rec, fired, payload, nf):
 
 @numba.njit(cache=True)
 def _update_population(lo, hi, l0, l1, rec, neg_base, neg_shift, m0, m1, now, epoch, zero, code, p0, p1, p2, mode,
-                       graded, nl0, nl1, idx, fired, payload, nf, rec_row, record, dense, whole):
+                       graded, nl0, nl1, idx, fired, payload, nf, rec_row, record, dense):
     """Update the marked neurons of population [lo, hi) (``_collect``, ``_fold``, then ``_relay`` |
     ``_step_full`` | ``_step_carry``, compiled once per kind and mode); their spikes appended to fired
     from nf (and recorded in rec_row). Returns (nf, updates, whether a neuron carries into the next tick)."""
-    if whole and mode == FULL and not graded and m1 == m0:
+    if dense and mode == FULL and not graded and m1 == m0:
         nf0 = nf
         if code == 0:                                    # kernel 0 (CUBA): its dispatch folded out of the loop
             nf, n_upd = _step_all(lo, hi, l0, rec, now, epoch, zero, 0, p0, p1, p2, fired, nf)
