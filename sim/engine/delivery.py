@@ -3,7 +3,7 @@
 A spike of projection k's source at tick t: delay 1 adds w·payload to the accumulator of each target
 (``rec[target + delta].acc``) and marks the target in the bitmap of tick t + 1 (``l0``: a bit per neuron,
 ``l1``: a bit per l0 word), or, from ``dense_at`` spikes on, flags the target population for a scan of its
-accumulators (``pflag`` bit 1; a FULL population is then stepped whole); delay d ≥ 2: the spike waits in the queue of slot (t + d) mod R and is sent at the end of
+accumulators (its bit in ``pflag[1]``; a FULL population is then stepped whole); delay d ≥ 2: the spike waits in the queue of slot (t + d) mod R and is sent at the end of
 tick t + d − 1 (``_drain``). Spikes are sent projection by projection: delay, offset and target population
 are constant over a loop; a pooling projection (``flatgraph.PROJ_DTYPE``) reads no synapse.
 """
@@ -82,9 +82,11 @@ def _first_at_least(ids, f0, f1, x):
 def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag, pop_start, n):
     """rec[target + delta].acc += w·payload for the spikes ids[f0:f1] of projection pk's source, targets
     marked in the bitmap of the next tick (``_deliver``, ``_flush``) or, from ``dense_at`` spikes on, the
-    target population flagged for a scan instead (``pflag`` bit 1; a FULL one is then stepped whole); a pooling projection reads no synapse.
+    target population flagged for a scan instead (``pflag[1]``; a FULL one is then stepped whole); the target
+    population's bit set in ``pflag[0]``; a pooling projection reads no synapse.
     Returns the synaptic ops."""
-    pflag[pk.post] |= 1
+    w, bit = pk.post >> 6, _ONE << np.uint64(pk.post & 63)
+    pflag[0, w] |= bit
     rbase, sbase = pk.row - pk.pre, pk.syn - (pk.pre + pk.lo) * pk.fan
     hi = pop_start[pk.post + 1] if pk.post + 1 < len(pop_start) else n
     k1 = np.uint64(pop_start[pk.post]) >> np.uint64(12)
@@ -93,7 +95,7 @@ def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag
     n_ops = 0
     dense = f1 - f0 >= pk.dense_at                       # events for much of the target population: not
     if dense:                                            # marked one by one, its accumulators are scanned
-        pflag[pk.post] |= 2                              # at its update (``_scan``)
+        pflag[1, w] |= bit                               # at its update (``_scan``)
     if pk.pool > 0:
         sy = syn[np.uint64(pk.syn)]
         t0, w = sy.target, sy.w

@@ -145,12 +145,12 @@ def _take_buffers(key: tuple, cap: int) -> tuple:
     return (lazy_zeros((C, n_acc), rec_dt, huge=True),                       # (acc, v, last, u) per neuron
             lazy_zeros((C, 2, -(-n // 64)), np.uint64),                      # marked neurons, per tick parity
             np.zeros((C, 2, -(-n // 4096)), np.uint64),                      # its summary: one bit per l0 word
-            np.zeros((C, 2, pops), np.uint8),                                # populations marked (1) or to scan (2)
+            np.zeros((C, 2, 2, -(-pops // 64)), np.uint64),                   # populations flagged: marked, to scan
             lazy_zeros((C, R * cap), np.int32),                              # queued spikes, cap per slot: neuron,
             np.zeros((C, R), np.int64),                                      # how many
             np.zeros(C, np.int64),                                           # first free epoch of each buffer
             lazy_zeros((C, R * cap), np.int32),                              # their projection
-            np.empty((C, n), np.int32), np.zeros((C, pops + 1), np.int64), np.empty((C, n), pay_dt),
+            np.empty((C, n), np.int32), np.zeros((C, 2, pops + 1), np.int64), np.empty((C, n), pay_dt),
             np.empty((C, n + 4), np.int32),                                  # marked neurons (+4: _flatten_bits)
             lazy_zeros((C, R * cap), pay_dt))                                # and payload
 
@@ -199,11 +199,11 @@ def simulate(graph: AerGraph, inputs: Mapping[str, np.ndarray], *, record: bool 
     done = np.zeros(batch, np.bool_)
     while True:
         bufs = _take_buffers(key, cap)
-        rec, l0, l1, pflag, qi, qlen, epochs, qk, fired, fstart, payload, idx, qv = bufs
+        rec, l0, l1, pflag, qi, qlen, epochs, qk, fired, fpop, payload, idx, qv = bufs
         _run_batch(flat.params, flat.code, kernel_key(), flat.mode, flat.kind, flat.syn, flat.row_ptr, flat.proj,
                   flat.pout_ptr, flat.pout, flat.neg_ptr, flat.neg_base, flat.neg_shift,
                   flat.pop_start, n, R, graph.ticks, x_idx, x_ptr, x_off, rec, l0, l1, pflag, qi, qk, qv, qlen, epochs,
-                  arith.state_dtype(0), idx, fired, fstart, payload, spikes, pop_counts, ops, updates, done, record)
+                  arith.state_dtype(0), idx, fired, fpop, payload, spikes, pop_counts, ops, updates, done, record)
         _keep_buffers(key, bufs)
         if done.all():
             break
