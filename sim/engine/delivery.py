@@ -3,9 +3,10 @@
 A spike of projection k's source at tick t: delay 1 adds w·payload to the accumulator of each target
 (``rec[target + delta].acc``) and marks the target in the bitmap of tick t + 1 (``l0``: a bit per neuron,
 ``l1``: a bit per l0 word), or, from ``dense_at`` spikes on, flags the target population for a scan of its
-accumulators (its bit in ``pflag[1]``; a FULL population is then stepped whole); delay d ≥ 2: the spike waits in the queue of slot (t + d) mod R and is sent at the end of
-tick t + d − 1 (``_drain``). Spikes are sent projection by projection: delay, offset and target population
-are constant over a loop; a pooling projection (``flatgraph.PROJ_DTYPE``) reads no synapse.
+accumulators (its bit in ``pflag[1]``; a FULL population is then stepped whole); delay d ≥ 2: the spike
+waits in the queue of slot (t + d) mod R and is sent at the end of tick t + d − 1 (``_drain``). Spikes are
+sent projection by projection: delay, offset and target population are constant over a loop; a pooling
+projection (``flatgraph.PROJ_DTYPE``) reads no synapse.
 """
 from __future__ import annotations
 

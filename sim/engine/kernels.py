@@ -18,8 +18,9 @@ their bits gathered in index order, each stepped once), its spikes appended to `
 population that fired: ``fpop[1, j]``, its spikes from ``fpop[0, j]``); 2. the events of tick t go
 out (``_emit_tick``): first the spikes queued for slot t + 1, then the source spikes of t and the
 spikes of 1., population by population in graph order and, within one, projection by projection
-(``_send``: delay, offset and target population are constant over its loop). All updates of a tick come before its events, so one accumulator per neuron serves
-every tick, and each accumulator receives its events in the order they were sent.
+(``_send``: delay, offset and target population are constant over its loop). All updates of a tick
+come before its events, so one accumulator per neuron serves every tick, and each accumulator
+receives its events in the order they were sent.
 
 A marked neuron of a REST/FULL population whose input sums to 0 and carries nothing is
 stepped with input 0, the same as leaving it at rest (``sim.neurons``: ``rests``); a BUSY
@@ -28,8 +29,8 @@ stepped when its input is non-zero. Only neurons with input ≠ 0 or a carried c
 as updates.
 
 Cost per tick: O(events + synaptic events + marked neurons + populations / 64 + input populations),
-plus per updated population O(its size / 4096) summary words, and its size where a dense delivery reached it
-(then its events are at least half its size). Delivery and the delay queue: ``sim.engine.delivery``;
+plus per updated population O(its size / 4096) summary words, and its size where a dense delivery
+reached it (then its events are at least half its size). Delivery and the delay queue: ``sim.engine.delivery``;
 population updates: ``sim.engine.update`` (both compiled into this loop; ``sim.system.numba_cache`` drops the
 cached kernels when any sim source changes, since numba's cache checks only the caching function's file).
 """

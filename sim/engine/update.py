@@ -3,8 +3,9 @@
 A population's marked neurons (``l0``/``l1`` bitmaps, ``sim.engine.delivery``) are gathered in index order
 (``_collect``; after a dense delivery its accumulators are scanned first, ``_scan``), the private accumulators
 of negative-exponent projections folded in (``_fold``), then each neuron is stepped once by its update mode
-(``flatgraph``): FULL (``_step_full``; every neuron of the population after a dense delivery, ``_step_all``), REST/BUSY (``_step_carry``: the current u carries), or a graded relay (``_relay``). A neuron's
-leak over the ticks it rested is caught up first (``kernel_idle``); its spikes are appended to ``fired``.
+(``flatgraph``): FULL (``_step_full``; every neuron of the population after a dense delivery, ``_step_all``),
+REST/BUSY (``_step_carry``: the current u carries), or a graded relay (``_relay``). A neuron's leak over the
+ticks it rested is caught up first (``kernel_idle``); its spikes are appended to ``fired``.
 """
 from __future__ import annotations
 
