@@ -4,7 +4,7 @@ A spike of projection k's source at tick t: delay 1 adds w·payload to the accum
 (``rec[target + delta].acc``) and marks the target in the bitmap of tick t + 1 (``l0``: a bit per neuron,
 ``l1``: a bit per l0 word), or, from ``dense_at`` spikes on, flags the target population for a scan of its
 accumulators (its bit in ``pflag[1]``; a FULL population is then stepped whole); delay d ≥ 2: the spike
-waits in the queue of slot (t + d) mod R and is sent at the end of tick t + d − 1 (``_drain``). Spikes are
+waits in the queue of slot (t + d) mod R and is sent at the end of tick t + d − 1 (``drain``). Spikes are
 sent projection by projection: delay, offset and target population are constant over a loop; a pooling
 projection (``flatgraph.PROJ_DTYPE``) reads no synapse.
 """
@@ -15,15 +15,15 @@ import numpy as np
 
 from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
-_ONE = np.uint64(1)
+ONE = np.uint64(1)
 
 
 @numba.njit(cache=True, inline="always")
-def _mark(l0, l1, j):
+def mark(l0, l1, j):
     """Set neuron j's bit in a tick's bitmap, and its word's bit in the summary ``l1``."""
     k = np.uint64(j) >> np.uint64(6)                      # unsigned: no negative-index wraparound code
-    l0[k] |= _ONE << (np.uint64(j) & np.uint64(63))
-    l1[k >> np.uint64(6)] |= _ONE << (k & np.uint64(63))
+    l0[k] |= ONE << (np.uint64(j) & np.uint64(63))
+    l1[k >> np.uint64(6)] |= ONE << (k & np.uint64(63))
 
 
 @numba.njit(cache=True, inline="always")
@@ -43,20 +43,20 @@ def _flush(l0, l1, k, m0, one, m1):
     bit is in one word, kept in a register) or in l1. Returns m1."""
     l0[k] |= m0
     if one:
-        return m1 | (_ONE << (k & np.uint64(63)))
-    l1[k >> np.uint64(6)] |= _ONE << (k & np.uint64(63))
+        return m1 | (ONE << (k & np.uint64(63)))
+    l1[k >> np.uint64(6)] |= ONE << (k & np.uint64(63))
     return m1
 
 
 @numba.njit(cache=True, inline="always")
 def _deliver(s, e, val, delta, syn, rec, l0, l1):
-    """rec[target + delta].acc += w·val for synapses [s, e), their targets marked (``_mark``: branch-free;
+    """rec[target + delta].acc += w·val for synapses [s, e), their targets marked (``mark``: branch-free;
     rows with many targets per bitmap word go the dense way instead, ``_send_now``)."""
     for x in range(s, e):
         sy = syn[np.uint64(x)]
         j = sy.target
         rec[np.uint64(j + delta)].acc += sy.w * val
-        _mark(l0, l1, j)
+        mark(l0, l1, j)
 
 
 @numba.njit(cache=True, inline="always")
@@ -86,7 +86,7 @@ def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag
     target population flagged for a scan instead (``pflag[1]``; a FULL one is then stepped whole); the target
     population's bit set in ``pflag[0]``; a pooling projection reads no synapse.
     Returns the synaptic ops."""
-    w, bit = pk.post >> 6, _ONE << np.uint64(pk.post & 63)
+    w, bit = pk.post >> 6, ONE << np.uint64(pk.post & 63)
     pflag[0, w] |= bit
     rbase, sbase = pk.row - pk.pre, pk.syn - (pk.pre + pk.lo) * pk.fan
     hi = pop_start[pk.post + 1] if pk.post + 1 < len(pop_start) else n
@@ -109,7 +109,7 @@ def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag
             else:
                 for j in range(j0, j0 + pk.fan):
                     rec[np.uint64(j + pk.delta)].acc += ws
-                    m1 = _flush(l0, l1, np.uint64(j) >> np.uint64(6), _ONE << (np.uint64(j) & np.uint64(63)), one, m1)
+                    m1 = _flush(l0, l1, np.uint64(j) >> np.uint64(6), ONE << (np.uint64(j) & np.uint64(63)), one, m1)
         n_ops = (f1 - f0) * pk.fan
     elif dense:
         for q in range(f0, f1):
@@ -124,7 +124,7 @@ def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag
             sy = syn[np.uint64(sbase + ids[q])]
             j = sy.target
             rec[np.uint64(j + pk.delta)].acc += sy.w * (payload[q] if graded else 1)
-            m1 = _flush(l0, l1, np.uint64(j) >> np.uint64(6), _ONE << (np.uint64(j) & np.uint64(63)), one, m1)
+            m1 = _flush(l0, l1, np.uint64(j) >> np.uint64(6), ONE << (np.uint64(j) & np.uint64(63)), one, m1)
         n_ops = f1 - f0
     else:
         for q in range(f0, f1):
@@ -140,7 +140,7 @@ def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag
 def _send_later(k, sl, ids, f0, f1, payload, graded, qi, qk, qv, qlen):
     """Delay ≥ 2: the spikes ids[f0:f1] of projection k's source (payload, or 1) appended to the queue of
     slot sl (entries [sl·cap, (sl + 1)·cap) of qi, qk, qv), to be sent at the end of the tick before they
-    arrive (``_drain``). False when it is full."""
+    arrive (``drain``). False when it is full."""
     cap = len(qi) // len(qlen)
     n_q = qlen[sl]
     if n_q + (f1 - f0) > cap:
@@ -156,7 +156,7 @@ def _send_later(k, sl, ids, f0, f1, payload, graded, qi, qk, qv, qlen):
 
 
 @numba.njit(cache=True, inline="always")
-def _send(k, ids, f0, f1, payload, graded, t, ticks, R, proj, row_ptr, syn, rec, l0, l1, pflag, qi, qk, qv,
+def send(k, ids, f0, f1, payload, graded, t, ticks, R, proj, row_ptr, syn, rec, l0, l1, pflag, qi, qk, qv,
           qlen, ops, pop_start, n):
     """The events of projection k from the spikes ids[f0:f1] of its source population at tick t (payload
     ``payload[q]`` if ``graded``, else 1): delay 1: ``_send_now``; delay d ≥ 2: the spikes wait in the
@@ -184,7 +184,7 @@ def _send(k, ids, f0, f1, payload, graded, t, ticks, R, proj, row_ptr, syn, rec,
 
 
 @numba.njit(cache=True, inline="always")
-def _drain(sl, proj, row_ptr, syn, rec, l0, l1, pflag, qi, qk, qv, qlen, ops, pop_start, n):
+def drain(sl, proj, row_ptr, syn, rec, l0, l1, pflag, qi, qk, qv, qlen, ops, pop_start, n):
     """Send the spikes queued in slot sl (``_send_later``), in the order they were queued, a run of one
     projection at a time (``_send_now``); they arrive at the next tick."""
     q = sl * (len(qi) // len(qlen))

@@ -13,12 +13,12 @@ flagged populations alone. ``qi, qk, qv``: per
 slot (t mod R) of cap entries, the spikes (neuron, projection, payload) of projections with
 delay ≥ 2 waiting to be sent, ``qlen[slot]`` how many.
 
-Per tick t: 1. each flagged population updates its marked neurons (``_update_population``:
+Per tick t: 1. each flagged population updates its marked neurons (``update_population``:
 their bits gathered in index order, each stepped once), its spikes appended to ``fired`` (the j-th
 population that fired: ``fpop[1, j]``, its spikes from ``fpop[0, j]``); 2. the events of tick t go
 out (``_emit_tick``): first the spikes queued for slot t + 1, then the source spikes of t and the
 spikes of 1., population by population in graph order and, within one, projection by projection
-(``_send``: delay, offset and target population are constant over its loop). All updates of a tick
+(``send``: delay, offset and target population are constant over its loop). All updates of a tick
 come before its events, so one accumulator per neuron serves every tick, and each accumulator
 receives its events in the order they were sent.
 
@@ -40,9 +40,9 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from sim.engine.delivery import _ONE, _drain, _send
+from sim.engine.delivery import ONE, drain, send
 from sim.engine.flatgraph import KIND_GRADED, KIND_INPUT
-from sim.engine.update import _update_population
+from sim.engine.update import update_population
 from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
 
 EPOCH_MAX = (1 << 31) - 1
@@ -54,13 +54,13 @@ def _emit_tick(t, ticks, R, n, kind, in_pops, pop_start, pout_ptr, pout, proj, r
     """The events of tick t, for tick t + 1 (module doc): the queue of slot t + 1, then in graph order the
     source spikes of t of each input population in_pops[i] (x_idx[x_ptr[t]:x_ptr[t + 1]]: global ids,
     sorted) and the spikes fired[fpop[0, j] : fpop[0, j + 1]] of each population fpop[1, j], j < n_fp,
-    projection by projection (``_send``). False when a queue is full."""
+    projection by projection (``send``). False when a queue is full."""
     n_pops = len(pop_start)
     if t + 1 < ticks:
         sl = t + 1
         while sl >= R:
             sl -= R
-        _drain(sl, proj, row_ptr, syn, rec, l0, l1, pflag, qi, qk, qv, qlen, ops, pop_start, n)
+        drain(sl, proj, row_ptr, syn, rec, l0, l1, pflag, qi, qk, qv, qlen, ops, pop_start, n)
     q = q_end = 0
     if t < len(x_ptr) - 1:
         q, q_end = x_ptr[t], x_ptr[t + 1]
@@ -87,7 +87,7 @@ def _emit_tick(t, ticks, R, n, kind, in_pops, pop_start, pout_ptr, pout, proj, r
             f0, f1 = fpop[0, j], fpop[0, j + 1]
             j += 1
         for m in range(pout_ptr[p], pout_ptr[p + 1]):
-            if not _send(pout[m], ids, f0, f1, payload, kind[p] == KIND_GRADED, t, ticks, R, proj, row_ptr, syn, rec,
+            if not send(pout[m], ids, f0, f1, payload, kind[p] == KIND_GRADED, t, ticks, R, proj, row_ptr, syn, rec,
                          l0, l1, pflag, qi, qk, qv, qlen, ops, pop_start, n):
                 return False
     return True
@@ -120,16 +120,16 @@ def run_sample(params, code, kernels, mode, kind, in_pops, syn, row_ptr, proj, p
             pfc[0, w] = pfc[1, w] = 0
             while y != 0:
                 b = np.int64(trailing_zeros(y))
-                y &= y - _ONE
+                y &= y - ONE
                 p = (w << 6) + b
                 hi = pop_start[p + 1] if p + 1 < n_pops else n
                 f0 = nf
-                nf, n_upd, carried = _update_population(
+                nf, n_upd, carried = update_population(
                     pop_start[p], hi, l0[par], l1[par], rec, neg_base, neg_shift, neg_ptr[p], neg_ptr[p + 1], now, epoch,
                     zero, code[p], params[p, 0], params[p, 1], params[p, 2], mode[p], kind[p] == KIND_GRADED, l0n, l1n,
-                    idx, fired, payload, nf, rec_row, record, (scan >> np.uint64(b)) & _ONE != 0)
+                    idx, fired, payload, nf, rec_row, record, (scan >> np.uint64(b)) & ONE != 0)
                 if carried:
-                    pfn[0, w] |= _ONE << np.uint64(b)
+                    pfn[0, w] |= ONE << np.uint64(b)
                 updates += n_upd
                 if nf > f0:
                     fpop[0, n_fp], fpop[1, n_fp] = f0, p

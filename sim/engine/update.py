@@ -15,7 +15,7 @@ from numba import types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic, overload
 
-from sim.engine.delivery import _ONE, _mark
+from sim.engine.delivery import ONE, mark
 from sim.engine.flatgraph import BUSY, FULL, REST
 from sim.neurons.dispatch import kernel_idle, kernel_step
 from sim.system import numba_cache  # noqa: F401  (before any @numba.njit(cache=True): a writable cache folder)
@@ -42,7 +42,7 @@ def _scan(lo, hi, rec, l0, l1):
             m |= np.uint64(rec[np.uint64(b + q)].acc != 0) << np.uint64(q)
         if m != 0:
             l0[k] |= m
-            l1[k >> 6] |= _ONE << np.uint64(k & 63)
+            l1[k >> 6] |= ONE << np.uint64(k & 63)
 
 
 @intrinsic
@@ -62,13 +62,13 @@ def _flatten_bits(m, base, idx, n_idx):
     at = np.uint64(n_idx)
     for q in range(4):
         idx[at + np.uint64(q)] = base + trailing_zeros(m)
-        m &= m - _ONE
+        m &= m - ONE
     if cnt > 4:
         at += np.uint64(4)
         while m != 0:
             idx[at] = base + trailing_zeros(m)
-            m &= m - _ONE
-            at += _ONE
+            m &= m - ONE
+            at += ONE
     return n_idx + cnt
 
 
@@ -81,21 +81,21 @@ def _collect(lo, hi, l0, l1, idx):
     for k1 in range(k_lo >> 6, (k_hi >> 6) + 1):
         y = l1[k1]
         if k1 == k_lo >> 6:
-            y &= ~((_ONE << np.uint64(k_lo & 63)) - _ONE)
+            y &= ~((ONE << np.uint64(k_lo & 63)) - ONE)
         if k1 == k_hi >> 6 and (k_hi & 63) < 63:
-            y &= (_ONE << np.uint64((k_hi & 63) + 1)) - _ONE
+            y &= (ONE << np.uint64((k_hi & 63) + 1)) - ONE
         emptied = np.uint64(0)
         while y != 0:
             k = (k1 << 6) + trailing_zeros(y)
-            y &= y - _ONE
+            y &= y - ONE
             w = l0[k]
             m = w
             if k == k_lo:
-                m &= ~((_ONE << np.uint64(lo & 63)) - _ONE)
+                m &= ~((ONE << np.uint64(lo & 63)) - ONE)
             if k == k_hi and ((hi - 1) & 63) < 63:
-                m &= (_ONE << np.uint64(((hi - 1) & 63) + 1)) - _ONE
+                m &= (ONE << np.uint64(((hi - 1) & 63) + 1)) - ONE
             if w == m:
-                emptied |= _ONE << np.uint64(k & 63)
+                emptied |= ONE << np.uint64(k & 63)
             l0[k] = w & ~m
             n_idx = _flatten_bits(m, k << 6, idx, n_idx)
         l1[k1] &= ~emptied
@@ -159,9 +159,9 @@ def _step_all(lo, hi, l0, rec, now, epoch, zero, code, p0, p1, p2, fired, nf):
     for k in range(k_lo, k_hi + 1):
         m = ~np.uint64(0)
         if k == k_lo:
-            m &= ~((_ONE << np.uint64(lo & 63)) - _ONE)
+            m &= ~((ONE << np.uint64(lo & 63)) - ONE)
         if k == k_hi and ((hi - 1) & 63) < 63:
-            m &= (_ONE << np.uint64(((hi - 1) & 63) + 1)) - _ONE
+            m &= (ONE << np.uint64(((hi - 1) & 63) + 1)) - ONE
         l0[k] &= ~m
     n_upd = 0
     for i in range(lo, hi):
@@ -204,7 +204,7 @@ def _step_carry(idx, n_idx, rec, now, epoch, zero, code, p0, p1, p2, mode, nl0, 
         r.u = un
         r.last = now
         if mode == BUSY or kernel_step(code, un, zero, a - a, p0, p1, p2)[0] != 0:
-            _mark(nl0, nl1, i)
+            mark(nl0, nl1, i)
             carried = True
         fired[np.uint64(nf)] = i
         nf += spiked
@@ -228,7 +228,7 @@ def _relay(idx, n_idx, rec, fired, payload, nf):
 
 
 @numba.njit(cache=True)
-def _update_population(lo, hi, l0, l1, rec, neg_base, neg_shift, m0, m1, now, epoch, zero, code, p0, p1, p2, mode,
+def update_population(lo, hi, l0, l1, rec, neg_base, neg_shift, m0, m1, now, epoch, zero, code, p0, p1, p2, mode,
                        graded, nl0, nl1, idx, fired, payload, nf, rec_row, record, dense):
     """Update the marked neurons of population [lo, hi) (``_collect``, ``_fold``, then ``_relay`` |
     ``_step_full`` | ``_step_carry``, compiled once per kind and mode); their spikes appended to fired
