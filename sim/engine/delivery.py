@@ -86,8 +86,8 @@ def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag
     target population flagged for a scan instead (``pflag[1]``; a FULL one is then stepped whole); the target
     population's bit set in ``pflag[0]``; a pooling projection reads no synapse.
     Returns the synaptic ops."""
-    w, bit = pk.post >> 6, ONE << np.uint64(pk.post & 63)
-    pflag[0, w] |= bit
+    pw, bit = pk.post >> 6, ONE << np.uint64(pk.post & 63)         # the target population's flag word and bit
+    pflag[0, pw] |= bit
     rbase, sbase = pk.row - pk.pre, pk.syn - (pk.pre + pk.lo) * pk.fan
     hi = pop_start[pk.post + 1] if pk.post + 1 < len(pop_start) else n
     k1 = np.uint64(pop_start[pk.post]) >> np.uint64(12)
@@ -96,7 +96,7 @@ def _send_now(pk, ids, f0, f1, payload, graded, row_ptr, syn, rec, l0, l1, pflag
     n_ops = 0
     dense = f1 - f0 >= pk.dense_at                       # events for much of the target population: not
     if dense:                                            # marked one by one, its accumulators are scanned
-        pflag[1, w] |= bit                               # at its update (``_scan``)
+        pflag[1, pw] |= bit                              # at its update (``_scan``)
     if pk.pool > 0:
         sy = syn[np.uint64(pk.syn)]
         t0, w = sy.target, sy.w
